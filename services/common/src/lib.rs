@@ -1,1 +1,13 @@
-//! placeholder
+//! Shared plumbing for every pos service: configuration, telemetry, the typed API error,
+//! storage on PostgreSQL or SQLite, ephemeral state on Redis or in memory, and token
+//! verification into a [`auth::Principal`].
+
+pub mod auth;
+pub mod config;
+pub mod ephemeral;
+pub mod error;
+pub mod storage;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{ApiError, ApiResult, Reason};

@@ -1,0 +1,208 @@
+//! Token claims, the principal they name, and the interceptor that attaches it to requests.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status, service::Interceptor};
+
+use super::keys::Verifier;
+use crate::{ApiError, ApiResult, Reason};
+
+/// The `typ` claim: what a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    /// An owner's short-lived API token.
+    Access,
+    /// Only for RefreshTokens / Logout; never accepted as a bearer token.
+    Refresh,
+    /// An ordering tablet's credential.
+    Device,
+    /// A service calling another service's internal API.
+    Service,
+}
+
+/// JWT claims (SPEC section 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub typ: TokenType,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<i64>,
+    /// Device credential version; older versions are revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
+}
+
+impl Claims {
+    /// Claims for `sub` of the given type, valid for `ttl_secs` from now (negative: already expired).
+    pub fn new(iss: &str, aud: &str, sub: &str, typ: TokenType, ttl_secs: i64) -> Self {
+        let now = chrono::Utc::now().timestamp();
+        let role = match typ {
+            TokenType::Access | TokenType::Refresh => "owner",
+            TokenType::Device => "device",
+            TokenType::Service => "service",
+        };
+        Self {
+            iss: iss.into(),
+            aud: aud.into(),
+            sub: sub.into(),
+            exp: now + ttl_secs,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            typ,
+            role: role.into(),
+            store_id: None,
+            device_id: None,
+            ver: None,
+        }
+    }
+
+    pub fn with_store(mut self, store_id: i64) -> Self {
+        self.store_id = Some(store_id);
+        self
+    }
+
+    pub fn with_device(mut self, device_id: i64, credential_version: i64) -> Self {
+        self.device_id = Some(device_id);
+        self.ver = Some(credential_version);
+        self
+    }
+}
+
+/// Who is calling, as proven by a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A restaurant owner; `store_id` is absent until signup created the store.
+    Owner { user_id: i64, store_id: Option<i64> },
+    /// An ordering tablet of one store.
+    Device {
+        store_id: i64,
+        device_id: i64,
+        credential_version: i64,
+    },
+    /// Another service of this system.
+    Service { name: String },
+}
+
+impl Principal {
+    pub fn from_claims(claims: &Claims) -> ApiResult<Self> {
+        let invalid = || ApiError::new(Reason::TokenInvalid, "token invalid: malformed claims");
+        match claims.typ {
+            TokenType::Access => Ok(Principal::Owner {
+                user_id: claims.sub.parse().map_err(|_| invalid())?,
+                store_id: claims.store_id,
+            }),
+            TokenType::Device => Ok(Principal::Device {
+                store_id: claims.store_id.ok_or_else(invalid)?,
+                device_id: claims.device_id.ok_or_else(invalid)?,
+                credential_version: claims.ver.ok_or_else(invalid)?,
+            }),
+            TokenType::Service => Ok(Principal::Service {
+                name: claims.sub.clone(),
+            }),
+            TokenType::Refresh => Err(ApiError::new(
+                Reason::WrongTokenType,
+                "a refresh token cannot authorize calls",
+            )),
+        }
+    }
+
+    /// The principal attached by [`AuthInterceptor`], or `TOKEN_MISSING`.
+    pub fn of<T>(request: &Request<T>) -> ApiResult<&Principal> {
+        request
+            .extensions()
+            .get::<Principal>()
+            .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))
+    }
+
+    /// The owner's user id and store id, or why this caller is not an owner with a store.
+    pub fn require_owner_store(&self) -> ApiResult<(i64, i64)> {
+        match self {
+            Principal::Owner {
+                user_id,
+                store_id: Some(store_id),
+            } => Ok((*user_id, *store_id)),
+            Principal::Owner { store_id: None, .. } => Err(ApiError::new(
+                Reason::StoreNotFound,
+                "this owner has no store yet",
+            )),
+            _ => Err(wrong_token_type("an owner token")),
+        }
+    }
+
+    /// The tablet's store and device ids, or why this caller is not a tablet.
+    pub fn require_device(&self) -> ApiResult<(i64, i64)> {
+        match self {
+            Principal::Device {
+                store_id,
+                device_id,
+                ..
+            } => Ok((*store_id, *device_id)),
+            _ => Err(wrong_token_type("a device token")),
+        }
+    }
+
+    /// Succeeds only for another service of this system.
+    pub fn require_service(&self) -> ApiResult<()> {
+        match self {
+            Principal::Service { .. } => Ok(()),
+            _ => Err(ApiError::new(
+                Reason::InternalOnly,
+                "this API is internal to the system",
+            )),
+        }
+    }
+}
+
+fn wrong_token_type(expected: &str) -> ApiError {
+    ApiError::new(
+        Reason::WrongTokenType,
+        format!("this call needs {expected}"),
+    )
+}
+
+/// Verifies `authorization: Bearer <jwt>` and inserts the [`Principal`] into the request's
+/// extensions. A request without a token passes through with no principal, so public RPCs
+/// work; handlers that need one get `TOKEN_MISSING` from [`Principal::of`]. A token that is
+/// present but fails verification is rejected here.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthInterceptor {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        // A client can never smuggle in a principal: extensions are not sent on the wire,
+        // and any principal left from earlier is replaced or removed here.
+        request.extensions_mut().remove::<Principal>();
+        let Some(value) = request.metadata().get("authorization") else {
+            return Ok(request);
+        };
+        let header = value
+            .to_str()
+            .map_err(|_| ApiError::new(Reason::TokenInvalid, "token invalid: not ASCII"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| ApiError::new(Reason::TokenInvalid, "token invalid: not a Bearer token"))?
+            .trim();
+        let principal = self.verifier.principal(token)?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
+    }
+}

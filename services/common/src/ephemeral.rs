@@ -1,0 +1,91 @@
+//! Short-lived shared state (token deny-lists, refresh families, rate-limit counters,
+//! caches, locks): Redis in production so every replica sees the same state, and an
+//! in-memory map when no Redis is configured (`pos up`, one process).
+
+mod memory;
+mod redis_store;
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+
+#[derive(Debug, thiserror::Error)]
+#[error("ephemeral store unavailable: {0}")]
+pub struct EphemeralError(pub String);
+
+impl From<EphemeralError> for crate::ApiError {
+    fn from(err: EphemeralError) -> Self {
+        crate::ApiError::unavailable("ephemeral store", err)
+    }
+}
+
+pub type EphemeralResult<T> = Result<T, EphemeralError>;
+
+/// Key-value state that expires. Keys are namespaced by the implementation's prefix.
+#[async_trait]
+pub trait EphemeralStore: Send + Sync + 'static {
+    async fn get(&self, key: &str) -> EphemeralResult<Option<String>>;
+    /// Sets `key` to `value`, expiring after `ttl`.
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<()>;
+    /// Sets `key` only if it does not exist; true when this call set it.
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<bool>;
+    /// Adds `by` to the counter at `key` (0 when absent) and returns the new value. The
+    /// counter expires `ttl` after it was created; later increments do not extend it.
+    async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64>;
+    /// Removes `key`; true when it existed.
+    async fn delete(&self, key: &str) -> EphemeralResult<bool>;
+}
+
+pub type SharedEphemeral = Arc<dyn EphemeralStore>;
+
+/// Redis when a URL is given, else in memory.
+pub async fn connect(redis_url: Option<&str>, key_prefix: &str) -> EphemeralResult<SharedEphemeral> {
+    Ok(match redis_url {
+        Some(url) => Arc::new(RedisStore::connect(url, key_prefix).await?),
+        None => Arc::new(MemoryStore::new()),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod contract {
+    //! The behaviour every implementation must show; run against each.
+    use super::*;
+
+    pub async fn check(store: &dyn EphemeralStore) {
+        let ttl = Duration::from_secs(60);
+        assert_eq!(store.get("missing").await.expect("get"), None);
+
+        store.set("k", "v1", ttl).await.expect("set");
+        assert_eq!(store.get("k").await.expect("get").as_deref(), Some("v1"));
+
+        assert!(!store.set_if_absent("k", "v2", ttl).await.expect("nx"));
+        assert_eq!(store.get("k").await.expect("get").as_deref(), Some("v1"));
+        assert!(store.set_if_absent("fresh", "x", ttl).await.expect("nx"));
+
+        assert_eq!(store.increment("n", 1, ttl).await.expect("incr"), 1);
+        assert_eq!(store.increment("n", 5, ttl).await.expect("incr"), 6);
+
+        assert!(store.delete("k").await.expect("del"));
+        assert!(!store.delete("k").await.expect("del"));
+        assert_eq!(store.get("k").await.expect("get"), None);
+
+        let short = Duration::from_millis(1100);
+        store.set("brief", "x", short).await.expect("set");
+        assert_eq!(store.increment("brief-n", 2, short).await.expect("incr"), 2);
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(store.get("brief").await.expect("get"), None);
+        assert_eq!(store.increment("brief-n", 1, short).await.expect("incr"), 1);
+        assert!(store.set_if_absent("brief", "y", short).await.expect("nx"));
+
+        // Concurrent set-if-absent: exactly one winner.
+        let attempts = (0..16).map(|i| {
+            let value = i.to_string();
+            async move { store.set_if_absent("race", &value, ttl).await.expect("nx") }
+        });
+        let results = futures::future::join_all(attempts).await;
+        assert_eq!(results.iter().filter(|won| **won).count(), 1);
+    }
+}
