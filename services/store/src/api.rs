@@ -1,0 +1,268 @@
+//! `pos.v1.StoreService`: what owners and tablets call. Every handler resolves the caller
+//! to rows it may touch (object-level authorization) before doing anything.
+
+use pos_common::{
+    ApiError, ApiResult, Reason,
+    auth::{Principal, TokenIssuer},
+    error::Violations,
+};
+use pos_proto::v1::{self as pb, store_service_server::StoreService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    convert,
+    domain::{Bounded, Category, ProductName, parse_id},
+    repo::{NewProduct, ProductChange, StoreRepo, StoreRow},
+};
+
+/// The public store API over the store's storage.
+#[derive(Clone)]
+pub struct StoreApi {
+    repo: StoreRepo,
+    device_tokens: Option<TokenIssuer>,
+}
+
+impl StoreApi {
+    /// `device_tokens` signs tablet credentials; without it IssueDeviceToken is unavailable.
+    pub fn new(repo: StoreRepo, device_tokens: Option<TokenIssuer>) -> Self {
+        Self {
+            repo,
+            device_tokens,
+        }
+    }
+
+    /// The calling owner's store. The owner's user id is the source of truth; a token that
+    /// names a different store is refused.
+    async fn owner_store(&self, principal: &Principal) -> ApiResult<StoreRow> {
+        let Principal::Owner { user_id, store_id } = principal else {
+            return Err(ApiError::new(
+                Reason::WrongTokenType,
+                "this call needs an owner token",
+            ));
+        };
+        let store = self
+            .repo
+            .store_of_owner(*user_id)
+            .await?
+            .ok_or_else(|| ApiError::new(Reason::StoreNotFound, "this owner has no store"))?;
+        if store_id.is_some_and(|claimed| claimed != store.id) {
+            return Err(ApiError::new(
+                Reason::NotYourStore,
+                "the token names a store this owner does not own",
+            ));
+        }
+        Ok(store)
+    }
+
+    /// The calling tablet's store id, after checking its credential is still current.
+    async fn device_store(&self, principal: &Principal) -> ApiResult<i64> {
+        let Principal::Device {
+            store_id,
+            device_id,
+            credential_version,
+        } = principal
+        else {
+            return Err(ApiError::new(
+                Reason::WrongTokenType,
+                "this call needs a device token",
+            ));
+        };
+        let device = self.repo.device(*store_id, *device_id).await?;
+        match device {
+            Some(d) if d.revoked_at.is_none() && d.credential_version == *credential_version => {
+                Ok(*store_id)
+            }
+            _ => Err(ApiError::new(
+                Reason::TokenRevoked,
+                "this device credential was revoked or replaced",
+            )),
+        }
+    }
+
+    async fn owner_product_id<T>(&self, request: &Request<T>, raw_id: i64) -> ApiResult<(StoreRow, i64)> {
+        let store = self.owner_store(Principal::of(request)?).await?;
+        let product_id = parse_id(raw_id).map_err(|why| ApiError::invalid("product_id", why))?;
+        Ok((store, product_id))
+    }
+}
+
+fn product_not_found(product_id: i64) -> ApiError {
+    ApiError::new(
+        Reason::ProductNotFound,
+        format!("product {product_id} not found in your store"),
+    )
+    .with_metadata("product_id", product_id)
+}
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl StoreService for StoreApi {
+    async fn get_my_store(&self, request: Request<pb::GetMyStoreRequest>) -> RpcResult<pb::GetMyStoreResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        Ok(Response::new(pb::GetMyStoreResponse {
+            store: Some(convert::store(store)),
+        }))
+    }
+
+    async fn list_devices(&self, request: Request<pb::ListDevicesRequest>) -> RpcResult<pb::ListDevicesResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        let devices = self.repo.devices_of_store(store.id).await?;
+        Ok(Response::new(pb::ListDevicesResponse {
+            devices: devices.into_iter().map(convert::device).collect(),
+        }))
+    }
+
+    async fn issue_device_token(
+        &self,
+        request: Request<pb::IssueDeviceTokenRequest>,
+    ) -> RpcResult<pb::IssueDeviceTokenResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        let device_id =
+            parse_id(request.get_ref().device_id).map_err(|why| ApiError::invalid("device_id", why))?;
+        let issuer = self.device_tokens.as_ref().ok_or_else(|| {
+            ApiError::unavailable("device token signing", "no signing key configured")
+        })?;
+        let device = self
+            .repo
+            .rotate_device_credential(store.id, device_id, false)
+            .await?
+            .ok_or_else(|| device_not_found(device_id))?;
+        let token = issuer.device(store.id, device.id, device.credential_version);
+        Ok(Response::new(pb::IssueDeviceTokenResponse {
+            device: Some(convert::device(device)),
+            device_token: token,
+        }))
+    }
+
+    async fn revoke_device(&self, request: Request<pb::RevokeDeviceRequest>) -> RpcResult<pb::RevokeDeviceResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        let device_id =
+            parse_id(request.get_ref().device_id).map_err(|why| ApiError::invalid("device_id", why))?;
+        let device = self
+            .repo
+            .rotate_device_credential(store.id, device_id, true)
+            .await?
+            .ok_or_else(|| device_not_found(device_id))?;
+        Ok(Response::new(pb::RevokeDeviceResponse {
+            device: Some(convert::device(device)),
+        }))
+    }
+
+    async fn create_product(&self, request: Request<pb::CreateProductRequest>) -> RpcResult<pb::CreateProductResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        let body = request.get_ref();
+        let mut violations = Violations::new();
+        let name = violations.check("name", ProductName::parse(&body.name));
+        let category = violations.check("category", Category::parse(body.category));
+        let price = violations.check("price", Bounded::parse(body.price));
+        let base_stock = violations.check("base_stock", Bounded::parse(body.base_stock));
+        violations.into_result()?;
+        let (Some(name), Some(category), Some(price), Some(base_stock)) = (name, category, price, base_stock)
+        else {
+            return Err(ApiError::internal("validated fields missing").into());
+        };
+        let product = self
+            .repo
+            .create_product(store.id, &NewProduct { name, category, price, base_stock })
+            .await?;
+        Ok(Response::new(pb::CreateProductResponse {
+            product: Some(convert::product(product)),
+        }))
+    }
+
+    async fn update_product(&self, request: Request<pb::UpdateProductRequest>) -> RpcResult<pb::UpdateProductResponse> {
+        let body = request.get_ref();
+        let (store, product_id) = self.owner_product_id(&request, body.product_id).await?;
+        let mut violations = Violations::new();
+        let price = body.price.and_then(|p| violations.check("price", Bounded::parse(p)));
+        let base_stock = body
+            .base_stock
+            .and_then(|b| violations.check("base_stock", Bounded::parse(b)));
+        if body.price.is_none() && body.base_stock.is_none() {
+            violations.add("price", "set price and/or base_stock");
+        }
+        violations.into_result()?;
+        let product = self
+            .repo
+            .update_product(store.id, product_id, &ProductChange { price, base_stock })
+            .await?
+            .ok_or_else(|| product_not_found(product_id))?;
+        Ok(Response::new(pb::UpdateProductResponse {
+            product: Some(convert::product(product)),
+        }))
+    }
+
+    async fn delete_product(&self, request: Request<pb::DeleteProductRequest>) -> RpcResult<pb::DeleteProductResponse> {
+        let (store, product_id) = self
+            .owner_product_id(&request, request.get_ref().product_id)
+            .await?;
+        let product = self
+            .repo
+            .delete_product(store.id, product_id)
+            .await?
+            .ok_or_else(|| product_not_found(product_id))?;
+        Ok(Response::new(pb::DeleteProductResponse {
+            product: Some(convert::product(product)),
+        }))
+    }
+
+    async fn restock(&self, request: Request<pb::RestockRequest>) -> RpcResult<pb::RestockResponse> {
+        let store = self.owner_store(Principal::of(&request)?).await?;
+        let products = self.repo.restock(store.id).await?;
+        Ok(Response::new(pb::RestockResponse {
+            products: products.into_iter().map(convert::product).collect(),
+        }))
+    }
+
+    async fn list_product_history(
+        &self,
+        request: Request<pb::ListProductHistoryRequest>,
+    ) -> RpcResult<pb::ListProductHistoryResponse> {
+        let (store, product_id) = self
+            .owner_product_id(&request, request.get_ref().product_id)
+            .await?;
+        if self.repo.product(store.id, product_id).await?.is_none() {
+            return Err(product_not_found(product_id).into());
+        }
+        let entries = self.repo.product_history(product_id).await?;
+        Ok(Response::new(pb::ListProductHistoryResponse {
+            entries: entries.into_iter().map(convert::history).collect(),
+        }))
+    }
+
+    async fn list_products(&self, request: Request<pb::ListProductsRequest>) -> RpcResult<pb::ListProductsResponse> {
+        let principal = Principal::of(&request)?;
+        let body = request.get_ref();
+        let category = Category::parse_filter(body.category)
+            .map_err(|why| ApiError::invalid("category", why))?;
+        let (store_id, include_deleted) = match principal {
+            Principal::Device { .. } => {
+                if body.include_deleted {
+                    return Err(ApiError::new(
+                        Reason::RoleNotAllowed,
+                        "tablets see only products on sale",
+                    )
+                    .into());
+                }
+                (self.device_store(principal).await?, false)
+            }
+            _ => (self.owner_store(principal).await?.id, body.include_deleted),
+        };
+        let products = self
+            .repo
+            .list_products(store_id, category, include_deleted)
+            .await?;
+        Ok(Response::new(pb::ListProductsResponse {
+            products: products.into_iter().map(convert::product).collect(),
+        }))
+    }
+}
+
+fn device_not_found(device_id: i64) -> ApiError {
+    ApiError::new(
+        Reason::DeviceNotFound,
+        format!("device {device_id} not found in your store"),
+    )
+    .with_metadata("device_id", device_id)
+}
