@@ -129,8 +129,7 @@ impl StoreInternalService for StoreInternalApi {
     async fn release_stock(&self, request: Request<pb::ReleaseStockRequest>) -> RpcResult<pb::ReleaseStockResponse> {
         require_service(&request)?;
         let order_id = order_id(&request.get_ref().order_id)?;
-        // Store 0 marks a tombstone for an order id never reserved.
-        let record = self.repo.release(&order_id, 0).await?;
+        let record = self.repo.release(&order_id).await?;
         Ok(Response::new(pb::ReleaseStockResponse {
             reservation: Some(convert::reservation(record)),
         }))

@@ -27,6 +27,8 @@ pub enum ReservationOutcome {
 const RESERVED: &str = "RESERVED";
 const CONFIRMED: &str = "CONFIRMED";
 const RELEASED: &str = "RELEASED";
+/// The store id of a release recorded before any reservation for its order id.
+pub const TOMBSTONE_STORE_ID: i64 = 0;
 
 /// Sums counts per product, in product id order (a fixed lock order avoids deadlocks).
 pub fn merge_lines(lines: &[ReserveLine]) -> ApiResult<Vec<ReserveLine>> {
@@ -73,7 +75,8 @@ impl StoreRepo {
             let existing = self.reservation(order_id).await?.ok_or_else(|| {
                 ApiError::internal("reservation vanished after conflict")
             })?;
-            if existing.store_id != store_id {
+            // Store 0 marks a tombstone left by a release that overtook its reservation.
+            if existing.store_id != store_id && existing.store_id != TOMBSTONE_STORE_ID {
                 return Err(ApiError::invalid("order_id", "already used by another store"));
             }
             return Ok(ReservationOutcome::Existing(existing));
@@ -196,7 +199,7 @@ impl StoreRepo {
     /// Gives reserved stock back. Releasing twice is fine; a confirmed reservation is
     /// never released. An unknown order id is recorded as released, so a reservation
     /// that arrives late for it takes no stock.
-    pub async fn release(&self, order_id: &str, store_id_hint: i64) -> ApiResult<ReservationRecord> {
+    pub async fn release(&self, order_id: &str) -> ApiResult<ReservationRecord> {
         let now = now_millis();
         let mut tx = self.db.pool().begin().await?;
         let released = sqlx::query(
@@ -229,7 +232,7 @@ impl StoreRepo {
                  VALUES ($1, $2, $3, $4, $4) ON CONFLICT (order_id) DO NOTHING",
             )
             .bind(order_id)
-            .bind(store_id_hint)
+            .bind(TOMBSTONE_STORE_ID)
             .bind(RELEASED)
             .bind(now)
             .execute(&mut *tx)
