@@ -1,1 +1,220 @@
-fn main() {}
+//! `cargo xtask` — developer tasks for pos-mesh.
+//!
+//! * `cargo xtask test [ARGS...]` — the full developer test run:
+//!   1. find PostgreSQL (`POS_TEST_DATABASE_URL`, an admin URL) and Redis
+//!      (`POS_TEST_REDIS_URL`); start throwaway servers if they do not answer;
+//!   2. run `cargo nextest run --workspace --no-fail-fast ARGS` (or
+//!      `cargo test --workspace ARGS`) with `POS_TEST_DATABASE_URL`,
+//!      `POS_TEST_REDIS_URL` and `POS_TEST_RUN_ID` exported; tests create
+//!      databases `<run_id>_<n>` and Redis keys `<run_id>:...`;
+//!   3. drop those databases and keys (pass or fail);
+//!   4. run the independent Python gRPC client (`tests/python`) against `pos up`;
+//!   5. run `buf lint` in `proto/`.
+//! * `cargo xtask lint` — `cargo fmt --all --check` and clippy with `-D warnings`.
+//! * `cargo xtask setup` — prepare the Python venv and `buf` (used by CI).
+//!
+//! Tool caches (venv, npm) live in `$POS_CACHE_DIR` (default `~/.cache/pos-mesh`).
+
+mod services;
+mod tools;
+mod util;
+
+use anyhow::{Result, bail};
+use services::{Postgres, Redis};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+use util::{cache_dir, cargo, interrupted, run, succeeds};
+
+const USAGE: &str = "usage: cargo xtask <test [FILTER/NEXTEST ARGS...] | lint | setup>";
+
+fn main() -> ExitCode {
+    util::install_ctrlc_handler();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("", &[][..]),
+    };
+    match task {
+        "test" => test(rest),
+        "lint" => lint(),
+        "setup" => setup(),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Outcomes of the steps of one task, reported as they finish and summed up at the end.
+struct Steps {
+    task: &'static str,
+    done: Vec<(&'static str, bool)>,
+}
+
+impl Steps {
+    fn new(task: &'static str) -> Self {
+        Self {
+            task,
+            done: Vec::new(),
+        }
+    }
+
+    /// Runs `step` unless Ctrl-C was pressed, and records the outcome.
+    fn run(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) {
+        if interrupted() {
+            println!("xtask: skipped `{name}` (interrupted)");
+            return;
+        }
+        println!("\n==== xtask {}: {name} ====", self.task);
+        self.record(name, step());
+    }
+
+    fn record(&mut self, name: &'static str, outcome: Result<()>) {
+        match &outcome {
+            Ok(()) => println!("xtask: `{name}` ok"),
+            Err(e) => eprintln!("xtask: `{name}` FAILED: {e:#}"),
+        }
+        self.done.push((name, outcome.is_ok()));
+    }
+
+    fn finish(self) -> ExitCode {
+        let failed: Vec<&str> = self
+            .done
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| *n)
+            .collect();
+        let passed = self.done.len() - failed.len();
+        let mut line = format!(
+            "xtask {}: {passed} passed, {} failed",
+            self.task,
+            failed.len()
+        );
+        if !failed.is_empty() {
+            line += &format!(" ({})", failed.join(", "));
+        }
+        if interrupted() {
+            line += ", interrupted";
+        }
+        println!("\n{line}");
+        if interrupted() {
+            ExitCode::from(130)
+        } else if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(args: &[String]) -> ExitCode {
+    let mut steps = Steps::new("test");
+    let cache = match cache_dir() {
+        Ok(cache) => cache,
+        Err(e) => {
+            steps.record("cache dir", Err(e));
+            return steps.finish();
+        }
+    };
+    let mut servers = None;
+    steps.run("postgres + redis", || {
+        servers = Some((Postgres::resolve()?, Redis::resolve()?));
+        Ok(())
+    });
+    if let Some((pg, redis)) = &servers {
+        let run_id = run_id();
+        println!("xtask: run id {run_id}");
+        steps.run("rust tests", || rust_tests(pg, redis, &run_id, args));
+        // Cleanup must happen even after Ctrl-C, so it bypasses `Steps::run`.
+        println!("\n==== xtask test: cleanup ====");
+        steps.record("cleanup", cleanup(pg, redis, &run_id));
+    }
+    drop(servers); // stops throwaway servers
+    steps.run("python client", || tools::python_client_check(&cache));
+    steps.run("buf lint", || tools::buf_lint(&cache));
+    steps.finish()
+}
+
+/// `pos_t_<unix-secs>_<pid>`: unique per run, and a valid database name prefix.
+fn run_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("pos_t_{secs}_{}", std::process::id())
+}
+
+fn rust_tests(pg: &Postgres, redis: &Redis, run_id: &str, args: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    if succeeds(cargo().args(["nextest", "--version"])) {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        println!("xtask: cargo-nextest not found; using cargo test");
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(args)
+        .env("POS_TEST_DATABASE_URL", &pg.url)
+        .env("POS_TEST_REDIS_URL", &redis.url)
+        .env("POS_TEST_RUN_ID", run_id);
+    run(&mut cmd)
+}
+
+fn cleanup(pg: &Postgres, redis: &Redis, run_id: &str) -> Result<()> {
+    let dbs = pg.drop_databases(run_id);
+    let keys = redis.delete_keys(run_id);
+    match &dbs {
+        Ok(names) => println!("xtask: dropped {} test database(s) {run_id}*", names.len()),
+        Err(e) => eprintln!("xtask: cannot drop test databases: {e:#}"),
+    }
+    match &keys {
+        Ok(n) => println!("xtask: deleted {n} redis key(s) {run_id}:*"),
+        Err(e) => eprintln!("xtask: cannot delete redis keys: {e:#}"),
+    }
+    if dbs.is_err() || keys.is_err() {
+        bail!("cleanup incomplete");
+    }
+    Ok(())
+}
+
+fn lint() -> ExitCode {
+    let mut steps = Steps::new("lint");
+    steps.run("cargo fmt", || {
+        run(cargo().args(["fmt", "--all", "--check"]))
+    });
+    steps.run("cargo clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    steps.finish()
+}
+
+fn setup() -> ExitCode {
+    let mut steps = Steps::new("setup");
+    let cache = match cache_dir() {
+        Ok(cache) => cache,
+        Err(e) => {
+            steps.record("cache dir", Err(e));
+            return steps.finish();
+        }
+    };
+    steps.run("python venv", || {
+        let python = tools::python_venv(&cache)?;
+        println!("xtask: python venv ready: {}", python.display());
+        Ok(())
+    });
+    steps.run("buf", || {
+        let buf = tools::buf(&cache)?;
+        println!("xtask: buf ready: {}", buf.display());
+        Ok(())
+    });
+    steps.finish()
+}

@@ -1,0 +1,99 @@
+//! Tools outside cargo: the Python venv for the independent gRPC client, the
+//! `buf` linter (from npm), and the built `pos` binary.
+
+use crate::util::{cargo, find_on_path, is_executable, output, run, succeeds, workspace_root};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Pinned so that lint results do not change under our feet.
+const BUF_PACKAGE: &str = "@bufbuild/buf@1.75.0";
+const PIP_PACKAGES: [&str; 3] = ["grpcio", "grpcio-reflection", "grpcio-health-checking"];
+const PY_IMPORTS: &str =
+    "import grpc, grpc_reflection.v1alpha.reflection_pb2, grpc_health.v1.health_pb2";
+
+/// Creates (or reuses) `<cache>/venv` with the gRPC packages; returns its python.
+pub fn python_venv(cache: &Path) -> Result<PathBuf> {
+    let venv = cache.join("venv");
+    let python = venv.join("bin/python");
+    // A venv whose interpreter no longer runs (e.g. python upgraded) is rebuilt.
+    if !succeeds(Command::new(&python).args(["-c", "pass"])) {
+        let python3 = find_on_path("python3").context(
+            "`python3` not found; install it with: apt-get install -y python3 python3-venv",
+        )?;
+        run(Command::new(python3)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv))
+        .context("cannot create the venv (apt-get install -y python3-venv)")?;
+    }
+    if !succeeds(Command::new(&python).args(["-c", PY_IMPORTS])) {
+        run(Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PIP_PACKAGES))
+        .context("pip install failed")?;
+    }
+    Ok(python)
+}
+
+/// Finds `buf` on PATH or in `<cache>/npm`, else installs it there with npm.
+pub fn buf(cache: &Path) -> Result<PathBuf> {
+    let prefix = cache.join("npm");
+    let cached = prefix.join("node_modules/.bin/buf");
+    let candidates = find_on_path("buf").into_iter().chain([cached.clone()]);
+    for candidate in candidates {
+        if is_executable(&candidate) && succeeds(Command::new(&candidate).arg("--version")) {
+            return Ok(candidate);
+        }
+    }
+    let npm = find_on_path("npm")
+        .context("neither `buf` nor `npm` found; install npm with: apt-get install -y npm")?;
+    std::fs::create_dir_all(&prefix)?;
+    run(Command::new(npm)
+        .arg("install")
+        .arg("--prefix")
+        .arg(&prefix)
+        .args(["--no-audit", "--no-fund", "--loglevel=error", BUF_PACKAGE]))
+    .context("npm install of buf failed")?;
+    if !succeeds(Command::new(&cached).arg("--version")) {
+        bail!("buf was installed to {} but does not run", cached.display());
+    }
+    Ok(cached)
+}
+
+/// Runs `buf lint` in `proto/`.
+pub fn buf_lint(cache: &Path) -> Result<()> {
+    let buf = buf(cache)?;
+    run(Command::new(buf)
+        .arg("lint")
+        .current_dir(workspace_root().join("proto")))
+}
+
+/// Builds the `pos` binary and returns its path (honours CARGO_TARGET_DIR).
+pub fn build_pos() -> Result<PathBuf> {
+    run(cargo().args(["build", "--bin", "pos"]))?;
+    let metadata = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).context("cannot parse `cargo metadata` output")?;
+    let target = metadata["target_directory"]
+        .as_str()
+        .context("`cargo metadata` has no target_directory")?;
+    let bin = Path::new(target).join("debug/pos");
+    if !is_executable(&bin) {
+        bail!("built `pos` but {} is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Runs the independent Python gRPC client against a fresh `pos up`.
+pub fn python_client_check(cache: &Path) -> Result<()> {
+    let python = python_venv(cache)?;
+    let pos = build_pos()?;
+    let script = workspace_root().join("tests/python/check_reflection_health.py");
+    run(Command::new(python).arg(script).arg("--pos-bin").arg(pos))
+}
