@@ -46,6 +46,15 @@ pub struct UpArgs {
     /// Seed a demo owner, store, menu and tablets, and write demo.json with their tokens.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShutdownArgs {
+    /// Seconds a stopping server waits for in-flight calls before exiting anyway.
+    #[arg(long = "shutdown-grace-secs", env = "POS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +78,8 @@ pub struct ServeArgs {
     /// Apply migrations before serving (otherwise run `pos migrate` first).
     #[arg(long, env = "POS_MIGRATE_ON_START")]
     pub migrate: bool,
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,7 +120,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     let mut running = startup::start(args.listen, ServerSpec { store: role, internal: false }).await?;
     announce(running.addr);
-    wait_for_shutdown(&mut running).await?;
+    wait_for_shutdown(&mut running, &args.shutdown).await?;
     db.close().await;
     Ok(())
 }
@@ -140,7 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut running = startup::start(args.listen, ServerSpec { store: role, internal: true }).await?;
     announce(running.addr);
-    wait_for_shutdown(&mut running).await?;
+    wait_for_shutdown(&mut running, &args.shutdown).await?;
     db.close().await;
     Ok(())
 }
@@ -162,7 +173,7 @@ fn announce(addr: SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-async fn wait_for_shutdown(running: &mut startup::Running) -> anyhow::Result<()> {
+async fn wait_for_shutdown(running: &mut startup::Running, shutdown: &ShutdownArgs) -> anyhow::Result<()> {
     let trigger = running.take_shutdown();
     tokio::select! {
         result = running.wait() => return result,
@@ -171,5 +182,14 @@ async fn wait_for_shutdown(running: &mut startup::Running) -> anyhow::Result<()>
     if let Some(trigger) = trigger {
         let _ = trigger.send(());
     }
-    running.wait().await
+    // In-flight calls get a grace period; idle keep-alive connections, which hyper may
+    // wait on forever (hyperium/hyper#4170), do not hold the exit.
+    let grace = std::time::Duration::from_secs(shutdown.grace_secs);
+    match tokio::time::timeout(grace, running.wait()).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("in-flight calls still running after the grace period; exiting");
+            Ok(())
+        }
+    }
 }

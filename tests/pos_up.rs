@@ -1,0 +1,135 @@
+//! The real `pos` binary: `pos up --demo` serves on one port, its demo.json credentials
+//! work, SIGTERM shuts it down cleanly, and a restart keeps the data.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use support::Bearer;
+use tonic::transport::Channel;
+
+struct Up {
+    child: Child,
+    addr: String,
+}
+
+fn start_up(data_dir: &Path) -> Up {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pos"))
+        .args(["up", "--demo", "--listen", "127.0.0.1:0", "--shutdown-grace-secs", "2"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pos up");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("pos up exited before listening")
+            .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Up { child, addr }
+}
+
+fn stop_with_sigterm(mut up: Up) {
+    let status = Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = up.child.try_wait().expect("wait") {
+            assert!(exit.success(), "pos up exited with {exit}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "pos up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn client(addr: &str, token: &str) -> StoreServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let value = format!("Bearer {token}").parse().expect("ascii");
+    StoreServiceClient::with_interceptor(channel, Bearer(Some(value)))
+}
+
+async fn menu(addr: &str, token: &str, include_deleted: bool) -> Vec<String> {
+    client(addr, token)
+        .await
+        .list_products(pb::ListProductsRequest {
+            category: 0,
+            include_deleted,
+        })
+        .await
+        .expect("list products")
+        .into_inner()
+        .products
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+fn read_demo(data_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir.join("demo.json")).expect("demo.json");
+    serde_json::from_str(&text).expect("demo.json is JSON")
+}
+
+#[tokio::test]
+async fn pos_up_demo_serves_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = start_up(dir.path());
+    let demo = read_demo(dir.path());
+    let owner = demo["owner_token"].as_str().expect("owner token").to_string();
+    let tablets = demo["device_tokens"].as_array().expect("device tokens");
+    assert!(!tablets.is_empty());
+    let tablet = tablets[0].as_str().expect("token").to_string();
+    let store_id = demo["store_id"].as_i64().expect("store id");
+
+    assert_eq!(menu(&up.addr, &tablet, false).await, ["Bibimbap", "Kimchi", "Sikhye"]);
+    assert_eq!(
+        menu(&up.addr, &owner, true).await,
+        ["Bibimbap", "Kimchi", "Japchae", "Sikhye"]
+    );
+    let devices = client(&up.addr, &owner)
+        .await
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices;
+    assert_eq!(devices.len(), 30);
+    stop_with_sigterm(up);
+
+    // Restarting keeps the store and menu; the new demo.json tokens work and the old
+    // tablet token was rotated out.
+    let up = start_up(dir.path());
+    let demo = read_demo(dir.path());
+    assert_eq!(demo["store_id"].as_i64(), Some(store_id));
+    let new_tablet = demo["device_tokens"][0].as_str().expect("token").to_string();
+    assert_eq!(menu(&up.addr, &new_tablet, false).await.len(), 3);
+    let status = client(&up.addr, &tablet)
+        .await
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect_err("rotated token");
+    assert_eq!(support::reason(&status), "TOKEN_REVOKED");
+    stop_with_sigterm(up);
+}
