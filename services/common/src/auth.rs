@@ -2,9 +2,11 @@
 //! [`Verifier`] checks them against a JWKS and yields a [`Principal`], which
 //! [`AuthInterceptor`] puts into each request's extensions for the handlers to authorize.
 
+mod issuer;
 mod keys;
 mod principal;
 
+pub use issuer::{ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer};
 pub use keys::{Jwk, Jwks, SigningKey, Verifier};
 pub use principal::{AuthInterceptor, Claims, Principal, TokenType};
 
