@@ -17,7 +17,11 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "pos", version, about = "POS settlement mesh: one binary, many roles")]
+#[command(
+    name = "pos",
+    version,
+    about = "POS settlement mesh: one binary, many roles"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -53,7 +57,11 @@ pub struct UpArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ShutdownArgs {
     /// Seconds a stopping server waits for in-flight calls before exiting anyway.
-    #[arg(long = "shutdown-grace-secs", env = "POS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(
+        long = "shutdown-grace-secs",
+        env = "POS_SHUTDOWN_GRACE_SECS",
+        default_value_t = 10
+    )]
     pub grace_secs: u64,
 }
 
@@ -118,7 +126,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         println!("{json}");
         println!("demo credentials written to {}", path.display());
     }
-    let mut running = startup::start(args.listen, ServerSpec { store: role, internal: false }).await?;
+    let mut running = startup::start(
+        args.listen,
+        ServerSpec {
+            store: role,
+            internal: false,
+        },
+    )
+    .await?;
     announce(running.addr);
     wait_for_shutdown(&mut running, &args.shutdown).await?;
     db.close().await;
@@ -133,14 +148,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let Some(jwks_file) = &args.auth.jwks_file else {
         bail!("POS_JWKS_FILE (--jwks-file) is required: the public keys that verify tokens");
     };
-    let verifier = Verifier::from_jwks_file(jwks_file, &args.auth.jwt_issuer, &args.auth.jwt_audience)
-        .map_err(anyhow::Error::msg)?;
+    let verifier =
+        Verifier::from_jwks_file(jwks_file, &args.auth.jwt_issuer, &args.auth.jwt_audience)
+            .map_err(anyhow::Error::msg)?;
     let device_tokens = match &args.signing_key_file {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read signing key {}", path.display()))?;
             let key = SigningKey::from_pkcs8_pem(&pem).map_err(anyhow::Error::msg)?;
-            Some(TokenIssuer::new(Arc::new(key), &args.auth.jwt_issuer, &args.auth.jwt_audience))
+            Some(TokenIssuer::new(
+                Arc::new(key),
+                &args.auth.jwt_issuer,
+                &args.auth.jwt_audience,
+            ))
         }
         None => None,
     };
@@ -149,7 +169,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         verifier: Arc::new(verifier),
         device_tokens,
     };
-    let mut running = startup::start(args.listen, ServerSpec { store: role, internal: true }).await?;
+    let mut running = startup::start(
+        args.listen,
+        ServerSpec {
+            store: role,
+            internal: true,
+        },
+    )
+    .await?;
     announce(running.addr);
     wait_for_shutdown(&mut running, &args.shutdown).await?;
     db.close().await;
@@ -173,7 +200,10 @@ fn announce(addr: SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-async fn wait_for_shutdown(running: &mut startup::Running, shutdown: &ShutdownArgs) -> anyhow::Result<()> {
+async fn wait_for_shutdown(
+    running: &mut startup::Running,
+    shutdown: &ShutdownArgs,
+) -> anyhow::Result<()> {
     let trigger = running.take_shutdown();
     tokio::select! {
         result = running.wait() => return result,

@@ -61,15 +61,27 @@ pub async fn seed(repo: &StoreRepo, issuer: &TokenIssuer) -> ApiResult<DemoCrede
     }
     let mut device_tokens = Vec::new();
     let mut device_ids = Vec::new();
-    for device in repo.devices_of_store(store.id).await?.into_iter().take(DEMO_DEVICE_TOKENS) {
-        if let Some(device) = repo.rotate_device_credential(store.id, device.id, false).await? {
+    for device in repo
+        .devices_of_store(store.id)
+        .await?
+        .into_iter()
+        .take(DEMO_DEVICE_TOKENS)
+    {
+        if let Some(device) = repo
+            .rotate_device_credential(store.id, device.id, false)
+            .await?
+        {
             device_tokens.push(issuer.device(store.id, device.id, device.credential_version));
             device_ids.push(device.id);
         }
     }
     Ok(DemoCredentials {
         store_id: store.id,
-        owner_token: issuer.owner_access(DEMO_OWNER_USER_ID, Some(store.id), DEMO_OWNER_TOKEN_TTL_SECS),
+        owner_token: issuer.owner_access(
+            DEMO_OWNER_USER_ID,
+            Some(store.id),
+            DEMO_OWNER_TOKEN_TTL_SECS,
+        ),
         device_tokens,
         device_ids,
     })

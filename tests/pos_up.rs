@@ -21,7 +21,14 @@ struct Up {
 
 fn start_up(data_dir: &Path) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pos"))
-        .args(["up", "--demo", "--listen", "127.0.0.1:0", "--shutdown-grace-secs", "2"])
+        .args([
+            "up",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace-secs",
+            "2",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
@@ -61,7 +68,10 @@ fn stop_with_sigterm(mut up: Up) {
     }
 }
 
-async fn client(addr: &str, token: &str) -> StoreServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
+async fn client(
+    addr: &str,
+    token: &str,
+) -> StoreServiceClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -97,13 +107,19 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let up = start_up(dir.path());
     let demo = read_demo(dir.path());
-    let owner = demo["owner_token"].as_str().expect("owner token").to_string();
+    let owner = demo["owner_token"]
+        .as_str()
+        .expect("owner token")
+        .to_string();
     let tablets = demo["device_tokens"].as_array().expect("device tokens");
     assert!(!tablets.is_empty());
     let tablet = tablets[0].as_str().expect("token").to_string();
     let store_id = demo["store_id"].as_i64().expect("store id");
 
-    assert_eq!(menu(&up.addr, &tablet, false).await, ["Bibimbap", "Kimchi", "Sikhye"]);
+    assert_eq!(
+        menu(&up.addr, &tablet, false).await,
+        ["Bibimbap", "Kimchi", "Sikhye"]
+    );
     assert_eq!(
         menu(&up.addr, &owner, true).await,
         ["Bibimbap", "Kimchi", "Japchae", "Sikhye"]
@@ -123,7 +139,10 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
     let up = start_up(dir.path());
     let demo = read_demo(dir.path());
     assert_eq!(demo["store_id"].as_i64(), Some(store_id));
-    let new_tablet = demo["device_tokens"][0].as_str().expect("token").to_string();
+    let new_tablet = demo["device_tokens"][0]
+        .as_str()
+        .expect("token")
+        .to_string();
     assert_eq!(menu(&up.addr, &new_tablet, false).await.len(), 3);
     let status = client(&up.addr, &tablet)
         .await

@@ -52,7 +52,10 @@ async fn validation_names_every_bad_field_and_changes_nothing(backend: Backend) 
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
     );
-    assert_eq!(violated_fields(&status), ["name", "category", "price", "base_stock"]);
+    assert_eq!(
+        violated_fields(&status),
+        ["name", "category", "price", "base_stock"]
+    );
     let status = assert_error(
         client
             .create_product(pb::CreateProductRequest {
@@ -113,7 +116,15 @@ async fn validation_names_every_bad_field_and_changes_nothing(backend: Backend) 
         .into_inner()
         .entries;
     assert_eq!(history.len(), 1, "failed updates wrote no history");
-    assert_eq!(app.repo.product(product.store_id, product.id).await.expect("read").expect("row").price, 500);
+    assert_eq!(
+        app.repo
+            .product(product.store_id, product.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .price,
+        500
+    );
 
     let status = assert_error(
         app.internal()
@@ -127,7 +138,10 @@ async fn validation_names_every_bad_field_and_changes_nothing(backend: Backend) 
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
     );
-    assert_eq!(violated_fields(&status), ["store_name", "pos_grade", "settlement_day"]);
+    assert_eq!(
+        violated_fields(&status),
+        ["store_name", "pos_grade", "settlement_day"]
+    );
     assert!(app.repo.store_of_owner(2).await.expect("read").is_none());
     app.stop().await;
 }
@@ -182,8 +196,15 @@ async fn owners_cannot_touch_another_stores_products(backend: Backend) {
         "NOT_YOUR_STORE",
     );
     // A tablet of store B cannot read store A's menu by claiming store A.
-    let device_b = app.repo.devices_of_store(store_b.id).await.expect("devices")[0].clone();
-    let forged_device = app.issuer.device(store_a.id, device_b.id, device_b.credential_version);
+    let device_b = app
+        .repo
+        .devices_of_store(store_b.id)
+        .await
+        .expect("devices")[0]
+        .clone();
+    let forged_device = app
+        .issuer
+        .device(store_a.id, device_b.id, device_b.credential_version);
     assert_error(
         app.store(Some(&forged_device))
             .list_products(pb::ListProductsRequest::default())
@@ -192,7 +213,12 @@ async fn owners_cannot_touch_another_stores_products(backend: Backend) {
         "TOKEN_REVOKED",
     );
     // Nor can owner B revoke store A's tablets.
-    let device_a = app.repo.devices_of_store(store_a.id).await.expect("devices")[0].clone();
+    let device_a = app
+        .repo
+        .devices_of_store(store_a.id)
+        .await
+        .expect("devices")[0]
+        .clone();
     assert_error(
         intruder
             .revoke_device(pb::RevokeDeviceRequest {
@@ -210,9 +236,24 @@ async fn owners_cannot_touch_another_stores_products(backend: Backend) {
         .expect("read")
         .expect("row");
     assert_eq!((unchanged.price, unchanged.deleted_at), (1000, None));
-    assert_eq!(app.repo.product_history(product.id).await.expect("history").len(), 1);
-    let device_a_after = app.repo.device(store_a.id, device_a.id).await.expect("read").expect("row");
-    assert_eq!(device_a_after.credential_version, device_a.credential_version);
+    assert_eq!(
+        app.repo
+            .product_history(product.id)
+            .await
+            .expect("history")
+            .len(),
+        1
+    );
+    let device_a_after = app
+        .repo
+        .device(store_a.id, device_a.id)
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        device_a_after.credential_version,
+        device_a.credential_version
+    );
     assert_eq!(device_a_after.revoked_at, None);
     app.stop().await;
 }
@@ -220,11 +261,17 @@ async fn owners_cannot_touch_another_stores_products(backend: Backend) {
 async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let keep = app.new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10).await;
-    let gone = app.new_product(&owner, "Japchae", ProductCategory::SubMenu, 700, 10).await;
+    let keep = app
+        .new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10)
+        .await;
+    let gone = app
+        .new_product(&owner, "Japchae", ProductCategory::SubMenu, 700, 10)
+        .await;
     let mut client = app.store(Some(&owner));
     let deleted = client
-        .delete_product(pb::DeleteProductRequest { product_id: gone.id })
+        .delete_product(pb::DeleteProductRequest {
+            product_id: gone.id,
+        })
         .await
         .expect("delete")
         .into_inner()
@@ -233,7 +280,10 @@ async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
     assert!(deleted.deleted);
 
     assert_eq!(product_names(&app, &owner, false).await, ["Kimchi"]);
-    assert_eq!(product_names(&app, &owner, true).await, ["Kimchi", "Japchae"]);
+    assert_eq!(
+        product_names(&app, &owner, true).await,
+        ["Kimchi", "Japchae"]
+    );
     let device = app.repo.devices_of_store(store.id).await.expect("devices")[0].id;
     let tablet = app.device_token(&owner, device).await;
     assert_eq!(product_names(&app, &tablet, false).await, ["Kimchi"]);
@@ -258,7 +308,9 @@ async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
             .await
             .map(|_| ()),
         client
-            .delete_product(pb::DeleteProductRequest { product_id: gone.id })
+            .delete_product(pb::DeleteProductRequest {
+                product_id: gone.id,
+            })
             .await
             .map(|_| ()),
     ] {
@@ -270,7 +322,10 @@ async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
         .expect("restock")
         .into_inner()
         .products;
-    assert_eq!(restocked.iter().map(|p| p.id).collect::<Vec<_>>(), [keep.id]);
+    assert_eq!(
+        restocked.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [keep.id]
+    );
     // Ordering a deleted product is refused at reservation.
     assert_error(
         app.internal()
@@ -288,7 +343,9 @@ async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
     );
     // The history of a deleted product stays readable for the books.
     let history = client
-        .list_product_history(pb::ListProductHistoryRequest { product_id: gone.id })
+        .list_product_history(pb::ListProductHistoryRequest {
+            product_id: gone.id,
+        })
         .await
         .expect("history")
         .into_inner()
@@ -300,7 +357,9 @@ async fn soft_deleted_products_leave_menus_but_not_history(backend: Backend) {
 async fn history_rows_on_create_and_every_update(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (_, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let product = app.new_product(&owner, "Sikhye", ProductCategory::Drink, 300, 20).await;
+    let product = app
+        .new_product(&owner, "Sikhye", ProductCategory::Drink, 300, 20)
+        .await;
     assert_eq!((product.stock, product.base_stock), (20, 20));
     let mut client = app.store(Some(&owner));
     let updated = client
@@ -314,7 +373,10 @@ async fn history_rows_on_create_and_every_update(backend: Backend) {
         .into_inner()
         .product
         .expect("product");
-    assert_eq!((updated.price, updated.base_stock, updated.stock), (350, 20, 20));
+    assert_eq!(
+        (updated.price, updated.base_stock, updated.stock),
+        (350, 20, 20)
+    );
     let updated = client
         .update_product(pb::UpdateProductRequest {
             product_id: product.id,
@@ -326,10 +388,16 @@ async fn history_rows_on_create_and_every_update(backend: Backend) {
         .into_inner()
         .product
         .expect("product");
-    assert_eq!((updated.price, updated.base_stock, updated.stock), (350, 50, 20), "stock untouched");
+    assert_eq!(
+        (updated.price, updated.base_stock, updated.stock),
+        (350, 50, 20),
+        "stock untouched"
+    );
 
     let history: Vec<(i64, i64)> = client
-        .list_product_history(pb::ListProductHistoryRequest { product_id: product.id })
+        .list_product_history(pb::ListProductHistoryRequest {
+            product_id: product.id,
+        })
         .await
         .expect("history")
         .into_inner()
@@ -344,15 +412,25 @@ async fn history_rows_on_create_and_every_update(backend: Backend) {
 async fn restock_resets_live_products_to_base_stock(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let a = app.new_product(&owner, "A", ProductCategory::MainMenu, 100, 10).await;
-    let b = app.new_product(&owner, "B", ProductCategory::Drink, 100, 5).await;
+    let a = app
+        .new_product(&owner, "A", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let b = app
+        .new_product(&owner, "B", ProductCategory::Drink, 100, 5)
+        .await;
     app.internal()
         .reserve_stock(pb::ReserveStockRequest {
             order_id: "o-1".into(),
             store_id: store.id,
             lines: vec![
-                pb::StockRequestLine { product_id: a.id, count: 7 },
-                pb::StockRequestLine { product_id: b.id, count: 5 },
+                pb::StockRequestLine {
+                    product_id: a.id,
+                    count: 7,
+                },
+                pb::StockRequestLine {
+                    product_id: b.id,
+                    count: 5,
+                },
             ],
         })
         .await
@@ -390,13 +468,19 @@ async fn tablets_see_only_their_stores_live_menu(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
     let (_, other_owner) = app.new_store(2, PosGrade::Bronze).await;
-    app.new_product(&owner, "Bibimbap", ProductCategory::MainMenu, 1000, 10).await;
-    app.new_product(&owner, "Sikhye", ProductCategory::Drink, 300, 10).await;
-    app.new_product(&other_owner, "Elsewhere", ProductCategory::Drink, 1, 1).await;
+    app.new_product(&owner, "Bibimbap", ProductCategory::MainMenu, 1000, 10)
+        .await;
+    app.new_product(&owner, "Sikhye", ProductCategory::Drink, 300, 10)
+        .await;
+    app.new_product(&other_owner, "Elsewhere", ProductCategory::Drink, 1, 1)
+        .await;
     let device = app.repo.devices_of_store(store.id).await.expect("devices")[0].id;
     let tablet = app.device_token(&owner, device).await;
 
-    assert_eq!(product_names(&app, &tablet, false).await, ["Bibimbap", "Sikhye"]);
+    assert_eq!(
+        product_names(&app, &tablet, false).await,
+        ["Bibimbap", "Sikhye"]
+    );
     let drinks: Vec<String> = app
         .store(Some(&tablet))
         .list_products(pb::ListProductsRequest {
@@ -426,16 +510,23 @@ async fn tablets_see_only_their_stores_live_menu(backend: Backend) {
         "WRONG_TOKEN_TYPE",
     );
     assert_error(
-        app.store(None).list_products(pb::ListProductsRequest::default()).await,
+        app.store(None)
+            .list_products(pb::ListProductsRequest::default())
+            .await,
         Code::Unauthenticated,
         "TOKEN_MISSING",
     );
     assert_error(
-        app.store(Some("not-a-jwt")).list_products(pb::ListProductsRequest::default()).await,
+        app.store(Some("not-a-jwt"))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
         Code::Unauthenticated,
         "TOKEN_INVALID",
     );
-    assert_eq!(product_names(&app, &owner, true).await, ["Bibimbap", "Sikhye"]);
+    assert_eq!(
+        product_names(&app, &owner, true).await,
+        ["Bibimbap", "Sikhye"]
+    );
     app.stop().await;
 }
 
@@ -447,7 +538,9 @@ async fn device_credentials_rotate_and_revoke(backend: Backend) {
     assert!(product_names(&app, &first, false).await.is_empty());
     let second = app.device_token(&owner, device).await;
     assert_error(
-        app.store(Some(&first)).list_products(pb::ListProductsRequest::default()).await,
+        app.store(Some(&first))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
         Code::Unauthenticated,
         "TOKEN_REVOKED",
     );
@@ -462,7 +555,9 @@ async fn device_credentials_rotate_and_revoke(backend: Backend) {
         .expect("device");
     assert!(revoked.revoked);
     assert_error(
-        app.store(Some(&second)).list_products(pb::ListProductsRequest::default()).await,
+        app.store(Some(&second))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
         Code::Unauthenticated,
         "TOKEN_REVOKED",
     );
@@ -510,8 +605,18 @@ async fn devices_are_created_by_grade_and_store_creation_is_idempotent(backend: 
         .into_inner();
     assert!(!retry.created);
     let store = retry.store.expect("store");
-    assert_eq!((store.name.as_str(), store.pos_grade), ("Store 1", PosGrade::Bronze as i32));
-    assert_eq!(app.repo.devices_of_store(store.id).await.expect("devices").len(), 30);
+    assert_eq!(
+        (store.name.as_str(), store.pos_grade),
+        ("Store 1", PosGrade::Bronze as i32)
+    );
+    assert_eq!(
+        app.repo
+            .devices_of_store(store.id)
+            .await
+            .expect("devices")
+            .len(),
+        30
+    );
     let me = app
         .store(Some(&app.owner_token(1, None)))
         .get_my_store(pb::GetMyStoreRequest {})
@@ -535,25 +640,37 @@ async fn internal_api_refuses_non_service_callers(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
     let value = format!("Bearer {owner}").parse().expect("ascii");
-    let mut as_owner = pos_proto::v1::store_internal_service_client::StoreInternalServiceClient::with_interceptor(
-        app.channel(),
-        support::Bearer(Some(value)),
-    );
-    let mut anonymous = pos_proto::v1::store_internal_service_client::StoreInternalServiceClient::with_interceptor(
-        app.channel(),
-        support::Bearer(None),
-    );
+    let mut as_owner =
+        pos_proto::v1::store_internal_service_client::StoreInternalServiceClient::with_interceptor(
+            app.channel(),
+            support::Bearer(Some(value)),
+        );
+    let mut anonymous =
+        pos_proto::v1::store_internal_service_client::StoreInternalServiceClient::with_interceptor(
+            app.channel(),
+            support::Bearer(None),
+        );
     let request = || pb::CreateStoreForOwnerRequest {
         owner_user_id: 9,
         store_name: "Nope".into(),
         pos_grade: PosGrade::Bronze as i32,
         settlement_day: 1,
     };
-    assert_error(as_owner.create_store_for_owner(request()).await, Code::PermissionDenied, "INTERNAL_ONLY");
-    assert_error(anonymous.create_store_for_owner(request()).await, Code::PermissionDenied, "INTERNAL_ONLY");
+    assert_error(
+        as_owner.create_store_for_owner(request()).await,
+        Code::PermissionDenied,
+        "INTERNAL_ONLY",
+    );
+    assert_error(
+        anonymous.create_store_for_owner(request()).await,
+        Code::PermissionDenied,
+        "INTERNAL_ONLY",
+    );
     assert_error(
         as_owner
-            .release_stock(pb::ReleaseStockRequest { order_id: "x".into() })
+            .release_stock(pb::ReleaseStockRequest {
+                order_id: "x".into(),
+            })
             .await,
         Code::PermissionDenied,
         "INTERNAL_ONLY",
@@ -580,11 +697,27 @@ async fn stores_are_listed_by_settlement_day_in_pages(backend: Backend) {
     let mut internal = app.internal();
     let page = |token: String| pb::ListStoresBySettlementDayRequest {
         settlement_day: 25,
-        page: Some(pb::PageRequest { page_size: 2, page_token: token }),
+        page: Some(pb::PageRequest {
+            page_size: 2,
+            page_token: token,
+        }),
     };
-    let first = internal.list_stores_by_settlement_day(page(String::new())).await.expect("page 1").into_inner();
-    let second = internal.list_stores_by_settlement_day(page(first.next_page_token.clone())).await.expect("page 2").into_inner();
-    let owners: Vec<i64> = first.stores.iter().chain(&second.stores).map(|s| s.owner_user_id).collect();
+    let first = internal
+        .list_stores_by_settlement_day(page(String::new()))
+        .await
+        .expect("page 1")
+        .into_inner();
+    let second = internal
+        .list_stores_by_settlement_day(page(first.next_page_token.clone()))
+        .await
+        .expect("page 2")
+        .into_inner();
+    let owners: Vec<i64> = first
+        .stores
+        .iter()
+        .chain(&second.stores)
+        .map(|s| s.owner_user_id)
+        .collect();
     assert_eq!(owners, [1, 3, 5]);
     assert!(second.next_page_token.is_empty());
     let status = assert_error(

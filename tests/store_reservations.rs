@@ -49,26 +49,44 @@ async fn reserve(
 async fn reserving_is_idempotent_and_merges_duplicate_lines(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let p = app.new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10).await;
+    let p = app
+        .new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10)
+        .await;
 
-    let first = reserve(&app, "order-1", store.id, vec![line(p.id, 2), line(p.id, 3)])
-        .await
-        .expect("reserve");
+    let first = reserve(
+        &app,
+        "order-1",
+        store.id,
+        vec![line(p.id, 2), line(p.id, 3)],
+    )
+    .await
+    .expect("reserve");
     assert_eq!(first.status, ReservationStatus::Reserved as i32);
     assert_eq!(first.lines.len(), 1);
     assert_eq!(first.lines[0].count, 5);
     assert_eq!(stock_of(&app, store.id, p.id).await, 5);
 
-    let again = reserve(&app, "order-1", store.id, vec![line(p.id, 2), line(p.id, 3)])
-        .await
-        .expect("retry");
+    let again = reserve(
+        &app,
+        "order-1",
+        store.id,
+        vec![line(p.id, 2), line(p.id, 3)],
+    )
+    .await
+    .expect("retry");
     assert_eq!(again, first, "a retry returns the same reservation");
-    assert_eq!(stock_of(&app, store.id, p.id).await, 5, "and takes nothing more");
+    assert_eq!(
+        stock_of(&app, store.id, p.id).await,
+        5,
+        "and takes nothing more"
+    );
 
     let mut internal = app.internal();
     for _ in 0..2 {
         let confirmed = internal
-            .confirm_stock(pb::ConfirmStockRequest { order_id: "order-1".into() })
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: "order-1".into(),
+            })
             .await
             .expect("confirm")
             .into_inner()
@@ -91,16 +109,27 @@ async fn reserving_is_idempotent_and_merges_duplicate_lines(backend: Backend) {
 async fn release_gives_stock_back_once_and_confirmed_is_final(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let a = app.new_product(&owner, "A", ProductCategory::MainMenu, 100, 10).await;
-    let b = app.new_product(&owner, "B", ProductCategory::Drink, 100, 10).await;
+    let a = app
+        .new_product(&owner, "A", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let b = app
+        .new_product(&owner, "B", ProductCategory::Drink, 100, 10)
+        .await;
     let mut internal = app.internal();
 
-    reserve(&app, "to-release", store.id, vec![line(a.id, 4), line(b.id, 1)])
-        .await
-        .expect("reserve");
+    reserve(
+        &app,
+        "to-release",
+        store.id,
+        vec![line(a.id, 4), line(b.id, 1)],
+    )
+    .await
+    .expect("reserve");
     for _ in 0..2 {
         let released = internal
-            .release_stock(pb::ReleaseStockRequest { order_id: "to-release".into() })
+            .release_stock(pb::ReleaseStockRequest {
+                order_id: "to-release".into(),
+            })
             .await
             .expect("release")
             .into_inner()
@@ -112,7 +141,9 @@ async fn release_gives_stock_back_once_and_confirmed_is_final(backend: Backend) 
     }
     assert_error(
         internal
-            .confirm_stock(pb::ConfirmStockRequest { order_id: "to-release".into() })
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: "to-release".into(),
+            })
             .await,
         Code::FailedPrecondition,
         "RESERVATION_CLOSED",
@@ -122,12 +153,16 @@ async fn release_gives_stock_back_once_and_confirmed_is_final(backend: Backend) 
         .await
         .expect("reserve");
     internal
-        .confirm_stock(pb::ConfirmStockRequest { order_id: "to-confirm".into() })
+        .confirm_stock(pb::ConfirmStockRequest {
+            order_id: "to-confirm".into(),
+        })
         .await
         .expect("confirm");
     assert_error(
         internal
-            .release_stock(pb::ReleaseStockRequest { order_id: "to-confirm".into() })
+            .release_stock(pb::ReleaseStockRequest {
+                order_id: "to-confirm".into(),
+            })
             .await,
         Code::FailedPrecondition,
         "RESERVATION_CLOSED",
@@ -135,7 +170,9 @@ async fn release_gives_stock_back_once_and_confirmed_is_final(backend: Backend) 
     assert_eq!(stock_of(&app, store.id, a.id).await, 7);
     assert_error(
         internal
-            .confirm_stock(pb::ConfirmStockRequest { order_id: "never-reserved".into() })
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: "never-reserved".into(),
+            })
             .await,
         Code::NotFound,
         "RESERVATION_NOT_FOUND",
@@ -146,10 +183,14 @@ async fn release_gives_stock_back_once_and_confirmed_is_final(backend: Backend) 
 async fn a_release_that_overtakes_its_reservation_blocks_it(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let p = app.new_product(&owner, "P", ProductCategory::MainMenu, 100, 10).await;
+    let p = app
+        .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
+        .await;
     let released = app
         .internal()
-        .release_stock(pb::ReleaseStockRequest { order_id: "late".into() })
+        .release_stock(pb::ReleaseStockRequest {
+            order_id: "late".into(),
+        })
         .await
         .expect("release unknown")
         .into_inner()
@@ -160,33 +201,70 @@ async fn a_release_that_overtakes_its_reservation_blocks_it(backend: Backend) {
         .await
         .expect("late reserve");
     assert_eq!(late.status, ReservationStatus::Released as i32);
-    assert_eq!(stock_of(&app, store.id, p.id).await, 10, "a cancelled order takes no stock");
+    assert_eq!(
+        stock_of(&app, store.id, p.id).await,
+        10,
+        "a cancelled order takes no stock"
+    );
     app.stop().await;
 }
 
 async fn out_of_stock_takes_nothing_and_says_what_is_available(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let plenty = app.new_product(&owner, "Plenty", ProductCategory::MainMenu, 100, 10).await;
-    let scarce = app.new_product(&owner, "Scarce", ProductCategory::Drink, 100, 2).await;
+    let plenty = app
+        .new_product(&owner, "Plenty", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let scarce = app
+        .new_product(&owner, "Scarce", ProductCategory::Drink, 100, 2)
+        .await;
     let status = assert_error(
-        reserve(&app, "greedy", store.id, vec![line(plenty.id, 5), line(scarce.id, 3)]).await,
+        reserve(
+            &app,
+            "greedy",
+            store.id,
+            vec![line(plenty.id, 5), line(scarce.id, 3)],
+        )
+        .await,
         Code::FailedPrecondition,
         "OUT_OF_STOCK",
     );
     let details = tonic_types::StatusExt::get_error_details(&status);
     let info = details.error_info().expect("error info");
-    assert_eq!(info.metadata.get(&format!("product_{}", scarce.id)).map(String::as_str), Some("2"));
-    assert!(!info.metadata.contains_key(&format!("product_{}", plenty.id)));
+    assert_eq!(
+        info.metadata
+            .get(&format!("product_{}", scarce.id))
+            .map(String::as_str),
+        Some("2")
+    );
+    assert!(
+        !info
+            .metadata
+            .contains_key(&format!("product_{}", plenty.id))
+    );
     assert_eq!(stock_of(&app, store.id, plenty.id).await, 10);
     assert_eq!(stock_of(&app, store.id, scarce.id).await, 2);
-    assert!(app.repo.reservation("greedy").await.expect("read").is_none());
+    assert!(
+        app.repo
+            .reservation("greedy")
+            .await
+            .expect("read")
+            .is_none()
+    );
 
     // A product of another store is not found, and nothing is taken.
     let (_, other_owner) = app.new_store(2, PosGrade::Bronze).await;
-    let foreign = app.new_product(&other_owner, "Foreign", ProductCategory::Drink, 1, 5).await;
+    let foreign = app
+        .new_product(&other_owner, "Foreign", ProductCategory::Drink, 1, 5)
+        .await;
     assert_error(
-        reserve(&app, "foreign", store.id, vec![line(plenty.id, 1), line(foreign.id, 1)]).await,
+        reserve(
+            &app,
+            "foreign",
+            store.id,
+            vec![line(plenty.id, 1), line(foreign.id, 1)],
+        )
+        .await,
         Code::NotFound,
         "PRODUCT_NOT_FOUND",
     );
@@ -197,7 +275,9 @@ async fn out_of_stock_takes_nothing_and_says_what_is_available(backend: Backend)
 async fn reservations_keep_the_product_as_ordered(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let p = app.new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10).await;
+    let p = app
+        .new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10)
+        .await;
     let reserved = reserve(&app, "snap", store.id, vec![line(p.id, 2)])
         .await
         .expect("reserve");
@@ -209,26 +289,56 @@ async fn reservations_keep_the_product_as_ordered(backend: Backend) {
         })
         .await
         .expect("reprice");
-    let record = app.repo.reservation("snap").await.expect("read").expect("row");
+    let record = app
+        .repo
+        .reservation("snap")
+        .await
+        .expect("read")
+        .expect("row");
     let line = &reserved.lines[0];
     assert_eq!(
         (line.product_name.as_str(), line.category, line.unit_price),
         ("Kimchi", ProductCategory::SubMenu as i32, 500)
     );
-    assert_eq!(record.lines[0].unit_price, 500, "the stored snapshot keeps the old price");
+    assert_eq!(
+        record.lines[0].unit_price, 500,
+        "the stored snapshot keeps the old price"
+    );
     app.stop().await;
 }
 
 async fn bad_reservation_requests_name_the_field(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let p = app.new_product(&owner, "P", ProductCategory::MainMenu, 100, 10).await;
+    let p = app
+        .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
+        .await;
     let cases: Vec<(&str, i64, Vec<pb::StockRequestLine>, Vec<&str>)> = vec![
         ("empty", store.id, vec![], vec!["lines"]),
-        ("zero", store.id, vec![line(p.id, 0)], vec!["lines[0].count"]),
-        ("huge", store.id, vec![line(p.id, 10_000_001)], vec!["lines[0].count"]),
-        ("no-product", store.id, vec![line(0, 1)], vec!["lines[0].product_id"]),
-        ("too-many", store.id, (0..101).map(|_| line(p.id, 1)).collect(), vec!["lines"]),
+        (
+            "zero",
+            store.id,
+            vec![line(p.id, 0)],
+            vec!["lines[0].count"],
+        ),
+        (
+            "huge",
+            store.id,
+            vec![line(p.id, 10_000_001)],
+            vec!["lines[0].count"],
+        ),
+        (
+            "no-product",
+            store.id,
+            vec![line(0, 1)],
+            vec!["lines[0].product_id"],
+        ),
+        (
+            "too-many",
+            store.id,
+            (0..101).map(|_| line(p.id, 1)).collect(),
+            vec!["lines"],
+        ),
         ("", store.id, vec![line(p.id, 1)], vec!["order_id"]),
         ("no-store", 0, vec![line(p.id, 1)], vec!["store_id"]),
     ];
@@ -247,7 +357,9 @@ async fn bad_reservation_requests_name_the_field(backend: Backend) {
 async fn fifty_concurrent_reservations_never_oversell(backend: Backend) {
     let app = TestApp::start(backend).await;
     let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
-    let p = app.new_product(&owner, "Hot item", ProductCategory::MainMenu, 100, 10).await;
+    let p = app
+        .new_product(&owner, "Hot item", ProductCategory::MainMenu, 100, 10)
+        .await;
     let attempts = (0..50).map(|i| {
         let mut client = app.internal();
         let request = pb::ReserveStockRequest {

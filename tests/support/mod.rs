@@ -83,11 +83,17 @@ impl TestDb {
                 (Self::Sqlite { _dir: dir }, db)
             }
             Backend::Postgres => {
-                let name = format!("{}_{}", run_id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                let name = format!(
+                    "{}_{}",
+                    run_id(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                );
                 let admin = admin_url();
-                let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL at {admin} is required (set POS_TEST_DATABASE_URL): {e}")
-                });
+                let mut conn = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is required (set POS_TEST_DATABASE_URL): {e}")
+                    });
                 conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                     .await
                     .expect("create test database");
@@ -100,14 +106,14 @@ impl TestDb {
     }
 
     pub async fn drop_database(&self) {
-        if let Self::Postgres { name } = self {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url()).await {
-                let _ = conn
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .await;
-            }
+        if let Self::Postgres { name } = self
+            && let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url()).await
+        {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .await;
         }
     }
 }
@@ -138,7 +144,9 @@ pub struct Bearer(pub Option<MetadataValue<tonic::metadata::Ascii>>);
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -163,7 +171,11 @@ impl TestApp {
     pub async fn start(backend: Backend) -> Self {
         let (test_db, db) = TestDb::create(backend).await;
         pos_store::migrate(&db).await.expect("migrate");
-        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+        let issuer = TokenIssuer::new(
+            Arc::new(SigningKey::generate()),
+            DEFAULT_ISSUER,
+            DEFAULT_AUDIENCE,
+        );
         let repo = StoreRepo::new(db.clone());
         let spec = ServerSpec {
             store: StoreRole {
@@ -286,13 +298,22 @@ pub fn violated_fields(status: &Status) -> Vec<String> {
     status
         .get_error_details()
         .bad_request()
-        .map(|bad| bad.field_violations.iter().map(|v| v.field.clone()).collect())
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Asserts a call failed with `code` and `reason`.
 #[track_caller]
-pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: tonic::Code, expected_reason: &str) -> Status {
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: tonic::Code,
+    expected_reason: &str,
+) -> Status {
     let status = result.expect_err("call should have failed");
     assert_eq!(status.code(), code, "status: {status:?}");
     assert_eq!(reason(&status), expected_reason, "status: {status:?}");

@@ -6,7 +6,9 @@ mod issuer;
 mod keys;
 mod principal;
 
-pub use issuer::{ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer};
+pub use issuer::{
+    ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer,
+};
 pub use keys::{Jwk, Jwks, SigningKey, Verifier};
 pub use principal::{AuthInterceptor, Claims, Principal, TokenType};
 

@@ -16,7 +16,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {
     /// Log line format.
-    #[arg(long, env = "POS_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "POS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 

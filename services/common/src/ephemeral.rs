@@ -42,7 +42,10 @@ pub trait EphemeralStore: Send + Sync + 'static {
 pub type SharedEphemeral = Arc<dyn EphemeralStore>;
 
 /// Redis when a URL is given, else in memory.
-pub async fn connect(redis_url: Option<&str>, key_prefix: &str) -> EphemeralResult<SharedEphemeral> {
+pub async fn connect(
+    redis_url: Option<&str>,
+    key_prefix: &str,
+) -> EphemeralResult<SharedEphemeral> {
     Ok(match redis_url {
         Some(url) => Arc::new(RedisStore::connect(url, key_prefix).await?),
         None => Arc::new(MemoryStore::new()),

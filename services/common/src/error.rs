@@ -186,11 +186,8 @@ impl std::error::Error for ApiError {}
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
-        let mut details = ErrorDetails::with_error_info(
-            err.reason.as_str(),
-            ERROR_DOMAIN,
-            err.metadata.clone(),
-        );
+        let mut details =
+            ErrorDetails::with_error_info(err.reason.as_str(), ERROR_DOMAIN, err.metadata.clone());
         for violation in &err.violations {
             details.add_bad_request_violation(&violation.field, &violation.description);
         }

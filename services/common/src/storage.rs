@@ -87,8 +87,7 @@ impl Db {
 
     /// Connects to a SQLite file in `dir`, creating the directory.
     pub async fn sqlite_in_dir(dir: &Path, file: &str) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Connect(sqlx::Error::Io(e)))?;
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect(sqlx::Error::Io(e)))?;
         Self::connect(&format!("sqlite://{}", dir.join(file).display())).await
     }
 

@@ -30,7 +30,10 @@ mod tests {
     #[test]
     fn millis_round_trip_including_before_epoch() {
         for millis in [0, 1, 999, 1_733_011_200_123, -1, -1001] {
-            assert_eq!(millis_from_timestamp(&timestamp_from_millis(millis)), Some(millis));
+            assert_eq!(
+                millis_from_timestamp(&timestamp_from_millis(millis)),
+                Some(millis)
+            );
         }
     }
 }

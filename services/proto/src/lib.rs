@@ -20,4 +20,5 @@ pub const PUBLIC_SERVICES: [&str; 4] = [
 ];
 
 /// Fully-qualified names of the service-to-service APIs; the edge never forwards them.
-pub const INTERNAL_SERVICES: [&str; 2] = ["pos.v1.StoreInternalService", "pos.v1.TradeInternalService"];
+pub const INTERNAL_SERVICES: [&str; 2] =
+    ["pos.v1.StoreInternalService", "pos.v1.TradeInternalService"];

@@ -79,7 +79,11 @@ impl StoreApi {
         }
     }
 
-    async fn owner_product_id<T>(&self, request: &Request<T>, raw_id: i64) -> ApiResult<(StoreRow, i64)> {
+    async fn owner_product_id<T>(
+        &self,
+        request: &Request<T>,
+        raw_id: i64,
+    ) -> ApiResult<(StoreRow, i64)> {
         let store = self.owner_store(Principal::of(request)?).await?;
         let product_id = parse_id(raw_id).map_err(|why| ApiError::invalid("product_id", why))?;
         Ok((store, product_id))
@@ -98,14 +102,20 @@ type RpcResult<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl StoreService for StoreApi {
-    async fn get_my_store(&self, request: Request<pb::GetMyStoreRequest>) -> RpcResult<pb::GetMyStoreResponse> {
+    async fn get_my_store(
+        &self,
+        request: Request<pb::GetMyStoreRequest>,
+    ) -> RpcResult<pb::GetMyStoreResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
         Ok(Response::new(pb::GetMyStoreResponse {
             store: Some(convert::store(store)),
         }))
     }
 
-    async fn list_devices(&self, request: Request<pb::ListDevicesRequest>) -> RpcResult<pb::ListDevicesResponse> {
+    async fn list_devices(
+        &self,
+        request: Request<pb::ListDevicesRequest>,
+    ) -> RpcResult<pb::ListDevicesResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
         let devices = self.repo.devices_of_store(store.id).await?;
         Ok(Response::new(pb::ListDevicesResponse {
@@ -118,8 +128,8 @@ impl StoreService for StoreApi {
         request: Request<pb::IssueDeviceTokenRequest>,
     ) -> RpcResult<pb::IssueDeviceTokenResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let device_id =
-            parse_id(request.get_ref().device_id).map_err(|why| ApiError::invalid("device_id", why))?;
+        let device_id = parse_id(request.get_ref().device_id)
+            .map_err(|why| ApiError::invalid("device_id", why))?;
         let issuer = self.device_tokens.as_ref().ok_or_else(|| {
             ApiError::unavailable("device token signing", "no signing key configured")
         })?;
@@ -135,10 +145,13 @@ impl StoreService for StoreApi {
         }))
     }
 
-    async fn revoke_device(&self, request: Request<pb::RevokeDeviceRequest>) -> RpcResult<pb::RevokeDeviceResponse> {
+    async fn revoke_device(
+        &self,
+        request: Request<pb::RevokeDeviceRequest>,
+    ) -> RpcResult<pb::RevokeDeviceResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let device_id =
-            parse_id(request.get_ref().device_id).map_err(|why| ApiError::invalid("device_id", why))?;
+        let device_id = parse_id(request.get_ref().device_id)
+            .map_err(|why| ApiError::invalid("device_id", why))?;
         let device = self
             .repo
             .rotate_device_credential(store.id, device_id, true)
@@ -149,7 +162,10 @@ impl StoreService for StoreApi {
         }))
     }
 
-    async fn create_product(&self, request: Request<pb::CreateProductRequest>) -> RpcResult<pb::CreateProductResponse> {
+    async fn create_product(
+        &self,
+        request: Request<pb::CreateProductRequest>,
+    ) -> RpcResult<pb::CreateProductResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
         let body = request.get_ref();
         let mut violations = Violations::new();
@@ -158,24 +174,38 @@ impl StoreService for StoreApi {
         let price = violations.check("price", Bounded::parse(body.price));
         let base_stock = violations.check("base_stock", Bounded::parse(body.base_stock));
         violations.into_result()?;
-        let (Some(name), Some(category), Some(price), Some(base_stock)) = (name, category, price, base_stock)
+        let (Some(name), Some(category), Some(price), Some(base_stock)) =
+            (name, category, price, base_stock)
         else {
             return Err(ApiError::internal("validated fields missing").into());
         };
         let product = self
             .repo
-            .create_product(store.id, &NewProduct { name, category, price, base_stock })
+            .create_product(
+                store.id,
+                &NewProduct {
+                    name,
+                    category,
+                    price,
+                    base_stock,
+                },
+            )
             .await?;
         Ok(Response::new(pb::CreateProductResponse {
             product: Some(convert::product(product)),
         }))
     }
 
-    async fn update_product(&self, request: Request<pb::UpdateProductRequest>) -> RpcResult<pb::UpdateProductResponse> {
+    async fn update_product(
+        &self,
+        request: Request<pb::UpdateProductRequest>,
+    ) -> RpcResult<pb::UpdateProductResponse> {
         let body = request.get_ref();
         let (store, product_id) = self.owner_product_id(&request, body.product_id).await?;
         let mut violations = Violations::new();
-        let price = body.price.and_then(|p| violations.check("price", Bounded::parse(p)));
+        let price = body
+            .price
+            .and_then(|p| violations.check("price", Bounded::parse(p)));
         let base_stock = body
             .base_stock
             .and_then(|b| violations.check("base_stock", Bounded::parse(b)));
@@ -193,7 +223,10 @@ impl StoreService for StoreApi {
         }))
     }
 
-    async fn delete_product(&self, request: Request<pb::DeleteProductRequest>) -> RpcResult<pb::DeleteProductResponse> {
+    async fn delete_product(
+        &self,
+        request: Request<pb::DeleteProductRequest>,
+    ) -> RpcResult<pb::DeleteProductResponse> {
         let (store, product_id) = self
             .owner_product_id(&request, request.get_ref().product_id)
             .await?;
@@ -207,7 +240,10 @@ impl StoreService for StoreApi {
         }))
     }
 
-    async fn restock(&self, request: Request<pb::RestockRequest>) -> RpcResult<pb::RestockResponse> {
+    async fn restock(
+        &self,
+        request: Request<pb::RestockRequest>,
+    ) -> RpcResult<pb::RestockResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
         let products = self.repo.restock(store.id).await?;
         Ok(Response::new(pb::RestockResponse {
@@ -231,7 +267,10 @@ impl StoreService for StoreApi {
         }))
     }
 
-    async fn list_products(&self, request: Request<pb::ListProductsRequest>) -> RpcResult<pb::ListProductsResponse> {
+    async fn list_products(
+        &self,
+        request: Request<pb::ListProductsRequest>,
+    ) -> RpcResult<pb::ListProductsResponse> {
         let principal = Principal::of(&request)?;
         let body = request.get_ref();
         let category = Category::parse_filter(body.category)

@@ -200,7 +200,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(StoreName::parse("  Cafe  ").map(|n| n.0), Ok("Cafe".to_string()));
+        assert_eq!(
+            StoreName::parse("  Cafe  ").map(|n| n.0),
+            Ok("Cafe".to_string())
+        );
         assert!(StoreName::parse("").is_err());
         assert!(StoreName::parse("a\nb").is_err());
         assert!(StoreName::parse(&"가".repeat(20)).is_ok());
@@ -215,7 +218,10 @@ mod tests {
         assert!(Bounded::parse(MAX_AMOUNT).is_ok());
         assert!(Bounded::parse(MAX_AMOUNT + 1).is_err());
         assert!(Bounded::parse(-1).is_err());
-        assert_eq!(Grade::parse(PosGrade::Gold as i32).map(Grade::device_count), Ok(100));
+        assert_eq!(
+            Grade::parse(PosGrade::Gold as i32).map(Grade::device_count),
+            Ok(100)
+        );
         assert!(Grade::parse(0).is_err());
         assert!(SettlementDay::parse(25).is_ok());
         assert!(SettlementDay::parse(2).is_err());

@@ -103,7 +103,10 @@ impl StoreInternalService for StoreInternalApi {
         }))
     }
 
-    async fn reserve_stock(&self, request: Request<pb::ReserveStockRequest>) -> RpcResult<pb::ReserveStockResponse> {
+    async fn reserve_stock(
+        &self,
+        request: Request<pb::ReserveStockRequest>,
+    ) -> RpcResult<pb::ReserveStockResponse> {
         require_service(&request)?;
         let body = request.get_ref();
         let order_id = order_id(&body.order_id)?;
@@ -117,7 +120,10 @@ impl StoreInternalService for StoreInternalApi {
         }))
     }
 
-    async fn confirm_stock(&self, request: Request<pb::ConfirmStockRequest>) -> RpcResult<pb::ConfirmStockResponse> {
+    async fn confirm_stock(
+        &self,
+        request: Request<pb::ConfirmStockRequest>,
+    ) -> RpcResult<pb::ConfirmStockResponse> {
         require_service(&request)?;
         let order_id = order_id(&request.get_ref().order_id)?;
         let record = self.repo.confirm(&order_id).await?;
@@ -126,7 +132,10 @@ impl StoreInternalService for StoreInternalApi {
         }))
     }
 
-    async fn release_stock(&self, request: Request<pb::ReleaseStockRequest>) -> RpcResult<pb::ReleaseStockResponse> {
+    async fn release_stock(
+        &self,
+        request: Request<pb::ReleaseStockRequest>,
+    ) -> RpcResult<pb::ReleaseStockResponse> {
         require_service(&request)?;
         let order_id = order_id(&request.get_ref().order_id)?;
         let record = self.repo.release(&order_id).await?;
@@ -148,7 +157,10 @@ impl StoreInternalService for StoreInternalApi {
             0 => DEFAULT_PAGE,
             n if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
-                violations.add("page.page_size", format!("must be between 0 and {MAX_PAGE}"));
+                violations.add(
+                    "page.page_size",
+                    format!("must be between 0 and {MAX_PAGE}"),
+                );
                 DEFAULT_PAGE
             }
         };
@@ -166,7 +178,10 @@ impl StoreInternalService for StoreInternalApi {
         let (Some(day), Some(after_id)) = (day, after_id) else {
             return Err(ApiError::internal("validated fields missing").into());
         };
-        let stores = self.repo.stores_by_settlement_day(day, after_id, limit).await?;
+        let stores = self
+            .repo
+            .stores_by_settlement_day(day, after_id, limit)
+            .await?;
         let next_page_token = match stores.last() {
             Some(last) if stores.len() as i64 == limit => last.id.to_string(),
             _ => String::new(),

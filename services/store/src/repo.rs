@@ -1,7 +1,6 @@
 //! The store service's tables: the only code that writes them. Every function is one
 //! short transaction or a single statement; SQL is shared by PostgreSQL and SQLite.
 
-
 mod products;
 mod reservations;
 mod stores;

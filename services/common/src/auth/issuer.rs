@@ -45,7 +45,11 @@ impl TokenIssuer {
 
     pub fn device(&self, store_id: i64, device_id: i64, credential_version: i64) -> String {
         let claims = self
-            .claims(&format!("device:{device_id}"), TokenType::Device, DEVICE_TOKEN_TTL_SECS)
+            .claims(
+                &format!("device:{device_id}"),
+                TokenType::Device,
+                DEVICE_TOKEN_TTL_SECS,
+            )
             .with_store(store_id)
             .with_device(device_id, credential_version);
         self.sign(&claims)

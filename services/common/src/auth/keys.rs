@@ -167,19 +167,21 @@ impl Verifier {
 
     /// Checks signature, algorithm, expiry, issuer and audience.
     pub fn verify(&self, token: &str) -> ApiResult<Claims> {
-        let invalid = |why: &str| ApiError::new(Reason::TokenInvalid, format!("token invalid: {why}"));
+        let invalid =
+            |why: &str| ApiError::new(Reason::TokenInvalid, format!("token invalid: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(invalid("algorithm not allowed"));
         }
         let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
-        let key = self.keys.get(&kid).ok_or_else(|| invalid("unknown key id"))?;
+        let key = self
+            .keys
+            .get(&kid)
+            .ok_or_else(|| invalid("unknown key id"))?;
         jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    ApiError::new(Reason::TokenExpired, "token expired")
-                }
+                ErrorKind::ExpiredSignature => ApiError::new(Reason::TokenExpired, "token expired"),
                 ErrorKind::InvalidSignature => invalid("bad signature"),
                 ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
                     invalid("wrong issuer or audience")
@@ -200,7 +202,14 @@ mod tests {
     use crate::auth::TokenType;
 
     fn verifier_for(key: &SigningKey) -> Verifier {
-        Verifier::new(&Jwks { keys: vec![key.jwk()] }, "iss", "aud").expect("verifier")
+        Verifier::new(
+            &Jwks {
+                keys: vec![key.jwk()],
+            },
+            "iss",
+            "aud",
+        )
+        .expect("verifier")
     }
 
     fn claims(exp_offset: i64) -> Claims {
@@ -214,7 +223,13 @@ mod tests {
         assert_eq!(key.kid(), again.kid());
         let token = again.sign(&claims(60));
         let principal = verifier_for(&key).principal(&token).expect("valid");
-        assert_eq!(principal, Principal::Owner { user_id: 7, store_id: Some(3) });
+        assert_eq!(
+            principal,
+            Principal::Owner {
+                user_id: 7,
+                store_id: Some(3)
+            }
+        );
     }
 
     #[test]
@@ -231,7 +246,13 @@ mod tests {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(60)).expect("json"))
         );
-        assert_eq!(verifier.verify(&unsigned).unwrap_err().reason(), Reason::TokenInvalid);
-        assert_eq!(verifier.verify("garbage").unwrap_err().reason(), Reason::TokenInvalid);
+        assert_eq!(
+            verifier.verify(&unsigned).unwrap_err().reason(),
+            Reason::TokenInvalid
+        );
+        assert_eq!(
+            verifier.verify("garbage").unwrap_err().reason(),
+            Reason::TokenInvalid
+        );
     }
 }

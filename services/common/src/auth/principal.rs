@@ -199,7 +199,9 @@ impl Interceptor for AuthInterceptor {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::new(Reason::TokenInvalid, "token invalid: not a Bearer token"))?
+            .ok_or_else(|| {
+                ApiError::new(Reason::TokenInvalid, "token invalid: not a Bearer token")
+            })?
             .trim();
         let principal = self.verifier.principal(token)?;
         request.extensions_mut().insert(principal);

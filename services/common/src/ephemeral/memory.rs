@@ -22,7 +22,10 @@ impl MemoryStore {
 
     /// Runs `f` on the live entries, dropping expired ones first (lazy expiry keeps it simple).
     fn with_entries<T>(&self, f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> T) -> T {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         entries.retain(|_, (_, expires)| *expires > now);
         f(&mut entries)

@@ -27,7 +27,9 @@ impl StoreRepo {
         let product: ProductRow = sqlx::query_as(concat!(
             "INSERT INTO products \
              (store_id, name, category, price, stock, base_stock, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $6) RETURNING ", product_columns!(), ""
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $6) RETURNING ",
+            product_columns!(),
+            ""
         ))
         .bind(store_id)
         .bind(new.name.as_str())
@@ -55,7 +57,9 @@ impl StoreRepo {
         let updated: Option<ProductRow> = sqlx::query_as(concat!(
             "UPDATE products SET price = COALESCE($1, price), \
              base_stock = COALESCE($2, base_stock), updated_at = $3 \
-             WHERE id = $4 AND store_id = $5 AND deleted_at IS NULL RETURNING ", product_columns!(), ""
+             WHERE id = $4 AND store_id = $5 AND deleted_at IS NULL RETURNING ",
+            product_columns!(),
+            ""
         ))
         .bind(change.price.map(Bounded::get))
         .bind(change.base_stock.map(Bounded::get))
@@ -74,11 +78,17 @@ impl StoreRepo {
     }
 
     /// Soft-deletes a live product of the store. `None` when there is none.
-    pub async fn delete_product(&self, store_id: i64, product_id: i64) -> ApiResult<Option<ProductRow>> {
+    pub async fn delete_product(
+        &self,
+        store_id: i64,
+        product_id: i64,
+    ) -> ApiResult<Option<ProductRow>> {
         let now = now_millis();
         Ok(sqlx::query_as(concat!(
             "UPDATE products SET deleted_at = $1, updated_at = $1 \
-             WHERE id = $2 AND store_id = $3 AND deleted_at IS NULL RETURNING ", product_columns!(), ""
+             WHERE id = $2 AND store_id = $3 AND deleted_at IS NULL RETURNING ",
+            product_columns!(),
+            ""
         ))
         .bind(now)
         .bind(product_id)
@@ -92,7 +102,9 @@ impl StoreRepo {
         let now = now_millis();
         let mut products: Vec<ProductRow> = sqlx::query_as(concat!(
             "UPDATE products SET stock = base_stock, updated_at = $1 \
-             WHERE store_id = $2 AND deleted_at IS NULL RETURNING ", product_columns!(), ""
+             WHERE store_id = $2 AND deleted_at IS NULL RETURNING ",
+            product_columns!(),
+            ""
         ))
         .bind(now)
         .bind(store_id)
@@ -105,7 +117,9 @@ impl StoreRepo {
     /// A product of the store, deleted or not.
     pub async fn product(&self, store_id: i64, product_id: i64) -> ApiResult<Option<ProductRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", product_columns!(), " FROM products WHERE id = $1 AND store_id = $2"
+            "SELECT ",
+            product_columns!(),
+            " FROM products WHERE id = $1 AND store_id = $2"
         ))
         .bind(product_id)
         .bind(store_id)
@@ -121,7 +135,9 @@ impl StoreRepo {
         include_deleted: bool,
     ) -> ApiResult<Vec<ProductRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", product_columns!(), " FROM products WHERE store_id = $1 \
+            "SELECT ",
+            product_columns!(),
+            " FROM products WHERE store_id = $1 \
              AND ($2 IS NULL OR category = $2) AND ($3 = 1 OR deleted_at IS NULL) ORDER BY id"
         ))
         .bind(store_id)
@@ -147,12 +163,14 @@ async fn insert_history(
     product: &ProductRow,
     at: i64,
 ) -> ApiResult<()> {
-    sqlx::query("INSERT INTO product_history (product_id, price, base_stock, at) VALUES ($1, $2, $3, $4)")
-        .bind(product.id)
-        .bind(product.price)
-        .bind(product.base_stock)
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO product_history (product_id, price, base_stock, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(product.id)
+    .bind(product.price)
+    .bind(product.base_stock)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

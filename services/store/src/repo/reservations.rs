@@ -72,12 +72,16 @@ impl StoreRepo {
             == 1;
         if !claimed {
             tx.rollback().await?;
-            let existing = self.reservation(order_id).await?.ok_or_else(|| {
-                ApiError::internal("reservation vanished after conflict")
-            })?;
+            let existing = self
+                .reservation(order_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("reservation vanished after conflict"))?;
             // Store 0 marks a tombstone left by a release that overtook its reservation.
             if existing.store_id != store_id && existing.store_id != TOMBSTONE_STORE_ID {
-                return Err(ApiError::invalid("order_id", "already used by another store"));
+                return Err(ApiError::invalid(
+                    "order_id",
+                    "already used by another store",
+                ));
             }
             return Ok(ReservationOutcome::Existing(existing));
         }
@@ -133,7 +137,11 @@ impl StoreRepo {
 
     /// After a failed reservation: NOT_FOUND for a missing, deleted or foreign product,
     /// else OUT_OF_STOCK listing each short product with its available stock.
-    async fn why_not_reservable(&self, store_id: i64, lines: &[ReserveLine]) -> ApiResult<ApiError> {
+    async fn why_not_reservable(
+        &self,
+        store_id: i64,
+        lines: &[ReserveLine],
+    ) -> ApiResult<ApiError> {
         let mut short = Vec::new();
         for line in lines {
             let available: Option<(i64, Option<i64>)> = sqlx::query_as(
@@ -157,12 +165,21 @@ impl StoreRepo {
         }
         if short.is_empty() {
             // Stock came back between the failed update and this read: ask to retry.
-            return Ok(ApiError::unavailable("stock", "stock changed during reservation"));
+            return Ok(ApiError::unavailable(
+                "stock",
+                "stock changed during reservation",
+            ));
         }
-        let listing: Vec<String> = short.iter().map(|(id, stock)| format!("{id}:{stock}")).collect();
+        let listing: Vec<String> = short
+            .iter()
+            .map(|(id, stock)| format!("{id}:{stock}"))
+            .collect();
         let mut err = ApiError::new(
             Reason::OutOfStock,
-            format!("not enough stock (product:available) {}", listing.join(", ")),
+            format!(
+                "not enough stock (product:available) {}",
+                listing.join(", ")
+            ),
         )
         .with_metadata("available", listing.join(","));
         for (id, stock) in short {
@@ -185,7 +202,10 @@ impl StoreRepo {
         .execute(self.db.pool())
         .await?;
         let record = self.reservation(order_id).await?.ok_or_else(|| {
-            ApiError::new(Reason::ReservationNotFound, "no reservation for this order id")
+            ApiError::new(
+                Reason::ReservationNotFound,
+                "no reservation for this order id",
+            )
         })?;
         if record.status == RELEASED {
             return Err(ApiError::new(
@@ -286,17 +306,34 @@ mod tests {
     #[test]
     fn merge_sums_duplicates_in_id_order() {
         let merged = merge_lines(&[
-            ReserveLine { product_id: 4, count: 2 },
-            ReserveLine { product_id: 2, count: 4 },
-            ReserveLine { product_id: 4, count: 3 },
+            ReserveLine {
+                product_id: 4,
+                count: 2,
+            },
+            ReserveLine {
+                product_id: 2,
+                count: 4,
+            },
+            ReserveLine {
+                product_id: 4,
+                count: 3,
+            },
         ])
         .expect("merge");
         let pairs: Vec<(i64, i64)> = merged.iter().map(|l| (l.product_id, l.count)).collect();
         assert_eq!(pairs, vec![(2, 4), (4, 5)]);
-        assert!(merge_lines(&[
-            ReserveLine { product_id: 1, count: i64::MAX },
-            ReserveLine { product_id: 1, count: 1 },
-        ])
-        .is_err());
+        assert!(
+            merge_lines(&[
+                ReserveLine {
+                    product_id: 1,
+                    count: i64::MAX
+                },
+                ReserveLine {
+                    product_id: 1,
+                    count: 1
+                },
+            ])
+            .is_err()
+        );
     }
 }

@@ -21,7 +21,9 @@ impl StoreRepo {
         let inserted: Option<StoreRow> = sqlx::query_as(concat!(
             "INSERT INTO stores (owner_user_id, name, pos_grade, settlement_day, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_user_id) DO NOTHING \
-             RETURNING ", store_columns!(), ""
+             RETURNING ",
+            store_columns!(),
+            ""
         ))
         .bind(owner_user_id)
         .bind(name.as_str())
@@ -55,7 +57,9 @@ impl StoreRepo {
 
     pub async fn store_of_owner(&self, owner_user_id: i64) -> ApiResult<Option<StoreRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", store_columns!(), " FROM stores WHERE owner_user_id = $1"
+            "SELECT ",
+            store_columns!(),
+            " FROM stores WHERE owner_user_id = $1"
         ))
         .bind(owner_user_id)
         .fetch_optional(self.db.pool())
@@ -63,10 +67,14 @@ impl StoreRepo {
     }
 
     pub async fn store_by_id(&self, store_id: i64) -> ApiResult<Option<StoreRow>> {
-        Ok(sqlx::query_as(concat!("SELECT ", store_columns!(), " FROM stores WHERE id = $1"))
-            .bind(store_id)
-            .fetch_optional(self.db.pool())
-            .await?)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            store_columns!(),
+            " FROM stores WHERE id = $1"
+        ))
+        .bind(store_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// Stores closing their month on `day`, by id, after `after_id`, at most `limit`.
@@ -77,7 +85,9 @@ impl StoreRepo {
         limit: i64,
     ) -> ApiResult<Vec<StoreRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", store_columns!(), " FROM stores WHERE settlement_day = $1 AND id > $2 \
+            "SELECT ",
+            store_columns!(),
+            " FROM stores WHERE settlement_day = $1 AND id > $2 \
              ORDER BY id LIMIT $3"
         ))
         .bind(i64::from(day.get()))
@@ -89,7 +99,9 @@ impl StoreRepo {
 
     pub async fn devices_of_store(&self, store_id: i64) -> ApiResult<Vec<DeviceRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", device_columns!(), " FROM devices WHERE store_id = $1 ORDER BY id"
+            "SELECT ",
+            device_columns!(),
+            " FROM devices WHERE store_id = $1 ORDER BY id"
         ))
         .bind(store_id)
         .fetch_all(self.db.pool())
@@ -98,7 +110,9 @@ impl StoreRepo {
 
     pub async fn device(&self, store_id: i64, device_id: i64) -> ApiResult<Option<DeviceRow>> {
         Ok(sqlx::query_as(concat!(
-            "SELECT ", device_columns!(), " FROM devices WHERE id = $1 AND store_id = $2"
+            "SELECT ",
+            device_columns!(),
+            " FROM devices WHERE id = $1 AND store_id = $2"
         ))
         .bind(device_id)
         .bind(store_id)
@@ -117,7 +131,9 @@ impl StoreRepo {
         let now = now_millis();
         Ok(sqlx::query_as(concat!(
             "UPDATE devices SET credential_version = credential_version + 1, revoked_at = $1 \
-             WHERE id = $2 AND store_id = $3 RETURNING ", device_columns!(), ""
+             WHERE id = $2 AND store_id = $3 RETURNING ",
+            device_columns!(),
+            ""
         ))
         .bind(revoke.then_some(now))
         .bind(device_id)
