@@ -67,7 +67,7 @@ fn run_id() -> String {
 
 /// A database that exists for one test only.
 pub enum TestDb {
-    Sqlite { _dir: tempfile::TempDir },
+    Sqlite { dir: tempfile::TempDir },
     Postgres { name: String },
 }
 
@@ -80,7 +80,7 @@ impl TestDb {
                 let db = Db::sqlite_in_dir(dir.path(), "test.db")
                     .await
                     .expect("open SQLite");
-                (Self::Sqlite { _dir: dir }, db)
+                (Self::Sqlite { dir }, db)
             }
             Backend::Postgres => {
                 let name = format!(
@@ -102,6 +102,14 @@ impl TestDb {
                 let db = Db::connect(&url).await.expect("connect to test database");
                 (Self::Postgres { name }, db)
             }
+        }
+    }
+
+    /// The URL a separate process (the `pos` binary) can open this database with.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite { dir } => format!("sqlite://{}", dir.path().join("test.db").display()),
+            Self::Postgres { name } => database_url(&admin_url(), name),
         }
     }
 

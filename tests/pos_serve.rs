@@ -1,0 +1,204 @@
+//! The real `pos` binary in its Kubernetes roles, on SQLite and PostgreSQL: `pos migrate`
+//! is repeatable, `pos serve store` verifies tokens from a JWKS file, serves the public
+//! and internal store APIs, signs tablet credentials, and stops on SIGTERM.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use pos_common::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer};
+use pos_proto::v1::{
+    self as pb, PosGrade, ProductCategory,
+    store_internal_service_client::StoreInternalServiceClient,
+    store_service_client::StoreServiceClient,
+};
+use support::{Backend, Bearer, TestDb};
+use tonic::transport::Channel;
+
+on_both_backends!(migrate_then_serve_store_role);
+
+fn pos() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pos"))
+}
+
+fn wait_for_listening(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("pos serve exited before listening")
+            .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    addr
+}
+
+fn sigterm_and_wait(child: &mut Child) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            assert!(exit.success(), "pos serve exited with {exit}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pos serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bearer(token: &str) -> Bearer {
+    Bearer(Some(format!("Bearer {token}").parse().expect("ascii")))
+}
+
+async fn migrate_then_serve_store_role(backend: Backend) {
+    let (test_db, db) = TestDb::create(backend).await;
+    let url = test_db.url();
+    for _ in 0..2 {
+        let out = pos()
+            .args(["migrate", "--database-url", &url])
+            .output()
+            .expect("run migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+
+    let files = tempfile::tempdir().expect("temp dir");
+    let key = SigningKey::generate();
+    let key_file = files.path().join("signing-key.pem");
+    std::fs::write(&key_file, key.to_pkcs8_pem()).expect("write key");
+    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+    let jwks_file = files.path().join("jwks.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::to_string(&issuer.jwks()).expect("json"),
+    )
+    .expect("write jwks");
+
+    // Without the keys that verify tokens it refuses to start, and says why.
+    let out = pos()
+        .args([
+            "serve",
+            "store",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ])
+        .env_remove("POS_JWKS_FILE")
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("POS_JWKS_FILE"));
+
+    let mut child = pos()
+        .args([
+            "serve",
+            "store",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace-secs",
+            "2",
+        ])
+        .env("POS_DATABASE_URL", &url)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SIGNING_KEY_FILE", &key_file)
+        .env("POS_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let addr = wait_for_listening(&mut child);
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+
+    let store = StoreInternalServiceClient::with_interceptor(
+        channel.clone(),
+        bearer(&issuer.service("user")),
+    )
+    .create_store_for_owner(pb::CreateStoreForOwnerRequest {
+        owner_user_id: 42,
+        store_name: "Served".into(),
+        pos_grade: PosGrade::Silver as i32,
+        settlement_day: 15,
+    })
+    .await
+    .expect("internal create store")
+    .into_inner()
+    .store
+    .expect("store");
+    let owner = issuer.owner_access(42, Some(store.id), 600);
+    let mut as_owner = StoreServiceClient::with_interceptor(channel.clone(), bearer(&owner));
+    as_owner
+        .create_product(pb::CreateProductRequest {
+            name: "Soup".into(),
+            category: ProductCategory::MainMenu as i32,
+            price: 8000,
+            base_stock: 3,
+        })
+        .await
+        .expect("create product");
+    let devices = as_owner
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices;
+    assert_eq!(devices.len(), 50);
+    let tablet = as_owner
+        .issue_device_token(pb::IssueDeviceTokenRequest {
+            device_id: devices[0].id,
+        })
+        .await
+        .expect("issue")
+        .into_inner()
+        .device_token;
+    let menu = StoreServiceClient::with_interceptor(channel.clone(), bearer(&tablet))
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect("tablet menu")
+        .into_inner()
+        .products;
+    assert_eq!(menu.len(), 1);
+
+    // A token signed by any other key is refused.
+    let stranger = TokenIssuer::new(
+        Arc::new(SigningKey::generate()),
+        DEFAULT_ISSUER,
+        DEFAULT_AUDIENCE,
+    );
+    let status = StoreServiceClient::with_interceptor(
+        channel,
+        bearer(&stranger.owner_access(42, Some(store.id), 600)),
+    )
+    .list_products(pb::ListProductsRequest::default())
+    .await
+    .expect_err("foreign key");
+    assert_eq!(support::reason(&status), "TOKEN_INVALID");
+
+    sigterm_and_wait(&mut child);
+    db.close().await;
+    test_db.drop_database().await;
+}
