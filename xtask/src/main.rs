@@ -9,7 +9,9 @@
 //!      databases `<run_id>_<n>` and Redis keys `<run_id>:...`;
 //!   3. drop those databases and keys (pass or fail);
 //!   4. run the independent Python gRPC client (`tests/python`) against `pos up`;
-//!   5. run `buf lint` in `proto/`.
+//!   5. run the README's grpcurl examples (`tests/python/readme_examples.py`)
+//!      against `pos up --demo`;
+//!   6. run `buf lint` in `proto/`.
 //! * `cargo xtask lint` — `cargo fmt --all --check` and clippy with `-D warnings`.
 //! * `cargo xtask setup` — prepare the Python venv and `buf` (used by CI).
 //!
@@ -135,6 +137,7 @@ fn test(args: &[String]) -> ExitCode {
     }
     drop(servers); // stops throwaway servers
     steps.run("python client", || tools::python_client_check(&cache));
+    steps.run("readme examples", || tools::readme_examples_check(&cache));
     steps.run("buf lint", || tools::buf_lint(&cache));
     steps.finish()
 }

@@ -8,9 +8,15 @@ use std::process::Command;
 
 /// Pinned so that lint results do not change under our feet.
 const BUF_PACKAGE: &str = "@bufbuild/buf@1.75.0";
-const PIP_PACKAGES: [&str; 3] = ["grpcio", "grpcio-reflection", "grpcio-health-checking"];
-const PY_IMPORTS: &str =
-    "import grpc, grpc_reflection.v1alpha.reflection_pb2, grpc_health.v1.health_pb2";
+/// `googleapis-common-protos` lets `readme_examples.py` decode `google.rpc` error details.
+const PIP_PACKAGES: [&str; 4] = [
+    "grpcio",
+    "grpcio-reflection",
+    "grpcio-health-checking",
+    "googleapis-common-protos",
+];
+const PY_IMPORTS: &str = "import grpc, grpc_reflection.v1alpha.reflection_pb2, \
+                          grpc_health.v1.health_pb2, google.rpc.error_details_pb2";
 
 /// Creates (or reuses) `<cache>/venv` with the gRPC packages; returns its python.
 pub fn python_venv(cache: &Path) -> Result<PathBuf> {
@@ -92,8 +98,20 @@ pub fn build_pos() -> Result<PathBuf> {
 
 /// Runs the independent Python gRPC client against a fresh `pos up`.
 pub fn python_client_check(cache: &Path) -> Result<()> {
+    python_script(cache, "tests/python/check_reflection_health.py")
+}
+
+/// Runs the README's grpcurl examples (with a Python stand-in for grpcurl)
+/// against a fresh `pos up --demo`.
+pub fn readme_examples_check(cache: &Path) -> Result<()> {
+    python_script(cache, "tests/python/readme_examples.py")
+}
+
+/// Runs `script` (relative to the workspace root) with the venv python and
+/// `--pos-bin <freshly built pos>`.
+fn python_script(cache: &Path, script: &str) -> Result<()> {
     let python = python_venv(cache)?;
     let pos = build_pos()?;
-    let script = workspace_root().join("tests/python/check_reflection_health.py");
+    let script = workspace_root().join(script);
     run(Command::new(python).arg(script).arg("--pos-bin").arg(pos))
 }

@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+"""Runs the README's grpcurl examples against a fresh `pos up --demo`.
+
+grpcurl itself is not needed: this script is a small grpcurl-compatible client
+built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
+
+* Takes the first ```sh block after the heading "## Try the API with grpcurl"
+  in README.md (or `--readme PATH`), joining backslash-continued lines.
+* `NAME=$(jq -r EXPR pos-data/demo.json)` lines are evaluated (EXPR is a simple
+  path such as `.key` or `.key[N]`) against the demo.json of the server started
+  here. Every other non-comment line must be a `grpcurl` command; anything else
+  is a failure, so the README cannot drift into untested commands.
+* Supported grpcurl syntax: `-plaintext`, `-H 'key: value'` (repeatable),
+  `-d JSON`, then the address, then `list [SERVICE]`, `describe [SYMBOL]` or
+  `package.Service/Method`. Unknown flags are failures.
+* Starts `<pos-bin> up --demo --listen 127.0.0.1:0 --data-dir <tmp>`, waits for
+  `listening on HOST:PORT`, and runs every command against that address in
+  place of the README's 127.0.0.1:8080.
+* A command must succeed, unless the `#` comment lines directly above it (since
+  the previous command) name a gRPC status code (e.g. INVALID_ARGUMENT): then it
+  must fail with exactly that code. Where a comment also names a
+  `google.rpc.<Detail>` type and googleapis-common-protos is installed, the
+  `grpc-status-details-bin` trailer must carry that detail.
+* Stops the server with SIGTERM and removes the temp dir.
+
+Prints `readme-examples: N passed, M failed` last (one check per command); exits 0
+only if all passed and at least one command was found.
+"""
+
+import argparse
+import json
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.protobuf.descriptor import FieldDescriptor
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+try:  # optional: decodes google.rpc.Status details (ErrorInfo, BadRequest, ...)
+    from google.rpc import error_details_pb2 as _error_details_pb2  # noqa: F401
+    from google.rpc import status_pb2
+
+    HAVE_RPC_PROTOS = True
+except ImportError:
+    status_pb2 = None
+    HAVE_RPC_PROTOS = False
+
+HEADING = "## Try the API with grpcurl"
+README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
+README_DEMO_JSON = "pos-data/demo.json"
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
+JQ_PATH = re.compile(r"^(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)+$")
+JQ_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+STATUS_CODES = {code.name for code in grpc.StatusCode if code != grpc.StatusCode.OK}
+RPC_DETAIL = re.compile(r"\bgoogle\.rpc\.([A-Z][A-Za-z]*)\b")
+RPC_TIMEOUT = 10
+PREFIX = "readme-examples:"
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail=""):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        suffix = f": {detail}" if detail else ""
+        print(f"{PREFIX} {'PASS' if ok else 'FAIL'} {name}{suffix}", flush=True)
+
+
+class ReadmeError(Exception):
+    pass
+
+
+class CommandError(Exception):
+    """The command cannot be run as written (bad syntax, unknown flag, ...)."""
+
+
+# --------------------------------------------------------------------------- README
+
+
+class Line:
+    """One logical line of the sh block: an assignment or a grpcurl command."""
+
+    def __init__(self, lineno, text, comments):
+        self.lineno = lineno
+        self.text = text
+        self.comments = comments
+
+    def label(self):
+        return f"README:{self.lineno}: {self.text}"
+
+
+def sh_block(readme_text):
+    """(first line number, lines) of the first ```sh block after HEADING."""
+    lines = readme_text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == HEADING)
+    except StopIteration:
+        raise ReadmeError(f"no heading {HEADING!r}") from None
+    for i in range(start + 1, len(lines)):
+        stripped = lines[i].strip()
+        if stripped.startswith("## "):
+            break
+        if stripped == "```sh":
+            for j in range(i + 1, len(lines)):
+                if lines[j].strip().startswith("```"):
+                    return i + 2, lines[i + 1 : j]
+            raise ReadmeError(f"the ```sh block at line {i + 1} is not closed")
+    raise ReadmeError(f"no ```sh block in the section {HEADING!r}")
+
+
+def parse_readme(readme_text):
+    """(entries, errors): assignments and grpcurl commands with their comments,
+    and a message for every other non-comment line."""
+    first_lineno, raw = sh_block(readme_text)
+    logical = []  # (line number, text)
+    pending, pending_lineno = "", None
+    for offset, line in enumerate(raw):
+        lineno = first_lineno + offset
+        if pending_lineno is None:
+            pending_lineno = lineno
+        stripped = line.rstrip()
+        if stripped.endswith("\\"):
+            pending += stripped[:-1].strip() + " "
+            continue
+        logical.append((pending_lineno, (pending + line.strip()).strip()))
+        pending, pending_lineno = "", None
+    if pending_lineno is not None:
+        raise ReadmeError(f"line {pending_lineno} ends the block with a backslash")
+
+    entries, errors, comments = [], [], []
+    for lineno, text in logical:
+        if not text:
+            continue
+        if text.startswith("#"):
+            comments.append(text.lstrip("#").strip())
+            continue
+        if ASSIGNMENT.match(text) or text.split(maxsplit=1)[0] == "grpcurl":
+            entries.append(Line(lineno, text, comments))
+        else:
+            errors.append(
+                f"README:{lineno}: not a grpcurl command or NAME=$(jq -r ...) line: {text}"
+            )
+        comments = []
+    return entries, errors
+
+
+def expectation(comments):
+    """(status code name or None, google.rpc detail names) named in the comments."""
+    text = " ".join(comments)
+    words = re.findall(r"\b[A-Z][A-Z_]+\b", text)
+    codes = sorted({word for word in words if word in STATUS_CODES})
+    if len(codes) > 1:
+        raise CommandError(f"comments name several status codes {codes}; expected one")
+    return (codes[0] if codes else None), sorted(set(RPC_DETAIL.findall(text)))
+
+
+def eval_assignment(text, demo_json):
+    """NAME=$(jq -r EXPR pos-data/demo.json) -> (NAME, value)."""
+    match = ASSIGNMENT.match(text)
+    name, inner = match.group(1), match.group(2)
+    try:
+        argv = shlex.split(inner)
+    except ValueError as err:
+        raise CommandError(f"cannot parse {inner!r}: {err}") from None
+    if len(argv) != 4 or argv[:2] != ["jq", "-r"] or argv[3] != README_DEMO_JSON:
+        raise CommandError(f"expected $(jq -r EXPR {README_DEMO_JSON}), got $({inner})")
+    expr = argv[2]
+    if not JQ_PATH.match(expr):
+        raise CommandError(f"unsupported jq expression {expr!r} (only .key and .key[N])")
+    value = json.loads(Path(demo_json).read_text())
+    for step in JQ_STEP.finditer(expr):
+        key, index = step.group(1), step.group(2)
+        try:
+            value = value[key] if key is not None else value[int(index)]
+        except (KeyError, IndexError, TypeError):
+            raise CommandError(f"jq {expr}: no {step.group(0)} in demo.json") from None
+    return name, value if isinstance(value, str) else json.dumps(value)
+
+
+def substitute(text, variables):
+    if "$(" in text or "`" in text:
+        raise CommandError("command substitution is not supported in grpcurl lines")
+
+    def replace(match):
+        name = match.group(1) or match.group(2)
+        if name not in variables:
+            raise CommandError(f"${name} is not set by an earlier line")
+        return variables[name]
+
+    return VARIABLE.sub(replace, text)
+
+
+class Grpcurl:
+    """A parsed grpcurl command line."""
+
+    def __init__(self, argv):
+        if not argv or argv[0] != "grpcurl":
+            raise CommandError("not a grpcurl command")
+        self.plaintext = False
+        self.headers = []
+        self.data = None
+        args = argv[1:]
+        i = 0
+        while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
+            flag, value = args[i].lstrip("-"), None
+            if "=" in flag:
+                flag, value = flag.split("=", 1)
+            if flag == "plaintext":
+                if value not in (None, "true", "false"):
+                    raise CommandError(f"bad value for -plaintext: {value!r}")
+                self.plaintext = value != "false"
+            elif flag in ("H", "d"):
+                if value is None:
+                    i += 1
+                    if i == len(args):
+                        raise CommandError(f"-{flag} needs a value")
+                    value = args[i]
+                if flag == "H":
+                    if ":" not in value:
+                        raise CommandError(f"-H {value!r} is not 'key: value'")
+                    key, val = value.split(":", 1)
+                    self.headers.append((key.strip().lower(), val.lstrip()))
+                else:
+                    if value.startswith("@"):
+                        raise CommandError("-d @ (read from stdin) is not supported")
+                    self.data = value
+            else:
+                raise CommandError(
+                    f"unknown grpcurl flag {args[i]!r} (supported: -plaintext, -H, -d)"
+                )
+            i += 1
+        if i < len(args) and args[i] == "--":
+            i += 1
+        positional = args[i:]
+        if not positional:
+            raise CommandError("missing the server address")
+        self.address = positional[0]
+        rest = positional[1:]
+        if not rest:
+            raise CommandError("missing `list`, `describe` or a method name")
+        self.verb, self.symbol = rest[0], None
+        if self.verb in ("list", "describe"):
+            if len(rest) > 2:
+                raise CommandError(f"unexpected arguments {rest[2:]}")
+            self.symbol = rest[1] if len(rest) == 2 else None
+        else:
+            if len(rest) > 1:
+                raise CommandError(f"unexpected arguments after the method: {rest[1:]}")
+            self.verb, self.symbol = "call", rest[0]
+        if self.data is not None and self.verb != "call":
+            raise CommandError(f"-d makes no sense with `{self.verb}`")
+        if not self.plaintext:
+            raise CommandError("without -plaintext grpcurl uses TLS, but `pos up` serves plaintext")
+        if self.address not in README_ADDRESSES:
+            raise CommandError(f"address {self.address!r} is not `pos up`'s default 127.0.0.1:8080")
+
+
+# ---------------------------------------------------------------------- reflection
+
+
+class _V1ReflectionStub:
+    """grpc.reflection.v1 with the v1alpha message classes (same wire format)."""
+
+    def __init__(self, channel):
+        self.ServerReflectionInfo = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+
+
+class Reflection:
+    def __init__(self, channel):
+        self.db = ProtoReflectionDescriptorDatabase(channel)
+        self.pool = descriptor_pool.DescriptorPool(self.db)
+        self._services = None
+        try:
+            self._services = list(self.db.get_services())
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            print(f"{PREFIX} v1alpha reflection unimplemented; using grpc.reflection.v1")
+            self.db._stub = _V1ReflectionStub(channel)
+
+    def services(self):
+        if self._services is None:
+            self._services = list(self.db.get_services())
+        return sorted(self._services)
+
+    def find_symbol(self, symbol):
+        """(kind, descriptor) for a service, method, message or enum name."""
+        symbol = symbol.lstrip(".").replace("/", ".")
+        # Loads the defining file (and its imports) into the pool, so that the
+        # lookups below hit the pool's own tables. KeyError: the Python database
+        # does not index method names (handled below); TypeError: see _lookup.
+        _lookup(self.pool.FindFileContainingSymbol, symbol)
+        for kind, find in [
+            ("service", self.pool.FindServiceByName),
+            ("message", self.pool.FindMessageTypeByName),
+            ("enum", self.pool.FindEnumTypeByName),
+        ]:
+            desc = _lookup(find, symbol)
+            if desc is not None:
+                return kind, desc
+        if "." in symbol:
+            service, method = symbol.rsplit(".", 1)
+            svc = _lookup(self.pool.FindServiceByName, service)
+            if svc is not None and method in svc.methods_by_name:
+                return "method", svc.methods_by_name[method]
+        raise CommandError(f"symbol {symbol!r} not found via reflection")
+
+    def method(self, name):
+        if "/" in name:
+            service, method = name.rsplit("/", 1)
+        elif "." in name:
+            service, method = name.rsplit(".", 1)
+        else:
+            raise CommandError(f"{name!r} is not package.Service/Method")
+        service = service.lstrip(".")
+        svc = _lookup(self.pool.FindServiceByName, service)
+        if svc is None:
+            raise CommandError(f"service {service!r} not found via reflection")
+        desc = svc.methods_by_name.get(method)
+        if desc is None:
+            raise CommandError(f"service {service!r} has no method {method!r}")
+        return service, desc
+
+
+def _lookup(find, name):
+    """find(name), or None if the pool has no such symbol of that kind.
+
+    A miss falls back to the reflection database; when the server answers with a
+    file the pool already holds, the C++/upb pool raises TypeError (duplicate
+    file) rather than KeyError.
+    """
+    try:
+        return find(name)
+    except (KeyError, TypeError):
+        return None
+
+
+# -------------------------------------------------------------------- describe text
+
+_SCALARS = {
+    value: name.lower()[len("type_") :]
+    for name, value in vars(FieldDescriptor).items()
+    if name.startswith("TYPE_") and isinstance(value, int)
+}
+
+
+def _field_type(field):
+    if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_ENUM):
+        target = field.message_type or field.enum_type
+        return "." + target.full_name
+    return _SCALARS.get(field.type, str(field.type))
+
+
+def _rpc_line(method):
+    cs = "stream " if method.client_streaming else ""
+    ss = "stream " if method.server_streaming else ""
+    return (
+        f"rpc {method.name} ( {cs}.{method.input_type.full_name} ) "
+        f"returns ( {ss}.{method.output_type.full_name} );"
+    )
+
+
+def _is_repeated(field):
+    if hasattr(field, "is_repeated"):  # protobuf >= 5.x; `label` is gone in 7.x
+        return field.is_repeated
+    return field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def describe_text(kind, desc):
+    article = "an" if kind == "enum" else "a"
+    lines = [f"{desc.full_name} is {article} {kind}:"]
+    if kind == "service":
+        lines.append(f"service {desc.name} {{")
+        lines += [f"  {_rpc_line(m)}" for m in desc.methods]
+        lines.append("}")
+    elif kind == "method":
+        lines.append(_rpc_line(desc))
+    elif kind == "enum":
+        lines.append(f"enum {desc.name} {{")
+        lines += [f"  {v.name} = {v.number};" for v in desc.values]
+        lines.append("}")
+    else:
+        lines.append(f"message {desc.name} {{")
+        for field in desc.fields:
+            label = "repeated " if _is_repeated(field) else ""
+            lines.append(f"  {label}{_field_type(field)} {field.name} = {field.number};")
+        lines.append("}")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------- running
+
+
+def status_details(err):
+    """Lines describing the grpc-status-details-bin trailer, and its detail type names."""
+    raw = None
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            raw = value
+    if raw is None:
+        return ["  Details: (no grpc-status-details-bin)"], None
+    if not HAVE_RPC_PROTOS:
+        return [
+            f"  Details: grpc-status-details-bin present ({len(raw)} bytes; "
+            "install googleapis-common-protos to decode)"
+        ], None
+    status = status_pb2.Status.FromString(raw)
+    lines, types = ["  Details:"], []
+    for n, detail in enumerate(status.details, 1):
+        types.append(detail.type_url.rsplit("/", 1)[-1])
+        try:
+            body = json_format.MessageToJson(detail, indent=None)
+        except (TypeError, KeyError):
+            body = f'{{"@type": "{detail.type_url}", ...}} (unknown type)'
+        lines.append(f"  {n})\t{body}")
+    return lines, types
+
+
+def run_command(cmd, reflection, channel, expected_code, expected_details):
+    """Runs one grpcurl command; returns (ok, detail) and prints its output."""
+    try:
+        if cmd.verb == "list":
+            if cmd.symbol is None:
+                output = "\n".join(reflection.services())
+            else:
+                kind, svc = reflection.find_symbol(cmd.symbol)
+                if kind != "service":
+                    raise CommandError(f"{cmd.symbol!r} is a {kind}, not a service")
+                output = "\n".join(m.full_name for m in svc.methods)
+        elif cmd.verb == "describe":
+            if cmd.symbol is None:
+                output = "\n".join(
+                    describe_text(*reflection.find_symbol(s)) for s in reflection.services()
+                )
+            else:
+                output = describe_text(*reflection.find_symbol(cmd.symbol))
+        else:
+            output = call(cmd, reflection, channel)
+    except grpc.RpcError as err:
+        code = err.code().name if err.code() else "UNKNOWN"
+        print("ERROR:")
+        print(f"  Code: {code}")
+        print(f"  Message: {err.details()}")
+        detail_lines, detail_types = status_details(err)
+        print("\n".join(detail_lines), flush=True)
+        if expected_code is None:
+            return False, f"failed with {code}: {err.details()}"
+        if code != expected_code:
+            return False, f"expected {expected_code}, got {code}: {err.details()}"
+        if detail_types is not None:
+            missing = [d for d in expected_details if f"google.rpc.{d}" not in detail_types]
+            if missing:
+                names = ", ".join(f"google.rpc.{d}" for d in missing)
+                return False, f"{code} as expected, but details lack {names}"
+        note = "" if detail_types is None else f" with {', '.join(detail_types) or 'no details'}"
+        return True, f"{code} as expected{note}"
+    print(output, flush=True)
+    if expected_code is not None:
+        return False, f"expected {expected_code}, but the call succeeded"
+    return True, ""
+
+
+def call(cmd, reflection, channel):
+    service, method = reflection.method(cmd.symbol)
+    if method.client_streaming or method.server_streaming:
+        raise CommandError(f"{cmd.symbol} is a streaming method; only unary calls are supported")
+    request_class = message_factory.GetMessageClass(method.input_type)
+    response_class = message_factory.GetMessageClass(method.output_type)
+    request = request_class()
+    if cmd.data is not None:
+        try:
+            json_format.Parse(cmd.data, request, descriptor_pool=reflection.pool)
+        except json_format.ParseError as err:
+            raise CommandError(f"-d is not a valid {method.input_type.full_name}: {err}") from None
+    stub = channel.unary_unary(
+        f"/{service}/{method.name}",
+        request_serializer=request_class.SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+    response = stub(request, metadata=cmd.headers or None, timeout=RPC_TIMEOUT)
+    return json_format.MessageToJson(response, indent=2, descriptor_pool=reflection.pool)
+
+
+def run_readme(checks, entries, target, demo_json):
+    variables = {}
+    with grpc.insecure_channel(target) as channel:
+        grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
+        print(f"{PREFIX} connected to {target}")
+        reflection = Reflection(channel)
+        for entry in entries:
+            if ASSIGNMENT.match(entry.text):
+                try:
+                    name, value = eval_assignment(entry.text, demo_json)
+                    variables[name] = value
+                    print(f"{PREFIX} set ${name} ({len(value)} chars) from {entry.label()}")
+                except (CommandError, OSError, ValueError) as err:
+                    checks.check(entry.label(), False, str(err))
+                continue
+            print(f"\n$ {entry.text}", flush=True)
+            try:
+                expected_code, expected_details = expectation(entry.comments)
+                cmd = Grpcurl(shlex.split(substitute(entry.text, variables)))
+                ok, detail = run_command(cmd, reflection, channel, expected_code, expected_details)
+            except CommandError as err:
+                ok, detail = False, str(err)
+            except ValueError as err:  # shlex
+                ok, detail = False, f"cannot parse the command: {err}"
+            except Exception as err:  # noqa: BLE001 - this command fails; go on with the rest
+                ok, detail = False, f"unexpected error: {type(err).__name__}: {err}"
+            checks.check(entry.label(), ok, detail)
+
+
+# ---------------------------------------------------------------------- pos process
+
+
+def pump_stdout(proc, lines):
+    """Echoes the server's stdout and hands each line to the main thread."""
+    for line in proc.stdout:
+        print(f"  [pos] {line.rstrip()}", flush=True)
+        lines.put(line)
+    lines.put(None)  # EOF
+
+
+def wait_for_port(proc, lines, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeError(f"no 'listening on' line within {timeout} s")
+        try:
+            line = lines.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if line is None:
+            code = proc.wait()
+            raise RuntimeError(f"pos exited (code {code}) before printing 'listening on'")
+        match = LISTENING.search(line)
+        if match:
+            return match.group(1), int(match.group(2))
+
+
+def stop(proc):
+    """SIGTERM, then SIGKILL after 10 s; a problem here is reported but not a check."""
+    if proc.poll() is not None:
+        print(f"{PREFIX} note: pos had already exited with code {proc.returncode}")
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=10)
+        print(f"{PREFIX} pos stopped with SIGTERM (exit code {code})")
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        print(f"{PREFIX} note: pos ignored SIGTERM for 10 s; killed")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pos-bin", required=True, help="path to the built pos binary")
+    parser.add_argument(
+        "--readme",
+        default=str(Path(__file__).resolve().parents[2] / "README.md"),
+        help="README to take the examples from (default: the repository's README.md)",
+    )
+    parser.add_argument("--startup-timeout", type=float, default=60.0)
+    args = parser.parse_args()
+
+    checks = Checks()
+    try:
+        entries, errors = parse_readme(Path(args.readme).read_text())
+    except (ReadmeError, OSError) as err:
+        checks.check(f"parse {args.readme}", False, str(err))
+        entries, errors = [], []
+    for error in errors:
+        checks.check(error, False)
+    commands = [e for e in entries if not ASSIGNMENT.match(e.text)]
+    print(f"{PREFIX} {len(commands)} grpcurl command(s) in {args.readme}", flush=True)
+    if not commands and not checks.failed:
+        checks.check(f"grpcurl commands in {args.readme}", False, "none found")
+
+    if commands:
+        data_dir = tempfile.mkdtemp(prefix="pos-readme-examples-")
+        proc = None
+        try:
+            command = [
+                args.pos_bin, "up", "--demo",
+                "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+            ]
+            print(f"{PREFIX} starting {' '.join(command)}", flush=True)
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+            lines = queue.Queue()
+            threading.Thread(target=pump_stdout, args=(proc, lines), daemon=True).start()
+            try:
+                host, port = wait_for_port(proc, lines, args.startup_timeout)
+            except RuntimeError as err:
+                checks.check("pos starts and prints 'listening on'", False, str(err))
+            else:
+                run_readme(checks, entries, f"{host}:{port}", os.path.join(data_dir, "demo.json"))
+                stop(proc)
+        except Exception as err:  # noqa: BLE001 - report anything unexpected as a failure
+            checks.check("unexpected error", False, f"{type(err).__name__}: {err}")
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    print(f"{PREFIX} {checks.passed} passed, {checks.failed} failed", flush=True)
+    return 0 if checks.failed == 0 and commands else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
