@@ -4,12 +4,7 @@
 
 mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::sync::Arc;
 
 use pos_common::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer};
 use pos_proto::v1::{
@@ -17,54 +12,13 @@ use pos_proto::v1::{
     store_internal_service_client::StoreInternalServiceClient,
     store_service_client::StoreServiceClient,
 };
-use support::{Backend, Bearer, TestDb};
+use support::{
+    Backend, TestDb, bearer,
+    process::{PosProcess, pos},
+};
 use tonic::transport::Channel;
 
 on_both_backends!(migrate_then_serve_store_role);
-
-fn pos() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pos"))
-}
-
-fn wait_for_listening(child: &mut Child) -> String {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("pos serve exited before listening")
-            .expect("read stdout");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    addr
-}
-
-fn sigterm_and_wait(child: &mut Child) {
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(exit) = child.try_wait().expect("wait") {
-            assert!(exit.success(), "pos serve exited with {exit}");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pos serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn bearer(token: &str) -> Bearer {
-    Bearer(Some(format!("Bearer {token}").parse().expect("ascii")))
-}
 
 async fn migrate_then_serve_store_role(backend: Backend) {
     let (test_db, db) = TestDb::create(backend).await;
@@ -110,7 +64,8 @@ async fn migrate_then_serve_store_role(backend: Backend) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("POS_JWKS_FILE"));
 
-    let mut child = pos()
+    let mut command = pos();
+    command
         .args([
             "serve",
             "store",
@@ -122,13 +77,9 @@ async fn migrate_then_serve_store_role(backend: Backend) {
         .env("POS_DATABASE_URL", &url)
         .env("POS_JWKS_FILE", &jwks_file)
         .env("POS_SIGNING_KEY_FILE", &key_file)
-        .env("POS_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let addr = wait_for_listening(&mut child);
-    let channel = Channel::from_shared(format!("http://{addr}"))
+        .env("POS_LOG_FORMAT", "json");
+    let served = PosProcess::spawn(command);
+    let channel = Channel::from_shared(format!("http://{}", served.addr))
         .expect("uri")
         .connect()
         .await
@@ -198,7 +149,7 @@ async fn migrate_then_serve_store_role(backend: Backend) {
     .expect_err("foreign key");
     assert_eq!(support::reason(&status), "TOKEN_INVALID");
 
-    sigterm_and_wait(&mut child);
+    served.stop_with_sigterm();
     db.close().await;
     test_db.drop_database().await;
 }

@@ -3,24 +3,18 @@
 
 mod support;
 
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::Path;
 
 use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
-use support::Bearer;
+use support::{
+    Bearer, bearer,
+    process::{PosProcess, pos},
+};
 use tonic::transport::Channel;
 
-struct Up {
-    child: Child,
-    addr: String,
-}
-
-fn start_up(data_dir: &Path) -> Up {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pos"))
+fn start_up(data_dir: &Path) -> PosProcess {
+    let mut command = pos();
+    command
         .args([
             "up",
             "--demo",
@@ -30,42 +24,8 @@ fn start_up(data_dir: &Path) -> Up {
             "2",
         ])
         .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pos up");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("pos up exited before listening")
-            .expect("read stdout");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Up { child, addr }
-}
-
-fn stop_with_sigterm(mut up: Up) {
-    let status = Command::new("kill")
-        .args(["-TERM", &up.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(exit) = up.child.try_wait().expect("wait") {
-            assert!(exit.success(), "pos up exited with {exit}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "pos up did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .arg(data_dir);
+    PosProcess::spawn(command)
 }
 
 async fn client(
@@ -77,8 +37,7 @@ async fn client(
         .connect()
         .await
         .expect("connect");
-    let value = format!("Bearer {token}").parse().expect("ascii");
-    StoreServiceClient::with_interceptor(channel, Bearer(Some(value)))
+    StoreServiceClient::with_interceptor(channel, bearer(token))
 }
 
 async fn menu(addr: &str, token: &str, include_deleted: bool) -> Vec<String> {
@@ -132,7 +91,7 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
         .into_inner()
         .devices;
     assert_eq!(devices.len(), 30);
-    stop_with_sigterm(up);
+    up.stop_with_sigterm();
 
     // Restarting keeps the store and menu; the new demo.json tokens work and the old
     // tablet token was rotated out.
@@ -150,5 +109,5 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
         .await
         .expect_err("rotated token");
     assert_eq!(support::reason(&status), "TOKEN_REVOKED");
-    stop_with_sigterm(up);
+    up.stop_with_sigterm();
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{net::SocketAddr, sync::Arc};
 
 use pos::startup::{self, Running, ServerSpec, StoreRole};
@@ -158,6 +160,13 @@ impl Interceptor for Bearer {
         }
         Ok(request)
     }
+}
+
+/// An authorization header value for `token`.
+pub fn bearer(token: &str) -> Bearer {
+    Bearer(Some(
+        format!("Bearer {token}").parse().expect("ascii token"),
+    ))
 }
 
 pub type StoreClient = StoreServiceClient<InterceptedService<Channel, Bearer>>;
