@@ -15,64 +15,22 @@ Prints `python-client: N passed, M failed` last; exits 0 only if all passed.
 """
 
 import argparse
-import queue
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+# pos_harness.py sits next to this script; sys.path[0] is normally this folder
+# already, but not under `python -P` / PYTHONSAFEPATH.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pos_harness import Checks, run_with_pos, stop_pos  # noqa: E402
+
+PREFIX = "python-client"
 EXPECTED_SERVICES = ["pos.v1.StoreService", "grpc.health.v1.Health"]
 HEALTH_SERVICES = ["", "pos.v1.StoreService"]
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
 RPC_TIMEOUT = 10
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        suffix = f": {detail}" if detail else ""
-        print(f"python-client: {'PASS' if ok else 'FAIL'} {name}{suffix}", flush=True)
-
-
-def pump_stdout(proc, lines):
-    """Echoes the server's stdout and hands each line to the main thread."""
-    for line in proc.stdout:
-        print(f"  [pos] {line.rstrip()}", flush=True)
-        lines.put(line)
-    lines.put(None)  # EOF
-
-
-def wait_for_port(proc, lines, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(f"no 'listening on' line within {timeout} s")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if line is None:
-            code = proc.wait()
-            raise RuntimeError(f"pos exited (code {code}) before printing 'listening on'")
-        match = LISTENING.search(line)
-        if match:
-            return match.group(1), int(match.group(2))
 
 
 def list_services(channel):
@@ -87,7 +45,7 @@ def list_services(channel):
             raise
     # grpcio-reflection only ships v1alpha stubs; the v1 messages are identical
     # on the wire, so call the v1 method with the same message classes.
-    print("python-client: v1alpha reflection unimplemented; trying grpc.reflection.v1")
+    print(f"{PREFIX}: v1alpha reflection unimplemented; trying grpc.reflection.v1")
     call = channel.stream_stream(
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
@@ -101,11 +59,11 @@ def run_checks(checks, host, port):
     target = f"{host}:{port}"
     with grpc.insecure_channel(target) as channel:
         grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
-        print(f"python-client: connected to {target}")
+        print(f"{PREFIX}: connected to {target}")
 
         try:
             services = list_services(channel)
-            print(f"python-client: reflection lists {len(services)} services:")
+            print(f"{PREFIX}: reflection lists {len(services)} services:")
             for name in sorted(services):
                 print(f"    {name}")
             for name in EXPECTED_SERVICES:
@@ -131,14 +89,11 @@ def stop(proc, checks):
     if proc.poll() is not None:
         checks.check("pos still running before SIGTERM", False, f"exit code {proc.returncode}")
         return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=10)
-        checks.check("pos exits within 10 s of SIGTERM", True, f"exit code {code}")
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    code = stop_pos(proc)
+    if code is None:
         checks.check("pos exits within 10 s of SIGTERM", False, "killed with SIGKILL")
+    else:
+        checks.check("pos exits within 10 s of SIGTERM", True, f"exit code {code}")
 
 
 def main():
@@ -147,37 +102,14 @@ def main():
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     args = parser.parse_args()
 
-    checks = Checks()
-    data_dir = tempfile.mkdtemp(prefix="pos-python-client-")
-    proc = None
-    try:
-        command = [args.pos_bin, "up", "--listen", "127.0.0.1:0", "--data-dir", data_dir]
-        print(f"python-client: starting {' '.join(command)}", flush=True)
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        lines = queue.Queue()
-        threading.Thread(target=pump_stdout, args=(proc, lines), daemon=True).start()
-        try:
-            host, port = wait_for_port(proc, lines, args.startup_timeout)
-        except RuntimeError as err:
-            checks.check("pos starts and prints 'listening on'", False, str(err))
-        else:
-            run_checks(checks, host, port)
-            stop(proc, checks)
-    except Exception as err:  # noqa: BLE001 - report anything unexpected as a failure
-        checks.check("unexpected error", False, f"{type(err).__name__}: {err}")
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
+    checks = Checks(PREFIX)
 
-    print(f"python-client: {checks.passed} passed, {checks.failed} failed", flush=True)
+    def body(proc, host, port, _data_dir):
+        run_checks(checks, host, port)
+        stop(proc, checks)
+
+    run_with_pos(checks, args.pos_bin, [], body, args.startup_timeout)
+    checks.summary()
     return 0 if checks.failed == 0 and checks.passed > 0 else 1
 
 

@@ -11,8 +11,8 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
   here. Every other non-comment line must be a `grpcurl` command; anything else
   is a failure, so the README cannot drift into untested commands.
 * Supported grpcurl syntax: `-plaintext`, `-H 'key: value'` (repeatable),
-  `-d JSON`, then the address, then `list [SERVICE]`, `describe [SYMBOL]` or
-  `package.Service/Method`. Unknown flags are failures.
+  `-d JSON`, then the address, then `list [SERVICE]` or `package.Service/Method`
+  (unary). Unknown flags and other forms (e.g. `describe`) are failures.
 * Starts `<pos-bin> up --demo --listen 127.0.0.1:0 --data-dir <tmp>`, waits for
   `listening on HOST:PORT`, and runs every command against that address in
   place of the README's 127.0.0.1:8080.
@@ -30,25 +30,22 @@ only if all passed and at least one command was found.
 import argparse
 import json
 import os
-import queue
 import re
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
 
 import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
-from google.protobuf.descriptor import FieldDescriptor
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+
+# pos_harness.py sits next to this script; sys.path[0] is normally this folder
+# already, but not under `python -P` / PYTHONSAFEPATH.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pos_harness import Checks, run_with_pos, stop_pos  # noqa: E402
 
 try:  # optional: decodes google.rpc.Status details (ErrorInfo, BadRequest, ...)
     from google.rpc import error_details_pb2 as _error_details_pb2  # noqa: F401
@@ -62,7 +59,6 @@ except ImportError:
 HEADING = "## Try the API with grpcurl"
 README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
 README_DEMO_JSON = "pos-data/demo.json"
-LISTENING = re.compile(r"listening on (\S+):(\d+)")
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
 JQ_PATH = re.compile(r"^(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)+$")
 JQ_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
@@ -70,21 +66,7 @@ VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]
 STATUS_CODES = {code.name for code in grpc.StatusCode if code != grpc.StatusCode.OK}
 RPC_DETAIL = re.compile(r"\bgoogle\.rpc\.([A-Z][A-Za-z]*)\b")
 RPC_TIMEOUT = 10
-PREFIX = "readme-examples:"
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        suffix = f": {detail}" if detail else ""
-        print(f"{PREFIX} {'PASS' if ok else 'FAIL'} {name}{suffix}", flush=True)
+PREFIX = "readme-examples"
 
 
 class ReadmeError(Exception):
@@ -258,9 +240,14 @@ class Grpcurl:
         self.address = positional[0]
         rest = positional[1:]
         if not rest:
-            raise CommandError("missing `list`, `describe` or a method name")
+            raise CommandError("missing `list` or a method name")
         self.verb, self.symbol = rest[0], None
-        if self.verb in ("list", "describe"):
+        if self.verb == "describe":  # not used by the README, so not implemented
+            raise CommandError(
+                "grpcurl `describe` is not supported "
+                "(supported: `list [SERVICE]` and unary `package.Service/Method` calls)"
+            )
+        if self.verb == "list":
             if len(rest) > 2:
                 raise CommandError(f"unexpected arguments {rest[2:]}")
             self.symbol = rest[1] if len(rest) == 2 else None
@@ -300,7 +287,7 @@ class Reflection:
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.UNIMPLEMENTED:
                 raise
-            print(f"{PREFIX} v1alpha reflection unimplemented; using grpc.reflection.v1")
+            print(f"{PREFIX}: v1alpha reflection unimplemented; using grpc.reflection.v1")
             self.db._stub = _V1ReflectionStub(channel)
 
     def services(self):
@@ -360,59 +347,6 @@ def _lookup(find, name):
         return None
 
 
-# -------------------------------------------------------------------- describe text
-
-_SCALARS = {
-    value: name.lower()[len("type_") :]
-    for name, value in vars(FieldDescriptor).items()
-    if name.startswith("TYPE_") and isinstance(value, int)
-}
-
-
-def _field_type(field):
-    if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_ENUM):
-        target = field.message_type or field.enum_type
-        return "." + target.full_name
-    return _SCALARS.get(field.type, str(field.type))
-
-
-def _rpc_line(method):
-    cs = "stream " if method.client_streaming else ""
-    ss = "stream " if method.server_streaming else ""
-    return (
-        f"rpc {method.name} ( {cs}.{method.input_type.full_name} ) "
-        f"returns ( {ss}.{method.output_type.full_name} );"
-    )
-
-
-def _is_repeated(field):
-    if hasattr(field, "is_repeated"):  # protobuf >= 5.x; `label` is gone in 7.x
-        return field.is_repeated
-    return field.label == FieldDescriptor.LABEL_REPEATED
-
-
-def describe_text(kind, desc):
-    article = "an" if kind == "enum" else "a"
-    lines = [f"{desc.full_name} is {article} {kind}:"]
-    if kind == "service":
-        lines.append(f"service {desc.name} {{")
-        lines += [f"  {_rpc_line(m)}" for m in desc.methods]
-        lines.append("}")
-    elif kind == "method":
-        lines.append(_rpc_line(desc))
-    elif kind == "enum":
-        lines.append(f"enum {desc.name} {{")
-        lines += [f"  {v.name} = {v.number};" for v in desc.values]
-        lines.append("}")
-    else:
-        lines.append(f"message {desc.name} {{")
-        for field in desc.fields:
-            label = "repeated " if _is_repeated(field) else ""
-            lines.append(f"  {label}{_field_type(field)} {field.name} = {field.number};")
-        lines.append("}")
-    return "\n".join(lines)
-
-
 # -------------------------------------------------------------------------- running
 
 
@@ -452,13 +386,6 @@ def run_command(cmd, reflection, channel, expected_code, expected_details):
                 if kind != "service":
                     raise CommandError(f"{cmd.symbol!r} is a {kind}, not a service")
                 output = "\n".join(m.full_name for m in svc.methods)
-        elif cmd.verb == "describe":
-            if cmd.symbol is None:
-                output = "\n".join(
-                    describe_text(*reflection.find_symbol(s)) for s in reflection.services()
-                )
-            else:
-                output = describe_text(*reflection.find_symbol(cmd.symbol))
         else:
             output = call(cmd, reflection, channel)
     except grpc.RpcError as err:
@@ -510,14 +437,14 @@ def run_readme(checks, entries, target, demo_json):
     variables = {}
     with grpc.insecure_channel(target) as channel:
         grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
-        print(f"{PREFIX} connected to {target}")
+        print(f"{PREFIX}: connected to {target}")
         reflection = Reflection(channel)
         for entry in entries:
             if ASSIGNMENT.match(entry.text):
                 try:
                     name, value = eval_assignment(entry.text, demo_json)
                     variables[name] = value
-                    print(f"{PREFIX} set ${name} ({len(value)} chars) from {entry.label()}")
+                    print(f"{PREFIX}: set ${name} ({len(value)} chars) from {entry.label()}")
                 except (CommandError, OSError, ValueError) as err:
                     checks.check(entry.label(), False, str(err))
                 continue
@@ -538,45 +465,16 @@ def run_readme(checks, entries, target, demo_json):
 # ---------------------------------------------------------------------- pos process
 
 
-def pump_stdout(proc, lines):
-    """Echoes the server's stdout and hands each line to the main thread."""
-    for line in proc.stdout:
-        print(f"  [pos] {line.rstrip()}", flush=True)
-        lines.put(line)
-    lines.put(None)  # EOF
-
-
-def wait_for_port(proc, lines, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RuntimeError(f"no 'listening on' line within {timeout} s")
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if line is None:
-            code = proc.wait()
-            raise RuntimeError(f"pos exited (code {code}) before printing 'listening on'")
-        match = LISTENING.search(line)
-        if match:
-            return match.group(1), int(match.group(2))
-
-
 def stop(proc):
     """SIGTERM, then SIGKILL after 10 s; a problem here is reported but not a check."""
     if proc.poll() is not None:
-        print(f"{PREFIX} note: pos had already exited with code {proc.returncode}")
+        print(f"{PREFIX}: note: pos had already exited with code {proc.returncode}")
         return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=10)
-        print(f"{PREFIX} pos stopped with SIGTERM (exit code {code})")
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        print(f"{PREFIX} note: pos ignored SIGTERM for 10 s; killed")
+    code = stop_pos(proc)
+    if code is None:
+        print(f"{PREFIX}: note: pos ignored SIGTERM for 10 s; killed")
+    else:
+        print(f"{PREFIX}: pos stopped with SIGTERM (exit code {code})")
 
 
 def main():
@@ -590,7 +488,7 @@ def main():
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     args = parser.parse_args()
 
-    checks = Checks()
+    checks = Checks(PREFIX)
     try:
         entries, errors = parse_readme(Path(args.readme).read_text())
     except (ReadmeError, OSError) as err:
@@ -599,44 +497,19 @@ def main():
     for error in errors:
         checks.check(error, False)
     commands = [e for e in entries if not ASSIGNMENT.match(e.text)]
-    print(f"{PREFIX} {len(commands)} grpcurl command(s) in {args.readme}", flush=True)
+    print(f"{PREFIX}: {len(commands)} grpcurl command(s) in {args.readme}", flush=True)
     if not commands and not checks.failed:
         checks.check(f"grpcurl commands in {args.readme}", False, "none found")
 
     if commands:
-        data_dir = tempfile.mkdtemp(prefix="pos-readme-examples-")
-        proc = None
-        try:
-            command = [
-                args.pos_bin, "up", "--demo",
-                "--listen", "127.0.0.1:0", "--data-dir", data_dir,
-            ]
-            print(f"{PREFIX} starting {' '.join(command)}", flush=True)
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-            )
-            lines = queue.Queue()
-            threading.Thread(target=pump_stdout, args=(proc, lines), daemon=True).start()
-            try:
-                host, port = wait_for_port(proc, lines, args.startup_timeout)
-            except RuntimeError as err:
-                checks.check("pos starts and prints 'listening on'", False, str(err))
-            else:
-                run_readme(checks, entries, f"{host}:{port}", os.path.join(data_dir, "demo.json"))
-                stop(proc)
-        except Exception as err:  # noqa: BLE001 - report anything unexpected as a failure
-            checks.check("unexpected error", False, f"{type(err).__name__}: {err}")
-        finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            shutil.rmtree(data_dir, ignore_errors=True)
 
-    print(f"{PREFIX} {checks.passed} passed, {checks.failed} failed", flush=True)
+        def body(proc, host, port, data_dir):
+            run_readme(checks, entries, f"{host}:{port}", os.path.join(data_dir, "demo.json"))
+            stop(proc)
+
+        run_with_pos(checks, args.pos_bin, ["--demo"], body, args.startup_timeout)
+
+    checks.summary()
     return 0 if checks.failed == 0 and commands else 1
 
 
