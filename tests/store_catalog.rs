@@ -506,8 +506,8 @@ async fn tablets_see_only_their_stores_live_menu(backend: Backend) {
                 base_stock: 1,
             })
             .await,
-        Code::Unauthenticated,
-        "WRONG_TOKEN_TYPE",
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
     );
     assert_error(
         app.store(None)

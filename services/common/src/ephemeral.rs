@@ -37,6 +37,15 @@ pub trait EphemeralStore: Send + Sync + 'static {
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64>;
     /// Removes `key`; true when it existed.
     async fn delete(&self, key: &str) -> EphemeralResult<bool>;
+    /// Sets `key` to `new` (expiring after `ttl`) only if it now holds `expected`; true
+    /// when it did. Lets two racing writers agree on exactly one winner.
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+        ttl: Duration,
+    ) -> EphemeralResult<bool>;
 }
 
 pub type SharedEphemeral = Arc<dyn EphemeralStore>;
@@ -82,6 +91,19 @@ pub(crate) mod contract {
         assert_eq!(store.get("brief").await.expect("get"), None);
         assert_eq!(store.increment("brief-n", 1, short).await.expect("incr"), 1);
         assert!(store.set_if_absent("brief", "y", short).await.expect("nx"));
+
+        store.set("cas", "a", ttl).await.expect("set");
+        assert!(!store.compare_and_swap("cas", "b", "c", ttl).await.expect("cas"));
+        assert!(store.compare_and_swap("cas", "a", "b", ttl).await.expect("cas"));
+        assert_eq!(store.get("cas").await.expect("get").as_deref(), Some("b"));
+        assert!(!store.compare_and_swap("cas-missing", "a", "b", ttl).await.expect("cas"));
+        assert_eq!(store.get("cas-missing").await.expect("get"), None);
+        let swaps = (0..16).map(|i| {
+            let new = format!("n{i}");
+            async move { store.compare_and_swap("cas", "b", &new, ttl).await.expect("cas") }
+        });
+        let swapped = futures::future::join_all(swaps).await;
+        assert_eq!(swapped.iter().filter(|won| **won).count(), 1);
 
         // Concurrent set-if-absent: exactly one winner.
         let attempts = (0..16).map(|i| {

@@ -34,18 +34,13 @@ impl StoreApi {
     /// The calling owner's store. The owner's user id is the source of truth; a token that
     /// names a different store is refused.
     async fn owner_store(&self, principal: &Principal) -> ApiResult<StoreRow> {
-        let Principal::Owner { user_id, store_id } = principal else {
-            return Err(ApiError::new(
-                Reason::WrongTokenType,
-                "this call needs an owner token",
-            ));
-        };
+        let (user_id, claimed_store) = principal.require_owner()?;
         let store = self
             .repo
-            .store_of_owner(*user_id)
+            .store_of_owner(user_id)
             .await?
             .ok_or_else(|| ApiError::new(Reason::StoreNotFound, "this owner has no store"))?;
-        if store_id.is_some_and(|claimed| claimed != store.id) {
+        if claimed_store.is_some_and(|claimed| claimed != store.id) {
             return Err(ApiError::new(
                 Reason::NotYourStore,
                 "the token names a store this owner does not own",
@@ -56,21 +51,11 @@ impl StoreApi {
 
     /// The calling tablet's store id, after checking its credential is still current.
     async fn device_store(&self, principal: &Principal) -> ApiResult<i64> {
-        let Principal::Device {
-            store_id,
-            device_id,
-            credential_version,
-        } = principal
-        else {
-            return Err(ApiError::new(
-                Reason::WrongTokenType,
-                "this call needs a device token",
-            ));
-        };
-        let device = self.repo.device(*store_id, *device_id).await?;
+        let (store_id, device_id, credential_version) = principal.require_device()?;
+        let device = self.repo.device(store_id, device_id).await?;
         match device {
-            Some(d) if d.revoked_at.is_none() && d.credential_version == *credential_version => {
-                Ok(*store_id)
+            Some(d) if d.revoked_at.is_none() && d.credential_version == credential_version => {
+                Ok(store_id)
             }
             _ => Err(ApiError::new(
                 Reason::TokenRevoked,

@@ -20,6 +20,8 @@ pub enum TokenType {
     Device,
     /// A service calling another service's internal API.
     Service,
+    /// A short-lived proof of a provider identity, spent by SignUp; never a bearer token.
+    Signup,
 }
 
 /// JWT claims (SPEC section 6).
@@ -40,6 +42,9 @@ pub struct Claims {
     /// Device credential version; older versions are revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
+    /// Refresh token family: every rotation of one login shares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 impl Claims {
@@ -47,7 +52,7 @@ impl Claims {
     pub fn new(iss: &str, aud: &str, sub: &str, typ: TokenType, ttl_secs: i64) -> Self {
         let now = chrono::Utc::now().timestamp();
         let role = match typ {
-            TokenType::Access | TokenType::Refresh => "owner",
+            TokenType::Access | TokenType::Refresh | TokenType::Signup => "owner",
             TokenType::Device => "device",
             TokenType::Service => "service",
         };
@@ -63,6 +68,7 @@ impl Claims {
             store_id: None,
             device_id: None,
             ver: None,
+            fam: None,
         }
     }
 
@@ -109,9 +115,9 @@ impl Principal {
             TokenType::Service => Ok(Principal::Service {
                 name: claims.sub.clone(),
             }),
-            TokenType::Refresh => Err(ApiError::new(
+            TokenType::Refresh | TokenType::Signup => Err(ApiError::new(
                 Reason::WrongTokenType,
-                "a refresh token cannot authorize calls",
+                "only access, device and service tokens authorize calls",
             )),
         }
     }
@@ -124,30 +130,23 @@ impl Principal {
             .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))
     }
 
-    /// The owner's user id and store id, or why this caller is not an owner with a store.
-    pub fn require_owner_store(&self) -> ApiResult<(i64, i64)> {
+    /// The owner's user id and the store id their token names (absent before signup).
+    pub fn require_owner(&self) -> ApiResult<(i64, Option<i64>)> {
         match self {
-            Principal::Owner {
-                user_id,
-                store_id: Some(store_id),
-            } => Ok((*user_id, *store_id)),
-            Principal::Owner { store_id: None, .. } => Err(ApiError::new(
-                Reason::StoreNotFound,
-                "this owner has no store yet",
-            )),
-            _ => Err(wrong_token_type("an owner token")),
+            Principal::Owner { user_id, store_id } => Ok((*user_id, *store_id)),
+            _ => Err(role_not_allowed("an owner")),
         }
     }
 
-    /// The tablet's store and device ids, or why this caller is not a tablet.
-    pub fn require_device(&self) -> ApiResult<(i64, i64)> {
+    /// The tablet's store id, device id and credential version.
+    pub fn require_device(&self) -> ApiResult<(i64, i64, i64)> {
         match self {
             Principal::Device {
                 store_id,
                 device_id,
-                ..
-            } => Ok((*store_id, *device_id)),
-            _ => Err(wrong_token_type("a device token")),
+                credential_version,
+            } => Ok((*store_id, *device_id, *credential_version)),
+            _ => Err(role_not_allowed("a tablet")),
         }
     }
 
@@ -163,10 +162,11 @@ impl Principal {
     }
 }
 
-fn wrong_token_type(expected: &str) -> ApiError {
+/// A valid token of the wrong role (a tablet calling an owner RPC, or the reverse).
+pub fn role_not_allowed(expected: &str) -> ApiError {
     ApiError::new(
-        Reason::WrongTokenType,
-        format!("this call needs {expected}"),
+        Reason::RoleNotAllowed,
+        format!("only {expected} may call this"),
     )
 }
 

@@ -71,6 +71,23 @@ impl EphemeralStore for MemoryStore {
     async fn delete(&self, key: &str) -> EphemeralResult<bool> {
         Ok(self.with_entries(|e| e.remove(key).is_some()))
     }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+        ttl: Duration,
+    ) -> EphemeralResult<bool> {
+        let expires = Instant::now() + ttl;
+        Ok(self.with_entries(|e| match e.get_mut(key) {
+            Some(entry) if entry.0 == expected => {
+                *entry = (new.to_string(), expires);
+                true
+            }
+            _ => false,
+        }))
+    }
 }
 
 #[cfg(test)]

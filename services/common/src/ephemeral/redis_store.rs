@@ -95,6 +95,31 @@ impl EphemeralStore for RedisStore {
         let removed: i64 = conn.del(self.key(key)).await.map_err(unavailable)?;
         Ok(removed > 0)
     }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &str,
+        new: &str,
+        ttl: Duration,
+    ) -> EphemeralResult<bool> {
+        // A script runs atomically in Redis: no other client can write between GET and SET.
+        let script = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+               redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 \
+             else return 0 end",
+        );
+        let mut conn = self.connection.clone();
+        let swapped: i64 = script
+            .key(self.key(key))
+            .arg(expected)
+            .arg(new)
+            .arg(ttl_millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(swapped == 1)
+    }
 }
 
 #[cfg(test)]

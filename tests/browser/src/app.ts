@@ -1,0 +1,154 @@
+// Browser side of the grpc-web end-to-end test (bundled by run.mjs with esbuild).
+//
+// Calls a running `pos up --demo` from a page on a *different* origin, with
+// Connect-ES's grpc-web transport (an independent client: no code shared with
+// the server), and records one result per check in `window.__results`
+// ({name, ok, detail}); `window.__done` turns true when all checks finished.
+//
+// Configuration comes from `window.__POS_CONFIG` (set by run.mjs before the
+// page loads) or else from the page URL's query string:
+//   ?base=http://127.0.0.1:PORT&tablet=TOKEN&owner=TOKEN&store=STORE_ID
+
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb";
+import { StoreService } from "../gen/pos/v1/store_pb";
+
+interface Config {
+  baseUrl: string;
+  tabletToken: string;
+  ownerToken: string;
+  storeId: string;
+}
+
+interface Result {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+declare global {
+  interface Window {
+    __POS_CONFIG?: Partial<Config>;
+    __results: Result[];
+    __done: boolean;
+  }
+}
+
+const EXPECTED_MENU = ["Bibimbap", "Kimchi", "Sikhye"];
+const CALL_TIMEOUT_MS = 10_000;
+
+window.__results = [];
+window.__done = false;
+
+function config(): Config {
+  const query = new URLSearchParams(window.location.search);
+  const given = window.__POS_CONFIG ?? {};
+  const cfg: Config = {
+    baseUrl: given.baseUrl ?? query.get("base") ?? "",
+    tabletToken: given.tabletToken ?? query.get("tablet") ?? "",
+    ownerToken: given.ownerToken ?? query.get("owner") ?? "",
+    storeId: String(given.storeId ?? query.get("store") ?? ""),
+  };
+  const missing = Object.entries(cfg)
+    .filter(([, v]) => v === "")
+    .map(([k]) => k);
+  if (missing.length > 0) {
+    throw new Error(`missing configuration: ${missing.join(", ")}`);
+  }
+  return cfg;
+}
+
+function record(name: string, ok: boolean, detail: string): void {
+  window.__results.push({ name, ok, detail });
+  const line = document.createElement("li");
+  line.textContent = `${ok ? "PASS" : "FAIL"} ${name}: ${detail}`;
+  document.getElementById("results")?.appendChild(line);
+}
+
+/** Runs one check; an exception (e.g. a failed fetch) makes it fail. */
+async function check(name: string, body: () => Promise<[boolean, string]>): Promise<void> {
+  try {
+    const [ok, detail] = await body();
+    record(name, ok, detail);
+  } catch (e) {
+    const err = ConnectError.from(e);
+    record(name, false, `unexpected error: code=${Code[err.code]} message=${err.message}`);
+  }
+}
+
+function bearer(token: string): HeadersInit {
+  return { authorization: `Bearer ${token}` };
+}
+
+async function listProductNames(transport: Transport, token: string): Promise<[boolean, string]> {
+  const client = createClient(StoreService, transport);
+  const res = await client.listProducts({}, { headers: bearer(token), timeoutMs: CALL_TIMEOUT_MS });
+  const names = res.products.map((p) => p.name);
+  const ok = JSON.stringify(names) === JSON.stringify(EXPECTED_MENU);
+  return [ok, `products ${JSON.stringify(names)} (want ${JSON.stringify(EXPECTED_MENU)})`];
+}
+
+async function main(): Promise<void> {
+  const cfg = config();
+  const binary = createGrpcWebTransport({ baseUrl: cfg.baseUrl, useBinaryFormat: true });
+  const text = createGrpcWebTransport({ baseUrl: cfg.baseUrl, useBinaryFormat: false });
+
+  // (a) A tablet lists the demo menu (grpc-web binary).
+  await check("tablet ListProducts (grpc-web binary)", () =>
+    listProductNames(binary, cfg.tabletToken),
+  );
+
+  // (b) The owner reads their store (grpc-web binary).
+  await check("owner GetMyStore (grpc-web binary)", async () => {
+    const client = createClient(StoreService, binary);
+    const res = await client.getMyStore(
+      {},
+      { headers: bearer(cfg.ownerToken), timeoutMs: CALL_TIMEOUT_MS },
+    );
+    const id = res.store?.id;
+    const ok = id !== undefined && String(id) === cfg.storeId;
+    return [ok, `store.id=${String(id)} (want ${cfg.storeId})`];
+  });
+
+  // (c) No token: UNAUTHENTICATED, with ErrorInfo reason TOKEN_MISSING in
+  // grpc-status-details-bin (which the server must expose through CORS).
+  let unauthenticated: ConnectError | undefined;
+  await check("no token -> Unauthenticated (grpc-web binary)", async () => {
+    const client = createClient(StoreService, binary);
+    try {
+      const res = await client.listProducts({}, { timeoutMs: CALL_TIMEOUT_MS });
+      return [false, `call succeeded without a token (${res.products.length} products)`];
+    } catch (e) {
+      const err = ConnectError.from(e);
+      unauthenticated = err;
+      const ok = err.code === Code.Unauthenticated;
+      return [ok, `code=${Code[err.code]} (${err.code}) message=${JSON.stringify(err.rawMessage)}`];
+    }
+  });
+  await check("no token -> ErrorInfo TOKEN_MISSING", async () => {
+    if (unauthenticated === undefined) {
+      return [false, "the call without a token did not fail"];
+    }
+    const infos = unauthenticated.findDetails(ErrorInfoSchema);
+    const reasons = infos.map((i) => i.reason);
+    const ok = reasons.includes("TOKEN_MISSING");
+    return [
+      ok,
+      `ErrorInfo reasons ${JSON.stringify(reasons)} of ${unauthenticated.details.length} detail(s) (want TOKEN_MISSING)`,
+    ];
+  });
+
+  // (d) The same tablet call over grpc-web-text (base64 bodies).
+  await check("tablet ListProducts (grpc-web-text)", () =>
+    listProductNames(text, cfg.tabletToken),
+  );
+}
+
+main()
+  .catch((e: unknown) => {
+    record("browser app", false, `aborted: ${e instanceof Error ? e.message : String(e)}`);
+  })
+  .finally(() => {
+    window.__done = true;
+  });
