@@ -1,16 +1,22 @@
 //! Tokens and who is calling. Tokens are EdDSA (Ed25519) JWTs with a `kid`; a
 //! [`Verifier`] checks them against a JWKS and yields a [`Principal`], which
-//! [`AuthInterceptor`] puts into each request's extensions for the handlers to authorize.
+//! [`AuthLayer`] puts into each request's extensions for the handlers to authorize.
 
+mod authenticator;
 mod issuer;
 mod keys;
+mod layer;
 mod principal;
 
+pub use authenticator::{
+    Authenticator, JwksSource, KeyCache, Revocations, StaticJwks, bearer_token,
+};
 pub use issuer::{
     ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer,
 };
+pub use layer::{AuthLayer, AuthService};
 pub use keys::{Jwk, Jwks, SigningKey, Verifier};
-pub use principal::{AuthInterceptor, Claims, Principal, TokenType};
+pub use principal::{Claims, Principal, TokenType, role_not_allowed};
 
 /// Default `iss` claim of tokens issued by the user service.
 pub const DEFAULT_ISSUER: &str = "pos-mesh";

@@ -3,6 +3,7 @@
 //! verification into a [`auth::Principal`].
 
 pub mod auth;
+pub mod backend;
 pub mod config;
 pub mod ephemeral;
 pub mod error;

@@ -144,6 +144,28 @@ impl StoreInternalService for StoreInternalApi {
         }))
     }
 
+    async fn get_device_credential(
+        &self,
+        request: Request<pb::GetDeviceCredentialRequest>,
+    ) -> RpcResult<pb::GetDeviceCredentialResponse> {
+        require_service(&request)?;
+        let body = request.get_ref();
+        let device = self
+            .repo
+            .device(body.store_id, body.device_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    pos_common::Reason::DeviceNotFound,
+                    "no such device in this store",
+                )
+            })?;
+        Ok(Response::new(pb::GetDeviceCredentialResponse {
+            credential_version: device.credential_version,
+            revoked: device.revoked_at.is_some(),
+        }))
+    }
+
     async fn list_stores_by_settlement_day(
         &self,
         request: Request<pb::ListStoresBySettlementDayRequest>,

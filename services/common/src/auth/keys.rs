@@ -190,6 +190,12 @@ impl Verifier {
             })
     }
 
+    /// Whether this verifier has the key a token names; `None` for an unreadable token.
+    pub fn knows_key_of(&self, token: &str) -> Option<bool> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        Some(header.kid.is_some_and(|kid| self.keys.contains_key(&kid)))
+    }
+
     /// Verifies a bearer token and turns its claims into who is calling.
     pub fn principal(&self, token: &str) -> ApiResult<Principal> {
         Principal::from_claims(&self.verify(token)?)

@@ -1,11 +1,8 @@
 //! Token claims, the principal they name, and the interceptor that attaches it to requests.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
-use tonic::{Request, Status, service::Interceptor};
+use tonic::Request;
 
-use super::keys::Verifier;
 use crate::{ApiError, ApiResult, Reason};
 
 /// The `typ` claim: what a token may be used for.
@@ -122,7 +119,7 @@ impl Principal {
         }
     }
 
-    /// The principal attached by [`AuthInterceptor`], or `TOKEN_MISSING`.
+    /// The principal attached by [`super::AuthLayer`], or `TOKEN_MISSING`.
     pub fn of<T>(request: &Request<T>) -> ApiResult<&Principal> {
         request
             .extensions()
@@ -168,43 +165,4 @@ pub fn role_not_allowed(expected: &str) -> ApiError {
         Reason::RoleNotAllowed,
         format!("only {expected} may call this"),
     )
-}
-
-/// Verifies `authorization: Bearer <jwt>` and inserts the [`Principal`] into the request's
-/// extensions. A request without a token passes through with no principal, so public RPCs
-/// work; handlers that need one get `TOKEN_MISSING` from [`Principal::of`]. A token that is
-/// present but fails verification is rejected here.
-#[derive(Clone)]
-pub struct AuthInterceptor {
-    verifier: Arc<Verifier>,
-}
-
-impl AuthInterceptor {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
-    }
-}
-
-impl Interceptor for AuthInterceptor {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        // A client can never smuggle in a principal: extensions are not sent on the wire,
-        // and any principal left from earlier is replaced or removed here.
-        request.extensions_mut().remove::<Principal>();
-        let Some(value) = request.metadata().get("authorization") else {
-            return Ok(request);
-        };
-        let header = value
-            .to_str()
-            .map_err(|_| ApiError::new(Reason::TokenInvalid, "token invalid: not ASCII"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::new(Reason::TokenInvalid, "token invalid: not a Bearer token")
-            })?
-            .trim();
-        let principal = self.verifier.principal(token)?;
-        request.extensions_mut().insert(principal);
-        Ok(request)
-    }
 }

@@ -1,0 +1,232 @@
+//! Async token checks shared by the edge and every service: signature against a JWKS that
+//! is refetched when a token names an unknown `kid` (key rotation), and the deny-list of
+//! logged-out access tokens.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::{Claims, Jwks, Principal, TokenType, Verifier};
+use crate::{
+    ApiError, ApiResult, Reason,
+    ephemeral::SharedEphemeral,
+};
+
+/// Where the public keys come from: a file or our own key (`pos up`), or the user
+/// service's GetJwks (Kubernetes).
+#[async_trait]
+pub trait JwksSource: Send + Sync + 'static {
+    async fn fetch(&self) -> Result<Jwks, String>;
+}
+
+/// A fixed key set.
+pub struct StaticJwks(pub Jwks);
+
+#[async_trait]
+impl JwksSource for StaticJwks {
+    async fn fetch(&self) -> Result<Jwks, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Refetching more often than this on unknown `kid`s would let garbage tokens hammer the
+/// key source.
+const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The current verifier, refreshed from its source on an unknown `kid`.
+pub struct KeyCache {
+    source: Arc<dyn JwksSource>,
+    issuer: String,
+    audience: String,
+    verifier: RwLock<Arc<Verifier>>,
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl KeyCache {
+    /// Starts with whatever the source has now; an unreachable source is retried later.
+    pub async fn new(source: Arc<dyn JwksSource>, issuer: &str, audience: &str) -> Self {
+        let empty = Verifier::new(&Jwks::default(), issuer, audience)
+            .expect("an empty key set is valid");
+        let cache = Self {
+            source,
+            issuer: issuer.to_string(),
+            audience: audience.to_string(),
+            verifier: RwLock::new(Arc::new(empty)),
+            last_fetch: Mutex::new(None),
+        };
+        if let Err(err) = cache.load().await {
+            tracing::warn!(%err, "cannot fetch the token keys yet; will retry on first use");
+        }
+        cache
+    }
+
+    fn current(&self) -> Arc<Verifier> {
+        self.verifier
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Refetches because a token named an unknown key, at most once per interval.
+    async fn refresh(&self) -> Result<(), String> {
+        let mut last = self.last_fetch.lock().await;
+        if last.is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        self.load().await
+    }
+
+    async fn load(&self) -> Result<(), String> {
+        let jwks = self.source.fetch().await?;
+        let verifier = Verifier::new(&jwks, &self.issuer, &self.audience)?;
+        *self
+            .verifier
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(verifier);
+        Ok(())
+    }
+
+    /// Verifies a token, refetching the keys once if it names a key we do not know.
+    pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
+        let verifier = self.current();
+        if verifier.knows_key_of(token) == Some(false) {
+            if let Err(err) = self.refresh().await {
+                tracing::warn!(%err, "cannot refresh the token keys");
+            }
+            return self.current().verify(token);
+        }
+        verifier.verify(token)
+    }
+}
+
+/// The deny-list of access tokens revoked before they expire (logout).
+#[derive(Clone)]
+pub struct Revocations {
+    store: SharedEphemeral,
+}
+
+impl Revocations {
+    pub fn new(store: SharedEphemeral) -> Self {
+        Self { store }
+    }
+
+    fn key(jti: &str) -> String {
+        format!("denied-jti:{jti}")
+    }
+
+    /// Denies the token until its own expiry (after which it is refused anyway).
+    pub async fn deny(&self, claims: &Claims) -> ApiResult<()> {
+        let remaining = claims.exp - chrono::Utc::now().timestamp();
+        if remaining > 0 {
+            let ttl = Duration::from_secs(remaining.unsigned_abs() + 5);
+            self.store.set(&Self::key(&claims.jti), "1", ttl).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn is_denied(&self, jti: &str) -> ApiResult<bool> {
+        Ok(self.store.get(&Self::key(jti)).await?.is_some())
+    }
+}
+
+/// Turns a bearer token into a principal: signature, expiry, type, deny-list.
+#[derive(Clone)]
+pub struct Authenticator {
+    keys: Arc<KeyCache>,
+    revocations: Option<Revocations>,
+}
+
+impl Authenticator {
+    /// `revocations` is absent where no shared state is configured; the edge always has it.
+    pub fn new(keys: Arc<KeyCache>, revocations: Option<Revocations>) -> Self {
+        Self { keys, revocations }
+    }
+
+    /// Verifies the token and returns who it names, with its claims.
+    pub async fn authenticate(&self, token: &str) -> ApiResult<(Principal, Claims)> {
+        let claims = self.keys.verify(token).await?;
+        let principal = Principal::from_claims(&claims)?;
+        if claims.typ == TokenType::Access
+            && let Some(revocations) = &self.revocations
+            && revocations.is_denied(&claims.jti).await?
+        {
+            return Err(ApiError::new(Reason::TokenRevoked, "this token was revoked"));
+        }
+        Ok((principal, claims))
+    }
+
+    pub fn keys(&self) -> &Arc<KeyCache> {
+        &self.keys
+    }
+}
+
+/// Reads `authorization: Bearer <token>`: `None` when absent, an error when malformed.
+pub fn bearer_token(headers: &http::HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let header = value
+        .to_str()
+        .map_err(|_| ApiError::new(Reason::TokenInvalid, "token invalid: not ASCII"))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::new(Reason::TokenInvalid, "token invalid: not a Bearer token"))?
+        .trim();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        auth::{SigningKey, TokenIssuer},
+        ephemeral::MemoryStore,
+    };
+
+    struct Rotating(std::sync::Mutex<Jwks>);
+
+    #[async_trait]
+    impl JwksSource for Rotating {
+        async fn fetch(&self) -> Result<Jwks, String> {
+            Ok(self.0.lock().expect("lock").clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_triggers_one_refetch_and_logout_denies_access() {
+        let old = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let new = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let source = Arc::new(Rotating(std::sync::Mutex::new(old.jwks())));
+        let keys = Arc::new(KeyCache::new(source.clone(), "i", "a").await);
+        let revocations = Revocations::new(Arc::new(MemoryStore::new()));
+        let auth = Authenticator::new(keys, Some(revocations.clone()));
+
+        let token = old.owner_access(1, Some(2), 60);
+        assert!(auth.authenticate(&token).await.is_ok());
+        // The key set rotates: a token of the new key is accepted after one refetch.
+        let mut both = old.jwks();
+        both.keys.extend(new.jwks().keys);
+        *source.0.lock().expect("lock") = both;
+        assert!(auth.authenticate(&new.owner_access(1, Some(2), 60)).await.is_ok());
+
+        let (_, claims) = auth.authenticate(&token).await.expect("valid");
+        revocations.deny(&claims).await.expect("deny");
+        let err = auth.authenticate(&token).await.unwrap_err();
+        assert_eq!(err.reason(), Reason::TokenRevoked);
+        let refresh = old.sign(&old.claims("1", TokenType::Refresh, 60));
+        assert_eq!(
+            auth.authenticate(&refresh).await.unwrap_err().reason(),
+            Reason::WrongTokenType
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The edge's gates, in pipeline order.
+
+mod authenticate;
+mod classify;
+mod deadline;
+mod rate_limit;
+mod strip;
+
+pub use authenticate::{Authenticate, DeviceCredentials};
+pub use classify::Classify;
+pub use deadline::DefaultDeadline;
+pub use rate_limit::RateLimit;
+pub use strip::StripInternalMetadata;

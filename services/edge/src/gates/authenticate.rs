@@ -1,0 +1,81 @@
+//! Authentication by policy: a public RPC needs nothing; any other needs a valid token of
+//! a role its policy row allows, and a tablet's credential must still be current.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pos_common::{
+    ApiError, ApiResult, Reason,
+    auth::{Authenticator, Principal, bearer_token, role_not_allowed},
+};
+use tonic::{Status, body::Body};
+
+use crate::{
+    gate::Gate,
+    policy::{Access, Route},
+};
+
+/// Whether a tablet token's credential version is still the device's current one.
+#[async_trait]
+pub trait DeviceCredentials: Send + Sync + 'static {
+    /// `Err(TOKEN_REVOKED)` when the device was revoked or issued a newer credential.
+    async fn verify(&self, store_id: i64, device_id: i64, credential_version: i64) -> ApiResult<()>;
+}
+
+#[derive(Clone)]
+pub struct Authenticate {
+    auth: Authenticator,
+    devices: Arc<dyn DeviceCredentials>,
+}
+
+impl Authenticate {
+    pub fn new(auth: Authenticator, devices: Arc<dyn DeviceCredentials>) -> Self {
+        Self { auth, devices }
+    }
+
+    async fn principal_for(&self, access: Access, headers: &http::HeaderMap) -> ApiResult<Principal> {
+        let token = bearer_token(headers)?
+            .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))?;
+        let (principal, _) = self.auth.authenticate(token).await?;
+        let allowed = match (&principal, access) {
+            (Principal::Owner { .. }, Access::Owner | Access::OwnerOrDevice) => true,
+            (Principal::Device { .. }, Access::Device | Access::OwnerOrDevice) => true,
+            _ => false,
+        };
+        if !allowed {
+            return Err(role_not_allowed(match access {
+                Access::Owner => "an owner",
+                Access::Device => "a tablet",
+                _ => "an owner or a tablet",
+            }));
+        }
+        if let Principal::Device {
+            store_id,
+            device_id,
+            credential_version,
+        } = &principal
+        {
+            self.devices
+                .verify(*store_id, *device_id, *credential_version)
+                .await?;
+        }
+        Ok(principal)
+    }
+}
+
+#[async_trait]
+impl Gate for Authenticate {
+    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
+        request.extensions_mut().remove::<Principal>();
+        let access = match request.extensions().get::<Route>() {
+            Some(Route::Rpc { rule, .. }) => rule.access,
+            _ => return Ok(()),
+        };
+        if access == Access::Public {
+            return Ok(());
+        }
+        let principal = self.principal_for(access, request.headers()).await?;
+        request.extensions_mut().insert(principal);
+        Ok(())
+    }
+}
