@@ -1,19 +1,22 @@
 //! The command line: one binary, a subcommand per role (like `thanos query|store|...`).
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use pos_common::{
-    auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer, Verifier},
-    config::{AuthArgs, DatabaseArgs, TelemetryArgs},
+    auth::{Authenticator, Jwks, KeyCache, Revocations, SigningKey, StaticJwks, TokenIssuer},
+    config::{AuthArgs, DatabaseArgs, EphemeralArgs, TelemetryArgs},
+    ephemeral::{self, MemoryStore},
     storage::Db,
 };
+use pos_edge::EdgeConfig;
 use pos_store::StoreRepo;
 
 use crate::{
-    demo,
-    startup::{self, ServerSpec, StoreRole},
+    demo, roles,
+    stack::{self, StackConfig},
+    startup::{self, MAX_MESSAGE_BYTES, Running},
 };
 
 #[derive(Debug, Parser)]
@@ -50,8 +53,39 @@ pub struct UpArgs {
     /// Seed a demo owner, store, menu and tablets, and write demo.json with their tokens.
     #[arg(long)]
     pub demo: bool,
+    /// Browser origins allowed to call (CORS), comma-separated; `*` allows any.
+    #[arg(
+        long,
+        env = "POS_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_allowed_origins: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Calls each principal (or anonymous IP) may make per minute through the edge.
+    #[arg(long, env = "POS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Deadline the edge gives unary calls that set none, in seconds.
+    #[arg(long, env = "POS_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
+    pub default_deadline_secs: u64,
+}
+
+impl LimitArgs {
+    fn edge_config(&self, cors_allowed_origins: Vec<String>) -> EdgeConfig {
+        EdgeConfig {
+            cors_allowed_origins,
+            rate_limit_per_minute: self.rate_limit_per_minute,
+            default_deadline: Duration::from_secs(self.default_deadline_secs),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +121,8 @@ pub struct ServeArgs {
     #[arg(long, env = "POS_MIGRATE_ON_START")]
     pub migrate: bool,
     #[command(flatten)]
+    pub ephemeral: EphemeralArgs,
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
 
@@ -108,35 +144,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
-    let db = Db::sqlite_in_dir(&args.data_dir, "store.db").await?;
-    pos_store::migrate(&db).await?;
+    let store_db = Db::sqlite_in_dir(&args.data_dir, "store.db").await?;
     let key = SigningKey::load_or_generate(&args.data_dir.join("signing-key.pem"))
         .context("cannot load or create the signing key in the data dir")?;
-    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
-    let role = StoreRole {
-        repo: StoreRepo::new(db.clone()),
-        verifier: Arc::new(issuer.verifier()),
-        device_tokens: Some(issuer.clone()),
-    };
+    let stack = stack::start(StackConfig {
+        listen: args.listen,
+        store_db: store_db.clone(),
+        ephemeral: Arc::new(MemoryStore::new()),
+        signing_key: Arc::new(key),
+        edge: args.limits.edge_config(args.cors_allowed_origins.clone()),
+    })
+    .await?;
     if args.demo {
-        let seeded = demo::seed(&role.repo, &issuer).await?;
+        let seeded = demo::seed(&stack.store_repo, &stack.issuer).await?;
         let path = args.data_dir.join("demo.json");
         let json = serde_json::to_string_pretty(&seeded)?;
         std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
         println!("{json}");
         println!("demo credentials written to {}", path.display());
     }
-    let mut running = startup::start(
-        args.listen,
-        ServerSpec {
-            store: role,
-            internal: false,
-        },
-    )
-    .await?;
+    let mut running = stack.running;
     announce(running.addr);
     wait_for_shutdown(&mut running, &args.shutdown).await?;
-    db.close().await;
+    store_db.close().await;
     Ok(())
 }
 
@@ -148,9 +178,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let Some(jwks_file) = &args.auth.jwks_file else {
         bail!("POS_JWKS_FILE (--jwks-file) is required: the public keys that verify tokens");
     };
-    let verifier =
-        Verifier::from_jwks_file(jwks_file, &args.auth.jwt_issuer, &args.auth.jwt_audience)
-            .map_err(anyhow::Error::msg)?;
+    let jwks = read_jwks(jwks_file)?;
+    let keys = KeyCache::new(
+        Arc::new(StaticJwks(jwks)),
+        &args.auth.jwt_issuer,
+        &args.auth.jwt_audience,
+    )
+    .await;
+    let revocations = match &args.ephemeral.redis_url {
+        Some(url) => Some(Revocations::new(
+            ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?,
+        )),
+        None => None,
+    };
+    let auth = Authenticator::new(Arc::new(keys), revocations);
     let device_tokens = match &args.signing_key_file {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -164,23 +205,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let role = StoreRole {
-        repo: StoreRepo::new(db.clone()),
-        verifier: Arc::new(verifier),
-        device_tokens,
+    let services = match args.role {
+        Role::Store => roles::store(StoreRepo::new(db.clone()), device_tokens),
     };
-    let mut running = startup::start(
-        args.listen,
-        ServerSpec {
-            store: role,
-            internal: true,
-        },
-    )
-    .await?;
+    let mut running = startup::serve_role(args.listen, services, auth).await?;
     announce(running.addr);
     wait_for_shutdown(&mut running, &args.shutdown).await?;
     db.close().await;
     Ok(())
+}
+
+fn read_jwks(path: &std::path::Path) -> anyhow::Result<Jwks> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read JWKS file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("JWKS file {} is not valid", path.display()))
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
@@ -200,26 +239,12 @@ fn announce(addr: SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-async fn wait_for_shutdown(
-    running: &mut startup::Running,
-    shutdown: &ShutdownArgs,
-) -> anyhow::Result<()> {
-    let trigger = running.take_shutdown();
+/// Runs until a fatal error or a stop signal, then stops within the grace period.
+async fn wait_for_shutdown(running: &mut Running, shutdown: &ShutdownArgs) -> anyhow::Result<()> {
     tokio::select! {
         result = running.wait() => return result,
         _ = startup::shutdown_signal() => {}
     }
-    if let Some(trigger) = trigger {
-        let _ = trigger.send(());
-    }
-    // In-flight calls get a grace period; idle keep-alive connections, which hyper may
-    // wait on forever (hyperium/hyper#4170), do not hold the exit.
-    let grace = std::time::Duration::from_secs(shutdown.grace_secs);
-    match tokio::time::timeout(grace, running.wait()).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("in-flight calls still running after the grace period; exiting");
-            Ok(())
-        }
-    }
+    let grace = Duration::from_secs(shutdown.grace_secs);
+    running.stop_in_place(grace).await
 }

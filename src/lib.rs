@@ -3,4 +3,6 @@
 
 pub mod cli;
 pub mod demo;
+pub mod roles;
+pub mod stack;
 pub mod startup;

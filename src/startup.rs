@@ -1,142 +1,182 @@
-//! Builds a gRPC server from configuration and starts it, returning the bound address:
-//! `pos up`, `pos serve store` and the tests all come through here.
+//! Starts servers and returns their bound address (port 0 picks a free one), so
+//! `pos serve`, `pos up` and the tests all run exactly the same assembly.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use pos_common::auth::{AuthInterceptor, TokenIssuer, Verifier};
-use pos_proto::v1::{
-    store_internal_service_server::StoreInternalServiceServer,
-    store_service_server::StoreServiceServer,
+use pos_common::{
+    auth::{AuthLayer, Authenticator},
+    backend::{self, Backend},
 };
-use pos_store::{StoreApi, StoreInternalApi, StoreRepo};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::{RoutesBuilder, interceptor::InterceptedService};
+use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
 use tonic_health::ServingStatus;
+use tower::{Layer, Service};
 
 /// Largest request or response message any service accepts (4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Requests without a shorter `grpc-timeout` are cut off after this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the store role needs: its storage, how to verify callers, and optionally a key
-/// to sign tablet credentials with.
-#[derive(Clone)]
-pub struct StoreRole {
-    pub repo: StoreRepo,
-    pub verifier: Arc<Verifier>,
-    pub device_tokens: Option<TokenIssuer>,
+/// A role's gRPC services and their names.
+#[derive(Default)]
+pub struct RoleServices {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
 }
 
-/// Which APIs a server exposes.
-#[derive(Clone)]
-pub struct ServerSpec {
-    pub store: StoreRole,
-    /// Serve the internal (service-to-service) APIs too. Never on a public port.
-    pub internal: bool,
+impl RoleServices {
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
+    /// The services in this process behind their auth layer: what the edge and other
+    /// services call in `pos up`.
+    pub fn into_backend(self, auth: Authenticator) -> Backend {
+        backend::in_process(AuthLayer::new(auth).layer(self.routes.routes()))
+    }
 }
 
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), tonic::transport::Error>>,
+    task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight calls finish, and waits for the server to end.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    /// Stops accepting, lets in-flight calls finish (up to `grace`), and waits.
+    pub async fn stop(mut self, grace: Duration) -> anyhow::Result<()> {
+        self.stop_in_place(grace).await
+    }
+
+    /// [`Running::stop`] through a mutable reference.
+    pub async fn stop_in_place(&mut self, grace: Duration) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.wait().await
+        match tokio::time::timeout(grace, self.wait()).await {
+            Ok(result) => result,
+            Err(_) => {
+                // Idle keep-alive connections can hold hyper's graceful shutdown forever
+                // (hyperium/hyper#4170); the grace period bounds it.
+                tracing::warn!("calls still open after the grace period; stopping anyway");
+                self.task.abort();
+                Ok(())
+            }
+        }
     }
 
-    /// Waits until the server ends (after [`Running::stop`] or a fatal error).
+    /// Waits until the server ends on its own (a fatal error).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
-        (&mut self.task)
-            .await
-            .context("server task panicked")?
-            .context("server failed")
-    }
-
-    /// Hands out the trigger that stops this server gracefully.
-    pub fn take_shutdown(&mut self) -> Option<oneshot::Sender<()>> {
-        self.shutdown.take()
+        (&mut self.task).await.context("server task panicked")?
     }
 }
 
-/// Binds `listen` (port 0 picks a free port) and serves `spec` until stopped.
-pub async fn start(listen: SocketAddr, spec: ServerSpec) -> anyhow::Result<Running> {
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+/// Serves one role's services with health, reflection and the auth layer.
+pub async fn serve_role(
+    listen: SocketAddr,
+    services: RoleServices,
+    auth: Authenticator,
+) -> anyhow::Result<Running> {
+    let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
-
-    let auth = AuthInterceptor::new(spec.store.verifier.clone());
-    let mut served = vec!["pos.v1.StoreService"];
-    let mut routes = RoutesBuilder::default();
-    let store_api = StoreApi::new(spec.store.repo.clone(), spec.store.device_tokens.clone());
-    routes.add_service(InterceptedService::new(
-        StoreServiceServer::new(store_api)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        auth.clone(),
-    ));
-    if spec.internal {
-        served.push("pos.v1.StoreInternalService");
-        routes.add_service(InterceptedService::new(
-            StoreInternalServiceServer::new(StoreInternalApi::new(spec.store.repo.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            auth,
-        ));
-    }
-
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    for name in &served {
-        health_reporter
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
-    routes.add_service(health_service);
-
-    // Reflection advertises exactly what this server serves, so grpcurl shows no dead APIs.
-    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
-    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
-    for name in &served {
-        reflection_v1 = reflection_v1.with_service_name(*name);
-        reflection_v1alpha = reflection_v1alpha.with_service_name(*name);
-    }
-    routes.add_service(reflection_v1.build_v1()?);
-    routes.add_service(reflection_v1alpha.build_v1alpha()?);
-
-    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let RoleServices { mut routes, names } = services;
+    add_health_and_reflection(&mut routes, &names).await?;
+    let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(DEFAULT_REQUEST_TIMEOUT)
-        .accept_http1(true)
-        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AuthLayer::new(auth))
         .add_routes(routes.routes());
     let task = tokio::spawn(async move {
         server
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = shutdown_rx.await;
+                let _ = signal.await;
             })
             .await
+            .context("gRPC server failed")
     });
-    tracing::info!(%addr, services = ?served, "serving");
+    tracing::info!(%addr, services = ?names, "serving");
     Ok(Running {
         addr,
-        shutdown: Some(shutdown_tx),
+        shutdown: Some(shutdown),
         task,
     })
+}
+
+/// Serves an HTTP router (the edge) on HTTP/1.1 and HTTP/2, with the peer address
+/// available to it.
+pub async fn serve_http(listen: SocketAddr, router: axum::Router) -> anyhow::Result<Running> {
+    let listener = bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = signal.await;
+            })
+            .await
+            .context("edge server failed")
+    });
+    tracing::info!(%addr, "edge serving");
+    Ok(Running {
+        addr,
+        shutdown: Some(shutdown),
+        task,
+    })
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+async fn add_health_and_reflection(
+    routes: &mut RoutesBuilder,
+    names: &[&'static str],
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let mut v1 = reflection_builder();
+    let mut v1alpha = reflection_builder();
+    for name in names {
+        v1 = v1.with_service_name(*name);
+        v1alpha = v1alpha.with_service_name(*name);
+    }
+    routes
+        .add_service(health)
+        .add_service(v1.build_v1()?)
+        .add_service(v1alpha.build_v1alpha()?);
+    Ok(())
+}
+
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

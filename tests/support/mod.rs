@@ -7,9 +7,15 @@ pub mod process;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use pos::startup::{self, Running, ServerSpec, StoreRole};
+use pos::{
+    roles,
+    startup::{self, Running},
+};
 use pos_common::{
-    auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
+    auth::{
+        Authenticator, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, SigningKey, StaticJwks,
+        TokenIssuer,
+    },
     storage::Db,
 };
 use pos_proto::v1::{
@@ -194,15 +200,15 @@ impl TestApp {
             DEFAULT_AUDIENCE,
         );
         let repo = StoreRepo::new(db.clone());
-        let spec = ServerSpec {
-            store: StoreRole {
-                repo: repo.clone(),
-                verifier: Arc::new(issuer.verifier()),
-                device_tokens: Some(issuer.clone()),
-            },
-            internal: true,
-        };
-        let running = startup::start("127.0.0.1:0".parse().expect("addr"), spec)
+        let keys = KeyCache::new(
+            Arc::new(StaticJwks(issuer.jwks())),
+            DEFAULT_ISSUER,
+            DEFAULT_AUDIENCE,
+        )
+        .await;
+        let auth = Authenticator::new(Arc::new(keys), None);
+        let services = roles::store(repo.clone(), Some(issuer.clone()));
+        let running = startup::serve_role("127.0.0.1:0".parse().expect("addr"), services, auth)
             .await
             .expect("start server");
         let channel = Channel::from_shared(format!("http://{}", running.addr))
@@ -295,7 +301,10 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
-        self.running.stop().await.expect("stop server");
+        self.running
+            .stop(std::time::Duration::from_secs(5))
+            .await
+            .expect("stop server");
         self.db.close().await;
         self.test_db.drop_database().await;
     }

@@ -14,8 +14,8 @@ pub use authenticator::{
 pub use issuer::{
     ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer,
 };
-pub use layer::{AuthLayer, AuthService};
 pub use keys::{Jwk, Jwks, SigningKey, Verifier};
+pub use layer::{AuthLayer, AuthService};
 pub use principal::{Claims, Principal, TokenType, role_not_allowed};
 
 /// Default `iss` claim of tokens issued by the user service.

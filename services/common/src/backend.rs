@@ -38,7 +38,11 @@ pub fn remote(channel: tonic::transport::Channel) -> Backend {
 /// A backend in this process, e.g. a role's tonic routes behind its auth layer.
 pub fn in_process<S>(service: S) -> Backend
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + Sync + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {

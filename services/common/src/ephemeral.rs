@@ -93,14 +93,34 @@ pub(crate) mod contract {
         assert!(store.set_if_absent("brief", "y", short).await.expect("nx"));
 
         store.set("cas", "a", ttl).await.expect("set");
-        assert!(!store.compare_and_swap("cas", "b", "c", ttl).await.expect("cas"));
-        assert!(store.compare_and_swap("cas", "a", "b", ttl).await.expect("cas"));
+        assert!(
+            !store
+                .compare_and_swap("cas", "b", "c", ttl)
+                .await
+                .expect("cas")
+        );
+        assert!(
+            store
+                .compare_and_swap("cas", "a", "b", ttl)
+                .await
+                .expect("cas")
+        );
         assert_eq!(store.get("cas").await.expect("get").as_deref(), Some("b"));
-        assert!(!store.compare_and_swap("cas-missing", "a", "b", ttl).await.expect("cas"));
+        assert!(
+            !store
+                .compare_and_swap("cas-missing", "a", "b", ttl)
+                .await
+                .expect("cas")
+        );
         assert_eq!(store.get("cas-missing").await.expect("get"), None);
         let swaps = (0..16).map(|i| {
             let new = format!("n{i}");
-            async move { store.compare_and_swap("cas", "b", &new, ttl).await.expect("cas") }
+            async move {
+                store
+                    .compare_and_swap("cas", "b", &new, ttl)
+                    .await
+                    .expect("cas")
+            }
         });
         let swapped = futures::future::join_all(swaps).await;
         assert_eq!(swapped.iter().filter(|won| **won).count(), 1);

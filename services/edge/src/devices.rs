@@ -37,7 +37,12 @@ fn revoked() -> ApiError {
 
 #[async_trait]
 impl DeviceCredentials for StoreDeviceCredentials {
-    async fn verify(&self, store_id: i64, device_id: i64, credential_version: i64) -> ApiResult<()> {
+    async fn verify(
+        &self,
+        store_id: i64,
+        device_id: i64,
+        credential_version: i64,
+    ) -> ApiResult<()> {
         let answer = self
             .client
             .clone()

@@ -52,14 +52,19 @@ impl Service<http::Request<Body>> for Dispatch {
         let limit = self.max_message_bytes + 5;
         Box::pin(async move {
             let Some(backend) = backend else {
-                return Ok(Status::unimplemented(format!("{service} is not deployed here")).into_http());
+                return Ok(
+                    Status::unimplemented(format!("{service} is not deployed here")).into_http(),
+                );
             };
             let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
             match backend.oneshot(request).await {
                 Ok(response) => Ok(response),
                 Err(err) => {
                     tracing::warn!(%err, service, "backend unreachable");
-                    Ok(Status::unavailable(format!("{service} is unavailable, retry later")).into_http())
+                    Ok(
+                        Status::unavailable(format!("{service} is unavailable, retry later"))
+                            .into_http(),
+                    )
                 }
             }
         })

@@ -28,7 +28,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     dispatch::Dispatch,
     gate::GateLayer,
-    gates::{Authenticate, Classify, DefaultDeadline, DeviceCredentials, RateLimit, StripInternalMetadata},
+    gates::{
+        Authenticate, Classify, DefaultDeadline, DeviceCredentials, RateLimit,
+        StripInternalMetadata,
+    },
 };
 
 /// Settings of the edge.
@@ -69,7 +72,10 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
         .layer(GateLayer(StripInternalMetadata))
         .layer(GateLayer(Classify))
         .layer(GateLayer(Authenticate::new(deps.auth, deps.devices)))
-        .layer(GateLayer(RateLimit::new(deps.ephemeral, config.rate_limit_per_minute)))
+        .layer(GateLayer(RateLimit::new(
+            deps.ephemeral,
+            config.rate_limit_per_minute,
+        )))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
         .service(Dispatch::new(backends, config.max_message_bytes));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
@@ -81,19 +87,24 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
         .layer(cors(&config.cors_allowed_origins)))
 }
 
-async fn jwks(State(source): State<Arc<dyn JwksSource>>) -> Result<Json<pos_common::auth::Jwks>, (http::StatusCode, String)> {
-    source
-        .fetch()
-        .await
-        .map(Json)
-        .map_err(|err| (http::StatusCode::SERVICE_UNAVAILABLE, format!("keys unavailable: {err}")))
+async fn jwks(
+    State(source): State<Arc<dyn JwksSource>>,
+) -> Result<Json<pos_common::auth::Jwks>, (http::StatusCode, String)> {
+    source.fetch().await.map(Json).map_err(|err| {
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("keys unavailable: {err}"),
+        )
+    })
 }
 
 /// Health and reflection answered by the edge itself, for what it routes.
 async fn infrastructure(served: &[&'static str]) -> Result<tonic::service::Routes, String> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in served {
-        reporter.set_service_status(*name, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     let mut v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
@@ -104,7 +115,10 @@ async fn infrastructure(served: &[&'static str]) -> Result<tonic::service::Route
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     // Only public services are ever advertised, whatever backends exist.
-    for name in served.iter().filter(|n| pos_proto::PUBLIC_SERVICES.contains(n)) {
+    for name in served
+        .iter()
+        .filter(|n| pos_proto::PUBLIC_SERVICES.contains(n))
+    {
         v1 = v1.with_service_name(*name);
         v1alpha = v1alpha.with_service_name(*name);
     }

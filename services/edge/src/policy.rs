@@ -133,7 +133,8 @@ mod tests {
     use super::*;
 
     fn methods_of(services: &[&str]) -> BTreeSet<String> {
-        let set = FileDescriptorSet::decode(pos_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let set =
+            FileDescriptorSet::decode(pos_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
         let mut methods = BTreeSet::new();
         for file in set.file {
             let package = file.package().to_string();
@@ -156,8 +157,14 @@ mod tests {
         assert_eq!(table.len(), POLICY.len(), "duplicate rows in POLICY");
         let missing: Vec<_> = public.difference(&table).collect();
         let extra: Vec<_> = table.difference(&public).collect();
-        assert!(missing.is_empty(), "public RPCs without a policy: {missing:?}");
-        assert!(extra.is_empty(), "policy rows for RPCs that do not exist: {extra:?}");
+        assert!(
+            missing.is_empty(),
+            "public RPCs without a policy: {missing:?}"
+        );
+        assert!(
+            extra.is_empty(),
+            "policy rows for RPCs that do not exist: {extra:?}"
+        );
     }
 
     #[test]
@@ -167,7 +174,10 @@ mod tests {
         }
         assert_eq!(route("/pos.v1.StoreService/NoSuchMethod"), Route::Unknown);
         assert_eq!(route("/evil.Service/Method"), Route::Unknown);
-        assert_eq!(route("/pos.v1.StoreService/ListProducts/extra"), Route::Unknown);
+        assert_eq!(
+            route("/pos.v1.StoreService/ListProducts/extra"),
+            Route::Unknown
+        );
         assert_eq!(route("/"), Route::Unknown);
         assert!(matches!(
             route("/grpc.health.v1.Health/Check"),
@@ -177,7 +187,8 @@ mod tests {
 
     #[test]
     fn streaming_rpcs_are_marked() {
-        let set = FileDescriptorSet::decode(pos_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
+        let set =
+            FileDescriptorSet::decode(pos_proto::FILE_DESCRIPTOR_SET).expect("descriptor set");
         for file in &set.file {
             for service in &file.service {
                 for method in &service.method {

@@ -5,6 +5,15 @@
 // the server), and records one result per check in `window.__results`
 // ({name, ok, detail}); `window.__done` turns true when all checks finished.
 //
+// grpc-web-text: Connect-ES speaks only binary grpc-web (`useBinaryFormat:
+// false` selects application/grpc-web+json, which is not grpc-web-text and
+// which the server does not serve). So the text check runs the same Connect
+// transport over `grpcWebTextFetch`, a fetch wrapper that does exactly what
+// a grpc-web-text client does on the wire: content-type
+// application/grpc-web-text, base64 request body, base64 response body
+// (possibly several padded chunks). It fails unless the server answers in
+// grpc-web-text.
+//
 // Configuration comes from `window.__POS_CONFIG` (set by run.mjs before the
 // page loads) or else from the page URL's query string:
 //   ?base=http://127.0.0.1:PORT&tablet=TOKEN&owner=TOKEN&store=STORE_ID
@@ -89,10 +98,56 @@ async function listProductNames(transport: Transport, token: string): Promise<[b
   return [ok, `products ${JSON.stringify(names)} (want ${JSON.stringify(EXPECTED_MENU)})`];
 }
 
+const TEXT_CONTENT_TYPE = "application/grpc-web-text";
+
+function base64Encode(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
+
+/** Decodes base64 that may be several concatenated, separately padded chunks. */
+function base64Decode(text: string): Uint8Array {
+  const clean = text.replace(/\s+/g, "");
+  if (clean.length % 4 !== 0) {
+    throw new Error(`grpc-web-text body length ${clean.length} is not a multiple of 4`);
+  }
+  const out: number[] = [];
+  for (let i = 0; i < clean.length; i += 4) {
+    for (const c of atob(clean.slice(i, i + 4))) out.push(c.charCodeAt(0));
+  }
+  return new Uint8Array(out);
+}
+
+/** Content-types of the grpc-web-text responses seen, for the check details. */
+const textResponseTypes: string[] = [];
+
+/** `fetch` for the Connect grpc-web transport that puts grpc-web-text on the wire. */
+async function grpcWebTextFetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  const headers = new Headers(init?.headers);
+  headers.set("content-type", TEXT_CONTENT_TYPE);
+  headers.set("accept", TEXT_CONTENT_TYPE);
+  const payload = new Uint8Array(await new Response(init?.body ?? null).arrayBuffer());
+  const res = await fetch(input, { ...init, headers, body: base64Encode(payload) });
+  const contentType = res.headers.get("content-type") ?? "";
+  textResponseTypes.push(contentType);
+  if (!contentType.toLowerCase().startsWith(TEXT_CONTENT_TYPE)) {
+    throw new Error(`HTTP ${res.status}: response content-type ${JSON.stringify(contentType)} is not grpc-web-text`);
+  }
+  const body = base64Decode(await res.text());
+  const decodedHeaders = new Headers(res.headers);
+  decodedHeaders.set("content-type", contentType.replace(/grpc-web-text/i, "grpc-web"));
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: decodedHeaders });
+}
+
 async function main(): Promise<void> {
   const cfg = config();
   const binary = createGrpcWebTransport({ baseUrl: cfg.baseUrl, useBinaryFormat: true });
-  const text = createGrpcWebTransport({ baseUrl: cfg.baseUrl, useBinaryFormat: false });
+  const text = createGrpcWebTransport({
+    baseUrl: cfg.baseUrl,
+    useBinaryFormat: true,
+    fetch: grpcWebTextFetch,
+  });
 
   // (a) A tablet lists the demo menu (grpc-web binary).
   await check("tablet ListProducts (grpc-web binary)", () =>
@@ -139,10 +194,24 @@ async function main(): Promise<void> {
     ];
   });
 
-  // (d) The same tablet call over grpc-web-text (base64 bodies).
-  await check("tablet ListProducts (grpc-web-text)", () =>
-    listProductNames(text, cfg.tabletToken),
-  );
+  // (d) The same tablet call over grpc-web-text (base64 bodies), and the
+  // no-token error (trailers-only response) in that format too.
+  await check("tablet ListProducts (grpc-web-text)", async () => {
+    const [ok, detail] = await listProductNames(text, cfg.tabletToken);
+    return [ok, `${detail}, response ${textResponseTypes.at(-1)}`];
+  });
+  await check("no token -> Unauthenticated (grpc-web-text)", async () => {
+    const client = createClient(StoreService, text);
+    try {
+      const res = await client.listProducts({}, { timeoutMs: CALL_TIMEOUT_MS });
+      return [false, `call succeeded without a token (${res.products.length} products)`];
+    } catch (e) {
+      const err = ConnectError.from(e);
+      const reasons = err.findDetails(ErrorInfoSchema).map((i) => i.reason);
+      const ok = err.code === Code.Unauthenticated && reasons.includes("TOKEN_MISSING");
+      return [ok, `code=${Code[err.code]} (${err.code}) ErrorInfo reasons ${JSON.stringify(reasons)}`];
+    }
+  });
 }
 
 main()

@@ -11,10 +11,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{Claims, Jwks, Principal, TokenType, Verifier};
-use crate::{
-    ApiError, ApiResult, Reason,
-    ephemeral::SharedEphemeral,
-};
+use crate::{ApiError, ApiResult, Reason, ephemeral::SharedEphemeral};
 
 /// Where the public keys come from: a file or our own key (`pos up`), or the user
 /// service's GetJwks (Kubernetes).
@@ -49,8 +46,8 @@ pub struct KeyCache {
 impl KeyCache {
     /// Starts with whatever the source has now; an unreachable source is retried later.
     pub async fn new(source: Arc<dyn JwksSource>, issuer: &str, audience: &str) -> Self {
-        let empty = Verifier::new(&Jwks::default(), issuer, audience)
-            .expect("an empty key set is valid");
+        let empty =
+            Verifier::new(&Jwks::default(), issuer, audience).expect("an empty key set is valid");
         let cache = Self {
             source,
             issuer: issuer.to_string(),
@@ -156,7 +153,10 @@ impl Authenticator {
             && let Some(revocations) = &self.revocations
             && revocations.is_denied(&claims.jti).await?
         {
-            return Err(ApiError::new(Reason::TokenRevoked, "this token was revoked"));
+            return Err(ApiError::new(
+                Reason::TokenRevoked,
+                "this token was revoked",
+            ));
         }
         Ok((principal, claims))
     }
@@ -217,7 +217,11 @@ mod tests {
         let mut both = old.jwks();
         both.keys.extend(new.jwks().keys);
         *source.0.lock().expect("lock") = both;
-        assert!(auth.authenticate(&new.owner_access(1, Some(2), 60)).await.is_ok());
+        assert!(
+            auth.authenticate(&new.owner_access(1, Some(2), 60))
+                .await
+                .is_ok()
+        );
 
         let (_, claims) = auth.authenticate(&token).await.expect("valid");
         revocations.deny(&claims).await.expect("deny");

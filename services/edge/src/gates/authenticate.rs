@@ -19,7 +19,8 @@ use crate::{
 #[async_trait]
 pub trait DeviceCredentials: Send + Sync + 'static {
     /// `Err(TOKEN_REVOKED)` when the device was revoked or issued a newer credential.
-    async fn verify(&self, store_id: i64, device_id: i64, credential_version: i64) -> ApiResult<()>;
+    async fn verify(&self, store_id: i64, device_id: i64, credential_version: i64)
+    -> ApiResult<()>;
 }
 
 #[derive(Clone)]
@@ -33,15 +34,24 @@ impl Authenticate {
         Self { auth, devices }
     }
 
-    async fn principal_for(&self, access: Access, headers: &http::HeaderMap) -> ApiResult<Principal> {
+    async fn principal_for(
+        &self,
+        access: Access,
+        headers: &http::HeaderMap,
+    ) -> ApiResult<Principal> {
         let token = bearer_token(headers)?
             .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))?;
         let (principal, _) = self.auth.authenticate(token).await?;
-        let allowed = match (&principal, access) {
-            (Principal::Owner { .. }, Access::Owner | Access::OwnerOrDevice) => true,
-            (Principal::Device { .. }, Access::Device | Access::OwnerOrDevice) => true,
-            _ => false,
-        };
+        let allowed = matches!(
+            (&principal, access),
+            (
+                Principal::Owner { .. },
+                Access::Owner | Access::OwnerOrDevice
+            ) | (
+                Principal::Device { .. },
+                Access::Device | Access::OwnerOrDevice
+            )
+        );
         if !allowed {
             return Err(role_not_allowed(match access {
                 Access::Owner => "an owner",

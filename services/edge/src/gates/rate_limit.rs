@@ -49,9 +49,11 @@ impl Gate for RateLimit {
         match self.store.increment(&key, 1, ttl).await {
             Ok(count) if count > self.per_minute => {
                 let retry_after = WINDOW_SECS - now.rem_euclid(WINDOW_SECS);
-                Err(ApiError::new(Reason::RateLimited, "too many requests, slow down")
-                    .with_metadata("retry_after_seconds", retry_after)
-                    .into())
+                Err(
+                    ApiError::new(Reason::RateLimited, "too many requests, slow down")
+                        .with_metadata("retry_after_seconds", retry_after)
+                        .into(),
+                )
             }
             Ok(_) => Ok(()),
             Err(err) => {

@@ -1,0 +1,70 @@
+//! Everything in one process behind the edge: what `pos up` runs, and what the
+//! end-to-end tests start on port 0 over either database.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use pos_common::{
+    auth::{
+        Authenticator, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, Revocations, SigningKey,
+        StaticJwks, TokenIssuer,
+    },
+    backend::ServiceTokenLayer,
+    ephemeral::SharedEphemeral,
+    storage::Db,
+};
+use pos_edge::{EdgeConfig, EdgeDeps, devices::StoreDeviceCredentials};
+use pos_store::StoreRepo;
+
+use crate::{
+    roles,
+    startup::{self, Running},
+};
+
+pub struct StackConfig {
+    pub listen: SocketAddr,
+    pub store_db: Db,
+    pub ephemeral: SharedEphemeral,
+    pub signing_key: Arc<SigningKey>,
+    pub edge: EdgeConfig,
+}
+
+/// A running all-in-one system.
+pub struct Stack {
+    pub running: Running,
+    /// Signs tokens with the stack's key (demo credentials, tests).
+    pub issuer: TokenIssuer,
+    pub store_repo: StoreRepo,
+}
+
+pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
+    let issuer = TokenIssuer::new(config.signing_key, DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+    let jwks = Arc::new(StaticJwks(issuer.jwks()));
+    let keys = Arc::new(KeyCache::new(jwks.clone(), DEFAULT_ISSUER, DEFAULT_AUDIENCE).await);
+    let auth = Authenticator::new(keys, Some(Revocations::new(config.ephemeral.clone())));
+
+    pos_store::migrate(&config.store_db).await?;
+    let store_repo = StoreRepo::new(config.store_db);
+    let store = roles::store(store_repo.clone(), Some(issuer.clone())).into_backend(auth.clone());
+
+    let edge_token = ServiceTokenLayer::new(&issuer.service("edge")).map_err(anyhow::Error::msg)?;
+    let devices = Arc::new(StoreDeviceCredentials::new(store.clone(), &edge_token));
+    let backends = HashMap::from([("pos.v1.StoreService", store)]);
+    let router = pos_edge::router(
+        &config.edge,
+        EdgeDeps {
+            backends,
+            auth,
+            devices,
+            ephemeral: config.ephemeral,
+            jwks,
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let running = startup::serve_http(config.listen, router).await?;
+    Ok(Stack {
+        running,
+        issuer,
+        store_repo,
+    })
+}
