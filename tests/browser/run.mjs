@@ -8,7 +8,8 @@
 // 1. `buf generate` (buf.gen.yaml) -> gen/, with the local protoc-gen-es;
 // 2. esbuild bundles src/app.ts -> dist/app.js;
 // 3. starts `<pos-bin> up --demo --listen 127.0.0.1:0 --data-dir <tmp>` and
-//    reads <tmp>/demo.json;
+//    reads <tmp>/demo.json (POS_CORS_ALLOWED_ORIGINS is unset for it, so
+//    that its default CORS policy is what is tested);
 // 4. serves index.html + app.js from a static server on another 127.0.0.1
 //    port, so that every call from the page is cross-origin (CORS);
 // 5. a CORS preflight check from node (OPTIONS with Origin = the page's);
@@ -218,7 +219,10 @@ async function bundle() {
 function startPos(posBin, dataDir) {
   const command = [posBin, "up", "--demo", "--listen", "127.0.0.1:0", "--data-dir", dataDir];
   log(`starting ${command.join(" ")}`);
-  const proc = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
+  // `pos up`'s default CORS policy (`*`) is what is tested, whatever the shell has.
+  const env = { ...process.env };
+  delete env.POS_CORS_ALLOWED_ORIGINS;
+  const proc = spawn(command[0], command.slice(1), { env, stdio: ["ignore", "pipe", "inherit"] });
   onCleanup(() => stopPos(proc));
   return new Promise((resolvePromise, reject) => {
     let settled = false;

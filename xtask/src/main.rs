@@ -11,7 +11,9 @@
 //!   4. run the independent Python gRPC client (`tests/python`) against `pos up`;
 //!   5. run the README's grpcurl examples (`tests/python/readme_examples.py`)
 //!      against `pos up --demo`;
-//!   6. run `buf lint` in `proto/`.
+//!   6. run the grpc-web test in headless Chromium (`tests/browser/run.mjs`,
+//!      after `npm ci` there) against `pos up --demo`; needs `chromium`;
+//!   7. run `buf lint` in `proto/`.
 //! * `cargo xtask lint` — `cargo fmt --all --check` and clippy with `-D warnings`.
 //! * `cargo xtask setup` — prepare the Python venv and `buf` (used by CI).
 //!
@@ -138,6 +140,7 @@ fn test(args: &[String]) -> ExitCode {
     drop(servers); // stops throwaway servers
     steps.run("python client", || tools::python_client_check(&cache));
     steps.run("readme examples", || tools::readme_examples_check(&cache));
+    steps.run("grpc-web browser", || tools::browser_check(&cache));
     steps.run("buf lint", || tools::buf_lint(&cache));
     steps.finish()
 }

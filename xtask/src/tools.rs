@@ -1,5 +1,6 @@
 //! Tools outside cargo: the Python venv for the independent gRPC client, the
-//! `buf` linter (from npm), and the built `pos` binary.
+//! `buf` linter (from npm), the built `pos` binary, and the grpc-web browser
+//! test (`tests/browser`: npm packages and Chromium).
 
 use crate::util::{cargo, find_on_path, is_executable, output, run, succeeds, workspace_root};
 use anyhow::{Context, Result, bail};
@@ -114,4 +115,56 @@ fn python_script(cache: &Path, script: &str) -> Result<()> {
     let pos = build_pos()?;
     let script = workspace_root().join(script);
     run(Command::new(python).arg(script).arg("--pos-bin").arg(pos))
+}
+
+/// The hint printed when Chromium is missing (xtask does not install it).
+const CHROMIUM_HINT: &str = "apt-get install -y chromium";
+
+/// Runs the grpc-web test in headless Chromium (`tests/browser/run.mjs`, with
+/// Connect-ES) against a fresh `pos up --demo`.
+pub fn browser_check(cache: &Path) -> Result<()> {
+    let chromium = chromium()?;
+    let node = find_on_path("node").context("`node` not found; install Node.js 20 or later")?;
+    let dir = workspace_root().join("tests/browser");
+    npm_ci(&dir)?;
+    let buf = buf(cache)?;
+    let pos = build_pos()?;
+    run(Command::new(node)
+        .arg(dir.join("run.mjs"))
+        .arg("--pos-bin")
+        .arg(pos)
+        .arg("--chromium")
+        .arg(chromium)
+        .arg("--buf")
+        .arg(buf))
+}
+
+/// `chromium` on PATH or `/usr/bin/chromium`.
+fn chromium() -> Result<PathBuf> {
+    find_on_path("chromium")
+        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| is_executable(p)))
+        .with_context(|| format!("`chromium` not found; install it with: {CHROMIUM_HINT}"))
+}
+
+/// `npm ci` in `dir`, unless `node_modules` was installed by us from the
+/// current `package-lock.json` (we keep a copy of it in `node_modules`).
+fn npm_ci(dir: &Path) -> Result<()> {
+    let lock = dir.join("package-lock.json");
+    let wanted = std::fs::read(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
+    let stamp = dir.join("node_modules/.xtask-package-lock.json");
+    if std::fs::read(&stamp).is_ok_and(|installed| installed == wanted) {
+        println!(
+            "xtask: {} is up to date",
+            dir.join("node_modules").display()
+        );
+        return Ok(());
+    }
+    let npm =
+        find_on_path("npm").context("`npm` not found; install it with: apt-get install -y npm")?;
+    run(Command::new(npm)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir))
+    .context("npm ci in tests/browser failed")?;
+    std::fs::write(&stamp, &wanted).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(())
 }
