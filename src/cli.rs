@@ -12,6 +12,10 @@ use pos_common::{
 };
 use pos_edge::EdgeConfig;
 use pos_store::StoreRepo;
+use pos_user::{
+    provider::{DevProvider, Kakao, KakaoConfig, Providers},
+    tokens::TokenLifetimes,
+};
 
 use crate::{
     demo, roles,
@@ -64,7 +68,63 @@ pub struct UpArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityArgs {
+    /// Kakao (or Kakao-compatible) OAuth client id; the provider "kakao" is off without it.
+    #[arg(long, env = "POS_KAKAO_CLIENT_ID")]
+    pub kakao_client_id: Option<String>,
+    #[arg(long, env = "POS_KAKAO_CLIENT_SECRET")]
+    pub kakao_client_secret: Option<String>,
+    #[arg(long, env = "POS_KAKAO_AUTHORIZE_URL", default_value = "https://kauth.kakao.com/oauth/authorize")]
+    pub kakao_authorize_url: String,
+    #[arg(long, env = "POS_KAKAO_TOKEN_URL", default_value = "https://kauth.kakao.com/oauth/token")]
+    pub kakao_token_url: String,
+    #[arg(long, env = "POS_KAKAO_PROFILE_URL", default_value = "https://kapi.kakao.com/v2/user/me")]
+    pub kakao_profile_url: String,
+    /// Redirect URIs StartOAuthLogin accepts, comma-separated.
+    #[arg(long, env = "POS_OAUTH_REDIRECT_URIS", value_delimiter = ',')]
+    pub oauth_redirect_uris: Vec<String>,
+    /// Enable the DEVELOPMENT identity provider "dev" (trusts any e-mail). Always on in `pos up`.
+    #[arg(long, env = "POS_DEV_PROVIDER")]
+    pub dev_provider: bool,
+    #[arg(long, env = "POS_ACCESS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub access_token_ttl_secs: i64,
+    #[arg(long, env = "POS_REFRESH_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub refresh_token_ttl_secs: i64,
+}
+
+impl IdentityArgs {
+    fn providers(&self, dev: bool) -> anyhow::Result<Providers> {
+        let mut providers = Providers::default();
+        if let Some(client_id) = &self.kakao_client_id {
+            let kakao = Kakao::new(KakaoConfig {
+                authorize_url: self.kakao_authorize_url.clone(),
+                token_url: self.kakao_token_url.clone(),
+                profile_url: self.kakao_profile_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: self.kakao_client_secret.clone(),
+            })
+            .map_err(anyhow::Error::msg)?;
+            providers = providers.with("kakao", Arc::new(kakao));
+        }
+        if dev || self.dev_provider {
+            tracing::warn!("DEVELOPMENT identity provider \"dev\" is enabled: it trusts any e-mail address");
+            providers = providers.with("dev", Arc::new(DevProvider));
+        }
+        Ok(providers)
+    }
+
+    fn lifetimes(&self) -> TokenLifetimes {
+        TokenLifetimes {
+            access_secs: self.access_token_ttl_secs,
+            refresh_secs: self.refresh_token_ttl_secs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -145,14 +205,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let store_db = Db::sqlite_in_dir(&args.data_dir, "store.db").await?;
+    let user_db = Db::sqlite_in_dir(&args.data_dir, "user.db").await?;
     let key = SigningKey::load_or_generate(&args.data_dir.join("signing-key.pem"))
         .context("cannot load or create the signing key in the data dir")?;
+    let mut redirect_uris = args.identity.oauth_redirect_uris.clone();
+    if redirect_uris.is_empty() {
+        redirect_uris.push(format!("http://{}/oauth/callback", args.listen));
+    }
     let stack = stack::start(StackConfig {
         listen: args.listen,
         store_db: store_db.clone(),
+        user_db: user_db.clone(),
         ephemeral: Arc::new(MemoryStore::new()),
         signing_key: Arc::new(key),
         edge: args.limits.edge_config(args.cors_allowed_origins.clone()),
+        providers: args.identity.providers(true)?,
+        redirect_uris,
+        lifetimes: args.identity.lifetimes(),
     })
     .await?;
     if args.demo {
@@ -167,6 +236,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     announce(running.addr);
     wait_for_shutdown(&mut running, &args.shutdown).await?;
     store_db.close().await;
+    user_db.close().await;
     Ok(())
 }
 

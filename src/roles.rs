@@ -25,3 +25,33 @@ pub fn store(repo: StoreRepo, device_tokens: Option<TokenIssuer>) -> RoleService
         );
     services
 }
+
+/// What the user role needs besides its storage.
+pub struct UserDeps {
+    pub repo: pos_user::UserRepo,
+    pub providers: pos_user::provider::Providers,
+    pub ephemeral: pos_common::ephemeral::SharedEphemeral,
+    pub tokens: pos_user::tokens::Tokens,
+    /// The store service's internal API, reached with this role's service token.
+    pub stores: pos_user::api::StoreInternalClient,
+    pub redirect_uris: Vec<String>,
+}
+
+/// UserService.
+pub fn user(deps: UserDeps) -> RoleServices {
+    let api = pos_user::UserApi::new(
+        deps.repo,
+        deps.providers,
+        pos_user::sessions::Sessions::new(deps.ephemeral),
+        deps.tokens,
+        deps.stores,
+        deps.redirect_uris,
+    );
+    let mut services = RoleServices::default();
+    services.add(
+        pos_proto::v1::user_service_server::UserServiceServer::new(api)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+    );
+    services
+}

@@ -13,19 +13,30 @@ use pos_common::{
     storage::Db,
 };
 use pos_edge::{EdgeConfig, EdgeDeps, devices::StoreDeviceCredentials};
+use pos_proto::v1::store_internal_service_client::StoreInternalServiceClient;
 use pos_store::StoreRepo;
+use pos_user::{
+    UserRepo,
+    provider::Providers,
+    tokens::{TokenLifetimes, Tokens},
+};
+use tower::Layer;
 
 use crate::{
-    roles,
+    roles::{self, UserDeps},
     startup::{self, Running},
 };
 
 pub struct StackConfig {
     pub listen: SocketAddr,
     pub store_db: Db,
+    pub user_db: Db,
     pub ephemeral: SharedEphemeral,
     pub signing_key: Arc<SigningKey>,
     pub edge: EdgeConfig,
+    pub providers: Providers,
+    pub redirect_uris: Vec<String>,
+    pub lifetimes: TokenLifetimes,
 }
 
 /// A running all-in-one system.
@@ -34,21 +45,34 @@ pub struct Stack {
     /// Signs tokens with the stack's key (demo credentials, tests).
     pub issuer: TokenIssuer,
     pub store_repo: StoreRepo,
+    pub user_repo: UserRepo,
 }
 
 pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let issuer = TokenIssuer::new(config.signing_key, DEFAULT_ISSUER, DEFAULT_AUDIENCE);
     let jwks = Arc::new(StaticJwks(issuer.jwks()));
     let keys = Arc::new(KeyCache::new(jwks.clone(), DEFAULT_ISSUER, DEFAULT_AUDIENCE).await);
-    let auth = Authenticator::new(keys, Some(Revocations::new(config.ephemeral.clone())));
+    let auth = Authenticator::new(keys.clone(), Some(Revocations::new(config.ephemeral.clone())));
 
     pos_store::migrate(&config.store_db).await?;
+    pos_user::migrate(&config.user_db).await?;
     let store_repo = StoreRepo::new(config.store_db);
+    let user_repo = UserRepo::new(config.user_db);
     let store = roles::store(store_repo.clone(), Some(issuer.clone())).into_backend(auth.clone());
 
-    let edge_token = ServiceTokenLayer::new(&issuer.service("edge")).map_err(anyhow::Error::msg)?;
-    let devices = Arc::new(StoreDeviceCredentials::new(store.clone(), &edge_token));
-    let backends = HashMap::from([("pos.v1.StoreService", store)]);
+    let service_token = |name: &str| ServiceTokenLayer::new(&issuer.service(name)).map_err(anyhow::Error::msg);
+    let user = roles::user(UserDeps {
+        repo: user_repo.clone(),
+        providers: config.providers,
+        ephemeral: config.ephemeral.clone(),
+        tokens: Tokens::new(issuer.clone(), keys, config.ephemeral.clone(), config.lifetimes),
+        stores: StoreInternalServiceClient::new(service_token("user")?.layer(store.clone())),
+        redirect_uris: config.redirect_uris,
+    })
+    .into_backend(auth.clone());
+
+    let devices = Arc::new(StoreDeviceCredentials::new(store.clone(), &service_token("edge")?));
+    let backends = HashMap::from([("pos.v1.StoreService", store), ("pos.v1.UserService", user)]);
     let router = pos_edge::router(
         &config.edge,
         EdgeDeps {
@@ -66,5 +90,6 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         running,
         issuer,
         store_repo,
+        user_repo,
     })
 }

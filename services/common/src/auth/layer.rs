@@ -1,5 +1,5 @@
 //! The tower layer every service runs behind: it authenticates a bearer token (if any)
-//! and puts the [`Principal`] into the request's extensions, where handlers find it with
+//! and puts the [`Principal`] (and the token's [`Claims`]) into the request's extensions, where handlers find it with
 //! [`Principal::of`]. Requests without a token pass through (public RPCs, health,
 //! reflection); a bad token is answered here with UNAUTHENTICATED.
 
@@ -12,7 +12,7 @@ use std::{
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{Authenticator, Principal, bearer_token};
+use super::{Authenticator, Claims, Principal, bearer_token};
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -67,14 +67,16 @@ where
         Box::pin(async move {
             // Nothing from the client may pose as a verified principal.
             request.extensions_mut().remove::<Principal>();
+            request.extensions_mut().remove::<Claims>();
             let token = match bearer_token(request.headers()) {
                 Ok(token) => token.map(str::to_owned),
                 Err(err) => return Ok(Status::from(err).into_http()),
             };
             if let Some(token) = token {
                 match auth.authenticate(&token).await {
-                    Ok((principal, _)) => {
+                    Ok((principal, claims)) => {
                         request.extensions_mut().insert(principal);
+                        request.extensions_mut().insert(claims);
                     }
                     Err(err) => return Ok(Status::from(err).into_http()),
                 }

@@ -1,0 +1,299 @@
+//! `pos.v1.UserService`: social login, signup and token rotation.
+
+use pos_common::{
+    ApiError, ApiResult, Reason,
+    auth::{Claims, Principal},
+    backend::{Backend, WithServiceToken},
+    error::Violations,
+    time::timestamp_from_millis,
+};
+use pos_proto::v1::{
+    self as pb, login_result, sign_up_request, store_internal_service_client::StoreInternalServiceClient,
+    user_service_server::UserService,
+};
+use pos_store::domain::{Grade, SettlementDay, StoreName};
+use tonic::{Code, Request, Response, Status};
+
+use crate::{
+    provider::{ProviderProfile, Providers},
+    repo::{StoreRequest, UserRepo, UserRow},
+    sessions::{SIGNUP_TICKET_TTL, Sessions},
+    tokens::Tokens,
+};
+
+pub type StoreInternalClient = StoreInternalServiceClient<WithServiceToken<Backend>>;
+
+#[derive(Clone)]
+pub struct UserApi {
+    repo: UserRepo,
+    providers: Providers,
+    sessions: Sessions,
+    tokens: Tokens,
+    stores: StoreInternalClient,
+    redirect_uris: Vec<String>,
+}
+
+type RpcResult<T> = Result<Response<T>, Status>;
+
+impl UserApi {
+    pub fn new(
+        repo: UserRepo,
+        providers: Providers,
+        sessions: Sessions,
+        tokens: Tokens,
+        stores: StoreInternalClient,
+        redirect_uris: Vec<String>,
+    ) -> Self {
+        Self {
+            repo,
+            providers,
+            sessions,
+            tokens,
+            stores,
+            redirect_uris,
+        }
+    }
+
+    /// Tokens for a known owner (finishing an interrupted signup first), or a signup
+    /// ticket for a new one.
+    async fn login(&self, profile: ProviderProfile) -> ApiResult<pb::LoginResult> {
+        let result = match self.repo.by_email(profile.email.as_str()).await? {
+            Some(user) => {
+                let store_id = self.ensure_store(&user).await?;
+                login_result::Result::Tokens(self.tokens.login(user.id, Some(store_id)).await?)
+            }
+            None => {
+                let ticket = self.sessions.issue_ticket(&profile).await?;
+                let expires = pos_common::time::now_millis() + SIGNUP_TICKET_TTL.as_millis() as i64;
+                login_result::Result::SignupTicket(pb::SignupTicket {
+                    ticket,
+                    expires_at: Some(timestamp_from_millis(expires)),
+                    email: profile.email.as_str().to_string(),
+                    name: profile.name.as_str().to_string(),
+                    phone: profile.phone.as_str().to_string(),
+                })
+            }
+        };
+        Ok(pb::LoginResult {
+            result: Some(result),
+        })
+    }
+
+    /// The user's store id, finishing a signup that stopped before its store existed.
+    async fn ensure_store(&self, user: &UserRow) -> ApiResult<i64> {
+        if let Some(store_id) = user.store_id {
+            return Ok(store_id);
+        }
+        let wanted = user.pending_store().ok_or_else(|| {
+            ApiError::internal(format!("user {} has neither a store nor a pending one", user.id))
+        })?;
+        Ok(self.provision_store(user, wanted).await?.id)
+    }
+
+    /// Creates (or, on a retry, finds) the owner's store and records it on the user. The
+    /// store service's call is idempotent on the owner, so repeating it is safe.
+    async fn provision_store(&self, user: &UserRow, wanted: StoreRequest) -> ApiResult<pb::Store> {
+        let store = self
+            .stores
+            .clone()
+            .create_store_for_owner(pb::CreateStoreForOwnerRequest {
+                owner_user_id: user.id,
+                store_name: wanted.store_name,
+                pos_grade: wanted.pos_grade,
+                settlement_day: wanted.settlement_day,
+            })
+            .await
+            .map_err(store_failure)?
+            .into_inner()
+            .store
+            .ok_or_else(|| ApiError::internal("store service returned no store"))?;
+        if user.store_id != Some(store.id) {
+            self.repo.complete_store(user.id, store.id).await?;
+        }
+        Ok(store)
+    }
+
+    async fn identity(&self, identity: Option<sign_up_request::Identity>) -> ApiResult<ProviderProfile> {
+        match identity {
+            Some(sign_up_request::Identity::SignupTicket(ticket)) => self.sessions.read_ticket(&ticket).await,
+            Some(sign_up_request::Identity::ProviderToken(token)) => {
+                self.providers.get(&token.provider)?.profile(&token.access_token).await
+            }
+            None => Err(ApiError::invalid("identity", "give a signup_ticket or a provider_token")),
+        }
+    }
+}
+
+/// The store service's own errors are already client-safe; a transport failure is not.
+fn store_failure(status: Status) -> ApiError {
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::DeadlineExceeded | Code::Cancelled => {
+            ApiError::unavailable("store service", status.message())
+        }
+        _ => ApiError::internal(format!("store service refused a validated signup: {status:?}")),
+    }
+}
+
+fn validate_store_request(request: &pb::SignUpRequest) -> ApiResult<StoreRequest> {
+    let mut violations = Violations::new();
+    let name = violations.check("store_name", StoreName::parse(&request.store_name));
+    violations.check("pos_grade", Grade::parse(request.pos_grade));
+    violations.check("settlement_day", SettlementDay::parse(request.settlement_day));
+    violations.into_result()?;
+    Ok(StoreRequest {
+        store_name: name.map(|n| n.as_str().to_string()).unwrap_or_default(),
+        pos_grade: request.pos_grade,
+        settlement_day: request.settlement_day,
+    })
+}
+
+fn user_message(user: UserRow) -> pb::User {
+    pb::User {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        phone: user.phone,
+        provider: user.provider,
+        created_at: Some(timestamp_from_millis(user.created_at)),
+    }
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn start_o_auth_login(&self, request: Request<pb::StartOAuthLoginRequest>) -> RpcResult<pb::StartOAuthLoginResponse> {
+        let body = request.into_inner();
+        let provider = self.providers.get(&body.provider)?;
+        if !self.redirect_uris.iter().any(|allowed| *allowed == body.redirect_uri) {
+            return Err(ApiError::invalid("redirect_uri", "not one of the configured redirect URIs").into());
+        }
+        let (state, challenge) = self.sessions.begin_oauth(&body.provider, &body.redirect_uri).await?;
+        let expires = pos_common::time::now_millis() + crate::sessions::OAUTH_STATE_TTL.as_millis() as i64;
+        Ok(Response::new(pb::StartOAuthLoginResponse {
+            authorize_url: provider.authorize_url(&state, &challenge, &body.redirect_uri),
+            state,
+            expires_at: Some(timestamp_from_millis(expires)),
+        }))
+    }
+
+    async fn complete_o_auth_login(
+        &self,
+        request: Request<pb::CompleteOAuthLoginRequest>,
+    ) -> RpcResult<pb::CompleteOAuthLoginResponse> {
+        let body = request.into_inner();
+        if body.code.is_empty() {
+            return Err(ApiError::invalid("code", "must not be empty").into());
+        }
+        let state = self.sessions.take_oauth(&body.state).await?;
+        if state.provider != body.provider {
+            return Err(ApiError::invalid("provider", "does not match the login that was started").into());
+        }
+        let provider = self.providers.get(&state.provider)?;
+        let access_token = provider
+            .exchange_code(&body.code, &state.code_verifier, &state.redirect_uri)
+            .await?;
+        let profile = provider.profile(&access_token).await?;
+        Ok(Response::new(pb::CompleteOAuthLoginResponse {
+            result: Some(self.login(profile).await?),
+        }))
+    }
+
+    async fn login_with_provider_token(
+        &self,
+        request: Request<pb::LoginWithProviderTokenRequest>,
+    ) -> RpcResult<pb::LoginWithProviderTokenResponse> {
+        let token = request
+            .into_inner()
+            .provider_token
+            .ok_or_else(|| ApiError::invalid("provider_token", "required"))?;
+        let profile = self.providers.get(&token.provider)?.profile(&token.access_token).await?;
+        Ok(Response::new(pb::LoginWithProviderTokenResponse {
+            result: Some(self.login(profile).await?),
+        }))
+    }
+
+    async fn sign_up(&self, request: Request<pb::SignUpRequest>) -> RpcResult<pb::SignUpResponse> {
+        let body = request.into_inner();
+        let store_request = validate_store_request(&body)?;
+        let profile = self.identity(body.identity).await?;
+        let user = match self.repo.insert_pending(&profile, &store_request).await? {
+            Some(user) => user,
+            None => match self.repo.by_email(profile.email.as_str()).await? {
+                // The same identity again: a retried signup, completed below.
+                Some(existing) if existing.is_same_identity(&profile) => existing,
+                _ => {
+                    return Err(ApiError::new(
+                        Reason::EmailAlreadyUsed,
+                        "an account with this e-mail address already exists",
+                    )
+                    .into());
+                }
+            },
+        };
+        let store = self.provision_store(&user, store_request).await?;
+        let tokens = self.tokens.login(user.id, Some(store.id)).await?;
+        Ok(Response::new(pb::SignUpResponse {
+            user: Some(user_message(user)),
+            store: Some(store),
+            tokens: Some(tokens),
+        }))
+    }
+
+    async fn refresh_tokens(&self, request: Request<pb::RefreshTokensRequest>) -> RpcResult<pb::RefreshTokensResponse> {
+        let rotation = self.tokens.rotate(&request.into_inner().refresh_token).await?;
+        let user = self
+            .repo
+            .by_id(rotation.user_id)
+            .await?
+            .ok_or_else(|| ApiError::new(Reason::UserNotFound, "the user no longer exists"))?;
+        let tokens = self
+            .tokens
+            .pair(user.id, user.store_id, &rotation.family, &rotation.next_refresh_id);
+        Ok(Response::new(pb::RefreshTokensResponse { tokens: Some(tokens) }))
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> RpcResult<pb::LogoutResponse> {
+        let (user_id, _) = Principal::of(&request)?.require_owner()?;
+        let claims = request
+            .extensions()
+            .get::<Claims>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))?;
+        self.tokens
+            .logout(user_id, &request.get_ref().refresh_token, &claims)
+            .await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> RpcResult<pb::GetMeResponse> {
+        let (user_id, _) = Principal::of(&request)?.require_owner()?;
+        let user = self
+            .repo
+            .by_id(user_id)
+            .await?
+            .ok_or_else(|| ApiError::new(Reason::UserNotFound, "no such user"))?;
+        let store_id = user.store_id.unwrap_or_default();
+        Ok(Response::new(pb::GetMeResponse {
+            user: Some(user_message(user)),
+            store_id,
+        }))
+    }
+
+    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> RpcResult<pb::GetJwksResponse> {
+        let keys = self
+            .tokens
+            .issuer()
+            .jwks()
+            .keys
+            .into_iter()
+            .map(|k| pb::Jwk {
+                kty: k.kty,
+                crv: k.crv,
+                x: k.x,
+                kid: k.kid,
+                alg: k.alg,
+                r#use: k.use_,
+            })
+            .collect();
+        Ok(Response::new(pb::GetJwksResponse { keys }))
+    }
+}
