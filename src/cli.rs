@@ -225,7 +225,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     })
     .await?;
     if args.demo {
-        let seeded = demo::seed(&stack.store_repo, &stack.issuer).await?;
+        let seeded = demo::seed(&stack.store_repo, &stack.user_repo, &stack.issuer).await?;
         let path = args.data_dir.join("demo.json");
         let json = serde_json::to_string_pretty(&seeded)?;
         std::fs::write(&path, &json).with_context(|| format!("cannot write {}", path.display()))?;
