@@ -80,11 +80,23 @@ pub struct IdentityArgs {
     pub kakao_client_id: Option<String>,
     #[arg(long, env = "POS_KAKAO_CLIENT_SECRET")]
     pub kakao_client_secret: Option<String>,
-    #[arg(long, env = "POS_KAKAO_AUTHORIZE_URL", default_value = "https://kauth.kakao.com/oauth/authorize")]
+    #[arg(
+        long,
+        env = "POS_KAKAO_AUTHORIZE_URL",
+        default_value = "https://kauth.kakao.com/oauth/authorize"
+    )]
     pub kakao_authorize_url: String,
-    #[arg(long, env = "POS_KAKAO_TOKEN_URL", default_value = "https://kauth.kakao.com/oauth/token")]
+    #[arg(
+        long,
+        env = "POS_KAKAO_TOKEN_URL",
+        default_value = "https://kauth.kakao.com/oauth/token"
+    )]
     pub kakao_token_url: String,
-    #[arg(long, env = "POS_KAKAO_PROFILE_URL", default_value = "https://kapi.kakao.com/v2/user/me")]
+    #[arg(
+        long,
+        env = "POS_KAKAO_PROFILE_URL",
+        default_value = "https://kapi.kakao.com/v2/user/me"
+    )]
     pub kakao_profile_url: String,
     /// Redirect URIs StartOAuthLogin accepts, comma-separated.
     #[arg(long, env = "POS_OAUTH_REDIRECT_URIS", value_delimiter = ',')]
@@ -113,7 +125,9 @@ impl IdentityArgs {
             providers = providers.with("kakao", Arc::new(kakao));
         }
         if dev || self.dev_provider {
-            tracing::warn!("DEVELOPMENT identity provider \"dev\" is enabled: it trusts any e-mail address");
+            tracing::warn!(
+                "DEVELOPMENT identity provider \"dev\" is enabled: it trusts any e-mail address"
+            );
             providers = providers.with("dev", Arc::new(DevProvider));
         }
         Ok(providers)

@@ -59,7 +59,11 @@ async fn demo_owner(users: &UserRepo) -> ApiResult<UserRow> {
         .ok_or_else(|| ApiError::internal("demo owner vanished"))
 }
 
-pub async fn seed(repo: &StoreRepo, users: &UserRepo, issuer: &TokenIssuer) -> ApiResult<DemoCredentials> {
+pub async fn seed(
+    repo: &StoreRepo,
+    users: &UserRepo,
+    issuer: &TokenIssuer,
+) -> ApiResult<DemoCredentials> {
     let owner = demo_owner(users).await?;
     let name = StoreName::parse("Demo Bistro").map_err(ApiError::internal)?;
     let day = SettlementDay::parse(1).map_err(ApiError::internal)?;
@@ -105,11 +109,7 @@ pub async fn seed(repo: &StoreRepo, users: &UserRepo, issuer: &TokenIssuer) -> A
     }
     Ok(DemoCredentials {
         store_id: store.id,
-        owner_token: issuer.owner_access(
-            owner.id,
-            Some(store.id),
-            DEMO_OWNER_TOKEN_TTL_SECS,
-        ),
+        owner_token: issuer.owner_access(owner.id, Some(store.id), DEMO_OWNER_TOKEN_TTL_SECS),
         device_tokens,
         device_ids,
     })

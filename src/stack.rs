@@ -52,7 +52,10 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let issuer = TokenIssuer::new(config.signing_key, DEFAULT_ISSUER, DEFAULT_AUDIENCE);
     let jwks = Arc::new(StaticJwks(issuer.jwks()));
     let keys = Arc::new(KeyCache::new(jwks.clone(), DEFAULT_ISSUER, DEFAULT_AUDIENCE).await);
-    let auth = Authenticator::new(keys.clone(), Some(Revocations::new(config.ephemeral.clone())));
+    let auth = Authenticator::new(
+        keys.clone(),
+        Some(Revocations::new(config.ephemeral.clone())),
+    );
 
     pos_store::migrate(&config.store_db).await?;
     pos_user::migrate(&config.user_db).await?;
@@ -60,18 +63,27 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let user_repo = UserRepo::new(config.user_db);
     let store = roles::store(store_repo.clone(), Some(issuer.clone())).into_backend(auth.clone());
 
-    let service_token = |name: &str| ServiceTokenLayer::new(&issuer.service(name)).map_err(anyhow::Error::msg);
+    let service_token =
+        |name: &str| ServiceTokenLayer::new(&issuer.service(name)).map_err(anyhow::Error::msg);
     let user = roles::user(UserDeps {
         repo: user_repo.clone(),
         providers: config.providers,
         ephemeral: config.ephemeral.clone(),
-        tokens: Tokens::new(issuer.clone(), keys, config.ephemeral.clone(), config.lifetimes),
+        tokens: Tokens::new(
+            issuer.clone(),
+            keys,
+            config.ephemeral.clone(),
+            config.lifetimes,
+        ),
         stores: StoreInternalServiceClient::new(service_token("user")?.layer(store.clone())),
         redirect_uris: config.redirect_uris,
     })
     .into_backend(auth.clone());
 
-    let devices = Arc::new(StoreDeviceCredentials::new(store.clone(), &service_token("edge")?));
+    let devices = Arc::new(StoreDeviceCredentials::new(
+        store.clone(),
+        &service_token("edge")?,
+    ));
     let backends = HashMap::from([("pos.v1.StoreService", store), ("pos.v1.UserService", user)]);
     let router = pos_edge::router(
         &config.edge,

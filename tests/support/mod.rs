@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod fake_kakao;
 pub mod process;
+pub mod stack;
 
 use std::{net::SocketAddr, sync::Arc};
 

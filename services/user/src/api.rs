@@ -8,8 +8,8 @@ use pos_common::{
     time::timestamp_from_millis,
 };
 use pos_proto::v1::{
-    self as pb, login_result, sign_up_request, store_internal_service_client::StoreInternalServiceClient,
-    user_service_server::UserService,
+    self as pb, login_result, sign_up_request,
+    store_internal_service_client::StoreInternalServiceClient, user_service_server::UserService,
 };
 use pos_store::domain::{Grade, SettlementDay, StoreName};
 use tonic::{Code, Request, Response, Status};
@@ -85,7 +85,10 @@ impl UserApi {
             return Ok(store_id);
         }
         let wanted = user.pending_store().ok_or_else(|| {
-            ApiError::internal(format!("user {} has neither a store nor a pending one", user.id))
+            ApiError::internal(format!(
+                "user {} has neither a store nor a pending one",
+                user.id
+            ))
         })?;
         Ok(self.provision_store(user, wanted).await?.id)
     }
@@ -113,13 +116,24 @@ impl UserApi {
         Ok(store)
     }
 
-    async fn identity(&self, identity: Option<sign_up_request::Identity>) -> ApiResult<ProviderProfile> {
+    async fn identity(
+        &self,
+        identity: Option<sign_up_request::Identity>,
+    ) -> ApiResult<ProviderProfile> {
         match identity {
-            Some(sign_up_request::Identity::SignupTicket(ticket)) => self.sessions.read_ticket(&ticket).await,
-            Some(sign_up_request::Identity::ProviderToken(token)) => {
-                self.providers.get(&token.provider)?.profile(&token.access_token).await
+            Some(sign_up_request::Identity::SignupTicket(ticket)) => {
+                self.sessions.read_ticket(&ticket).await
             }
-            None => Err(ApiError::invalid("identity", "give a signup_ticket or a provider_token")),
+            Some(sign_up_request::Identity::ProviderToken(token)) => {
+                self.providers
+                    .get(&token.provider)?
+                    .profile(&token.access_token)
+                    .await
+            }
+            None => Err(ApiError::invalid(
+                "identity",
+                "give a signup_ticket or a provider_token",
+            )),
         }
     }
 }
@@ -127,10 +141,14 @@ impl UserApi {
 /// The store service's own errors are already client-safe; a transport failure is not.
 fn store_failure(status: Status) -> ApiError {
     match status.code() {
-        Code::Unavailable | Code::Unknown | Code::Internal | Code::DeadlineExceeded | Code::Cancelled => {
-            ApiError::unavailable("store service", status.message())
-        }
-        _ => ApiError::internal(format!("store service refused a validated signup: {status:?}")),
+        Code::Unavailable
+        | Code::Unknown
+        | Code::Internal
+        | Code::DeadlineExceeded
+        | Code::Cancelled => ApiError::unavailable("store service", status.message()),
+        _ => ApiError::internal(format!(
+            "store service refused a validated signup: {status:?}"
+        )),
     }
 }
 
@@ -138,7 +156,10 @@ fn validate_store_request(request: &pb::SignUpRequest) -> ApiResult<StoreRequest
     let mut violations = Violations::new();
     let name = violations.check("store_name", StoreName::parse(&request.store_name));
     violations.check("pos_grade", Grade::parse(request.pos_grade));
-    violations.check("settlement_day", SettlementDay::parse(request.settlement_day));
+    violations.check(
+        "settlement_day",
+        SettlementDay::parse(request.settlement_day),
+    );
     violations.into_result()?;
     Ok(StoreRequest {
         store_name: name.map(|n| n.as_str().to_string()).unwrap_or_default(),
@@ -160,14 +181,29 @@ fn user_message(user: UserRow) -> pb::User {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
-    async fn start_o_auth_login(&self, request: Request<pb::StartOAuthLoginRequest>) -> RpcResult<pb::StartOAuthLoginResponse> {
+    async fn start_o_auth_login(
+        &self,
+        request: Request<pb::StartOAuthLoginRequest>,
+    ) -> RpcResult<pb::StartOAuthLoginResponse> {
         let body = request.into_inner();
         let provider = self.providers.get(&body.provider)?;
-        if !self.redirect_uris.iter().any(|allowed| *allowed == body.redirect_uri) {
-            return Err(ApiError::invalid("redirect_uri", "not one of the configured redirect URIs").into());
+        if !self
+            .redirect_uris
+            .iter()
+            .any(|allowed| *allowed == body.redirect_uri)
+        {
+            return Err(ApiError::invalid(
+                "redirect_uri",
+                "not one of the configured redirect URIs",
+            )
+            .into());
         }
-        let (state, challenge) = self.sessions.begin_oauth(&body.provider, &body.redirect_uri).await?;
-        let expires = pos_common::time::now_millis() + crate::sessions::OAUTH_STATE_TTL.as_millis() as i64;
+        let (state, challenge) = self
+            .sessions
+            .begin_oauth(&body.provider, &body.redirect_uri)
+            .await?;
+        let expires =
+            pos_common::time::now_millis() + crate::sessions::OAUTH_STATE_TTL.as_millis() as i64;
         Ok(Response::new(pb::StartOAuthLoginResponse {
             authorize_url: provider.authorize_url(&state, &challenge, &body.redirect_uri),
             state,
@@ -185,7 +221,9 @@ impl UserService for UserApi {
         }
         let state = self.sessions.take_oauth(&body.state).await?;
         if state.provider != body.provider {
-            return Err(ApiError::invalid("provider", "does not match the login that was started").into());
+            return Err(
+                ApiError::invalid("provider", "does not match the login that was started").into(),
+            );
         }
         let provider = self.providers.get(&state.provider)?;
         let access_token = provider
@@ -205,7 +243,11 @@ impl UserService for UserApi {
             .into_inner()
             .provider_token
             .ok_or_else(|| ApiError::invalid("provider_token", "required"))?;
-        let profile = self.providers.get(&token.provider)?.profile(&token.access_token).await?;
+        let profile = self
+            .providers
+            .get(&token.provider)?
+            .profile(&token.access_token)
+            .await?;
         Ok(Response::new(pb::LoginWithProviderTokenResponse {
             result: Some(self.login(profile).await?),
         }))
@@ -238,17 +280,28 @@ impl UserService for UserApi {
         }))
     }
 
-    async fn refresh_tokens(&self, request: Request<pb::RefreshTokensRequest>) -> RpcResult<pb::RefreshTokensResponse> {
-        let rotation = self.tokens.rotate(&request.into_inner().refresh_token).await?;
+    async fn refresh_tokens(
+        &self,
+        request: Request<pb::RefreshTokensRequest>,
+    ) -> RpcResult<pb::RefreshTokensResponse> {
+        let rotation = self
+            .tokens
+            .rotate(&request.into_inner().refresh_token)
+            .await?;
         let user = self
             .repo
             .by_id(rotation.user_id)
             .await?
             .ok_or_else(|| ApiError::new(Reason::UserNotFound, "the user no longer exists"))?;
-        let tokens = self
-            .tokens
-            .pair(user.id, user.store_id, &rotation.family, &rotation.next_refresh_id);
-        Ok(Response::new(pb::RefreshTokensResponse { tokens: Some(tokens) }))
+        let tokens = self.tokens.pair(
+            user.id,
+            user.store_id,
+            &rotation.family,
+            &rotation.next_refresh_id,
+        );
+        Ok(Response::new(pb::RefreshTokensResponse {
+            tokens: Some(tokens),
+        }))
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> RpcResult<pb::LogoutResponse> {
@@ -278,7 +331,10 @@ impl UserService for UserApi {
         }))
     }
 
-    async fn get_jwks(&self, _request: Request<pb::GetJwksRequest>) -> RpcResult<pb::GetJwksResponse> {
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> RpcResult<pb::GetJwksResponse> {
         let keys = self
             .tokens
             .issuer()

@@ -9,10 +9,17 @@ impl Email {
         let email = raw.trim().to_lowercase();
         let valid = email.len() <= 254
             && email.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             })
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Self(email)) } else { Err("must be an e-mail address".into()) }
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err("must be an e-mail address".into())
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -77,8 +84,17 @@ mod tests {
 
     #[test]
     fn phones_are_normalised() {
-        for raw in ["+82 10-1234-5678", "010-1234-5678", "01012345678", "+82 010 1234 5678"] {
-            assert_eq!(Phone::parse(raw).map(|p| p.0), Ok("01012345678".to_string()), "{raw}");
+        for raw in [
+            "+82 10-1234-5678",
+            "010-1234-5678",
+            "01012345678",
+            "+82 010 1234 5678",
+        ] {
+            assert_eq!(
+                Phone::parse(raw).map(|p| p.0),
+                Ok("01012345678".to_string()),
+                "{raw}"
+            );
         }
         for raw in ["", "12345", "+1 202 555 0100", "010-1234-5678x", "phone"] {
             assert!(Phone::parse(raw).is_err(), "{raw}");
@@ -87,7 +103,10 @@ mod tests {
 
     #[test]
     fn emails_and_names() {
-        assert_eq!(Email::parse(" Owner@Example.COM ").map(|e| e.0), Ok("owner@example.com".into()));
+        assert_eq!(
+            Email::parse(" Owner@Example.COM ").map(|e| e.0),
+            Ok("owner@example.com".into())
+        );
         for raw in ["", "no-at", "a@b", "a b@c.d", "@c.d"] {
             assert!(Email::parse(raw).is_err(), "{raw}");
         }

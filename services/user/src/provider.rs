@@ -24,7 +24,12 @@ pub trait IdentityProvider: Send + Sync + 'static {
     /// Where to send the browser to log in, with state and the PKCE S256 challenge.
     fn authorize_url(&self, state: &str, code_challenge: &str, redirect_uri: &str) -> String;
     /// Trades an authorization code (and the PKCE verifier) for a provider access token.
-    async fn exchange_code(&self, code: &str, code_verifier: &str, redirect_uri: &str) -> ApiResult<String>;
+    async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> ApiResult<String>;
     /// The profile behind a provider access token.
     async fn profile(&self, access_token: &str) -> ApiResult<ProviderProfile>;
 }
@@ -92,7 +97,10 @@ fn provider_down(err: reqwest::Error) -> ApiError {
 }
 
 fn refused(what: &str) -> ApiError {
-    ApiError::new(Reason::TokenInvalid, format!("the identity provider refused the {what}"))
+    ApiError::new(
+        Reason::TokenInvalid,
+        format!("the identity provider refused the {what}"),
+    )
 }
 
 #[async_trait]
@@ -112,7 +120,12 @@ impl IdentityProvider for Kakao {
         url.into()
     }
 
-    async fn exchange_code(&self, code: &str, code_verifier: &str, redirect_uri: &str) -> ApiResult<String> {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> ApiResult<String> {
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("client_id", self.config.client_id.as_str()),
@@ -134,7 +147,10 @@ impl IdentityProvider for Kakao {
             return Err(refused("authorization code"));
         }
         if !response.status().is_success() {
-            return Err(ApiError::unavailable("identity provider", response.status()));
+            return Err(ApiError::unavailable(
+                "identity provider",
+                response.status(),
+            ));
         }
         let token: TokenResponse = response.json().await.map_err(provider_down)?;
         Ok(token.access_token)
@@ -152,16 +168,28 @@ impl IdentityProvider for Kakao {
             return Err(refused("access token"));
         }
         if !response.status().is_success() {
-            return Err(ApiError::unavailable("identity provider", response.status()));
+            return Err(ApiError::unavailable(
+                "identity provider",
+                response.status(),
+            ));
         }
         let profile: KakaoProfile = response.json().await.map_err(provider_down)?;
         let account = profile.kakao_account;
         let email = account
             .email
-            .ok_or_else(|| ApiError::invalid("provider_token", "the provider shared no e-mail address"))
-            .and_then(|e| Email::parse(&e).map_err(|why| ApiError::invalid("provider_token", why)))?;
-        let name = UserName::parse(account.name.as_deref().unwrap_or(email.as_str().split('@').next().unwrap_or("owner")))
-            .map_err(|why| ApiError::invalid("provider_token", format!("name {why}")))?;
+            .ok_or_else(|| {
+                ApiError::invalid("provider_token", "the provider shared no e-mail address")
+            })
+            .and_then(|e| {
+                Email::parse(&e).map_err(|why| ApiError::invalid("provider_token", why))
+            })?;
+        let name = UserName::parse(
+            account
+                .name
+                .as_deref()
+                .unwrap_or(email.as_str().split('@').next().unwrap_or("owner")),
+        )
+        .map_err(|why| ApiError::invalid("provider_token", format!("name {why}")))?;
         let phone = Phone::parse(account.phone_number.as_deref().unwrap_or(""))
             .map_err(|why| ApiError::invalid("provider_token", format!("phone {why}")))?;
         Ok(ProviderProfile {
@@ -189,7 +217,12 @@ impl IdentityProvider for DevProvider {
         format!("{redirect_uri}?state={state}&code=YOUR_EMAIL&provider=dev")
     }
 
-    async fn exchange_code(&self, code: &str, _code_verifier: &str, _redirect_uri: &str) -> ApiResult<String> {
+    async fn exchange_code(
+        &self,
+        code: &str,
+        _code_verifier: &str,
+        _redirect_uri: &str,
+    ) -> ApiResult<String> {
         Ok(code.to_string())
     }
 
@@ -224,7 +257,10 @@ impl Providers {
         self.providers.get(name).ok_or_else(|| {
             let mut known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
             known.sort_unstable();
-            ApiError::invalid("provider", format!("unknown provider; use one of: {}", known.join(", ")))
+            ApiError::invalid(
+                "provider",
+                format!("unknown provider; use one of: {}", known.join(", ")),
+            )
         })
     }
 }

@@ -60,22 +60,34 @@ impl UserRepo {
     }
 
     pub async fn by_id(&self, id: i64) -> ApiResult<Option<UserRow>> {
-        Ok(sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn by_email(&self, email: &str) -> ApiResult<Option<UserRow>> {
-        Ok(sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE email = $1"))
-            .bind(email)
-            .fetch_optional(self.db.pool())
-            .await?)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// Inserts a user awaiting their store; `None` when the e-mail or the provider
     /// identity is already taken.
-    pub async fn insert_pending(&self, profile: &ProviderProfile, store: &StoreRequest) -> ApiResult<Option<UserRow>> {
+    pub async fn insert_pending(
+        &self,
+        profile: &ProviderProfile,
+        store: &StoreRequest,
+    ) -> ApiResult<Option<UserRow>> {
         Ok(sqlx::query_as(concat!(
             "INSERT INTO users (email, name, phone, provider, provider_subject, \
              pending_store_name, pending_pos_grade, pending_settlement_day, created_at) \

@@ -60,7 +60,11 @@ impl Sessions {
     }
 
     /// Opens a login: returns the state and the PKCE challenge to send to the provider.
-    pub async fn begin_oauth(&self, provider: &str, redirect_uri: &str) -> ApiResult<(String, String)> {
+    pub async fn begin_oauth(
+        &self,
+        provider: &str,
+        redirect_uri: &str,
+    ) -> ApiResult<(String, String)> {
         let state = random_token(24);
         // 48 random bytes encode to 64 characters: inside PKCE's 43-128.
         let code_verifier = random_token(48);

@@ -45,7 +45,12 @@ pub struct Rotation {
 }
 
 impl Tokens {
-    pub fn new(issuer: TokenIssuer, keys: Arc<KeyCache>, store: SharedEphemeral, lifetimes: TokenLifetimes) -> Self {
+    pub fn new(
+        issuer: TokenIssuer,
+        keys: Arc<KeyCache>,
+        store: SharedEphemeral,
+        lifetimes: TokenLifetimes,
+    ) -> Self {
         Self {
             issuer,
             keys,
@@ -78,15 +83,21 @@ impl Tokens {
     }
 
     /// The pair for a family whose current refresh id is `refresh_id`.
-    pub fn pair(&self, user_id: i64, store_id: Option<i64>, family: &str, refresh_id: &str) -> TokenPair {
+    pub fn pair(
+        &self,
+        user_id: i64,
+        store_id: Option<i64>,
+        family: &str,
+        refresh_id: &str,
+    ) -> TokenPair {
         let subject = user_id.to_string();
-        let mut access = self
-            .issuer
-            .claims(&subject, TokenType::Access, self.lifetimes.access_secs);
+        let mut access =
+            self.issuer
+                .claims(&subject, TokenType::Access, self.lifetimes.access_secs);
         access.store_id = store_id;
-        let mut refresh = self
-            .issuer
-            .claims(&subject, TokenType::Refresh, self.lifetimes.refresh_secs);
+        let mut refresh =
+            self.issuer
+                .claims(&subject, TokenType::Refresh, self.lifetimes.refresh_secs);
         refresh.jti = refresh_id.to_string();
         refresh.fam = Some(family.to_string());
         TokenPair {
@@ -100,9 +111,15 @@ impl Tokens {
 
     /// Verifies a refresh token: signature, expiry and type.
     async fn verify_refresh(&self, token: &str) -> ApiResult<(i64, String, Claims)> {
+        if token.is_empty() {
+            return Err(ApiError::invalid("refresh_token", "required"));
+        }
         let claims = self.keys.verify(token).await?;
         if claims.typ != TokenType::Refresh {
-            return Err(ApiError::new(Reason::WrongTokenType, "this is not a refresh token"));
+            return Err(ApiError::new(
+                Reason::WrongTokenType,
+                "this is not a refresh token",
+            ));
         }
         let invalid = || ApiError::new(Reason::TokenInvalid, "token invalid: malformed claims");
         let user_id = claims.sub.parse::<i64>().map_err(|_| invalid())?;
@@ -115,7 +132,8 @@ impl Tokens {
     pub async fn rotate(&self, refresh_token: &str) -> ApiResult<Rotation> {
         let (user_id, family, claims) = self.verify_refresh(refresh_token).await?;
         let key = Self::family_key(&family);
-        let revoked = || ApiError::new(Reason::TokenRevoked, "this login was revoked; log in again");
+        let revoked =
+            || ApiError::new(Reason::TokenRevoked, "this login was revoked; log in again");
         let current = self.store.get(&key).await?.ok_or_else(revoked)?;
         let next_refresh_id = uuid::Uuid::new_v4().to_string();
         if current != claims.jti
@@ -127,7 +145,11 @@ impl Tokens {
             // Reuse of a rotated token (or a lost race with a concurrent rotation of the
             // same token, which is reuse too): nobody keeps this login.
             self.store.delete(&key).await?;
-            tracing::warn!(user_id, family, "refresh token reuse detected; family revoked");
+            tracing::warn!(
+                user_id,
+                family,
+                "refresh token reuse detected; family revoked"
+            );
             return Err(ApiError::new(
                 Reason::TokenRevoked,
                 "refresh token reuse detected; every token of this login was revoked",
@@ -141,7 +163,12 @@ impl Tokens {
     }
 
     /// Ends a login: the refresh family and the calling access token both stop working.
-    pub async fn logout(&self, user_id: i64, refresh_token: &str, access: &Claims) -> ApiResult<()> {
+    pub async fn logout(
+        &self,
+        user_id: i64,
+        refresh_token: &str,
+        access: &Claims,
+    ) -> ApiResult<()> {
         let (owner, family, _) = self.verify_refresh(refresh_token).await?;
         if owner != user_id {
             return Err(ApiError::new(
