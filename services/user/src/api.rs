@@ -187,11 +187,7 @@ impl UserService for UserApi {
     ) -> RpcResult<pb::StartOAuthLoginResponse> {
         let body = request.into_inner();
         let provider = self.providers.get(&body.provider)?;
-        if !self
-            .redirect_uris
-            .iter()
-            .any(|allowed| *allowed == body.redirect_uri)
-        {
+        if !self.redirect_uris.contains(&body.redirect_uri) {
             return Err(ApiError::invalid(
                 "redirect_uri",
                 "not one of the configured redirect URIs",
