@@ -8,7 +8,7 @@ use pos_common::{
         Authenticator, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, Revocations, SigningKey,
         StaticJwks, TokenIssuer,
     },
-    backend::ServiceTokenLayer,
+    backend::{Backend, ServiceTokenLayer},
     ephemeral::SharedEphemeral,
     storage::Db,
 };
@@ -46,6 +46,10 @@ pub struct Stack {
     pub issuer: TokenIssuer,
     pub store_repo: StoreRepo,
     pub user_repo: UserRepo,
+    /// The store role as other services reach it (tests wrap it to simulate outages).
+    pub store: Backend,
+    /// Verifies tokens as every part of the stack does.
+    pub auth: Authenticator,
 }
 
 pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
@@ -84,12 +88,15 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         store.clone(),
         &service_token("edge")?,
     ));
-    let backends = HashMap::from([("pos.v1.StoreService", store), ("pos.v1.UserService", user)]);
+    let backends = HashMap::from([
+        ("pos.v1.StoreService", store.clone()),
+        ("pos.v1.UserService", user),
+    ]);
     let router = pos_edge::router(
         &config.edge,
         EdgeDeps {
             backends,
-            auth,
+            auth: auth.clone(),
             devices,
             ephemeral: config.ephemeral,
             jwks,
@@ -103,5 +110,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         issuer,
         store_repo,
         user_repo,
+        store,
+        auth,
     })
 }

@@ -43,7 +43,7 @@ pub struct TestStack {
     pub kakao: FakeKakao,
     pub ephemeral: SharedEphemeral,
     pub backend: Backend,
-    stack: Stack,
+    pub stack: Stack,
     test_db: TestDb,
     channel: Channel,
 }
