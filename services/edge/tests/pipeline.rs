@@ -1,0 +1,333 @@
+//! The edge pipeline in isolation, with recording backends instead of services: what it
+//! strips and adds before forwarding, limits shared by replicas through Redis, the JWKS
+//! document, CORS, and reflection that shows public services only.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use pos_common::{
+    ApiResult,
+    auth::{Authenticator, KeyCache, Revocations, SigningKey, StaticJwks, TokenIssuer},
+    backend::{self, Backend},
+    ephemeral::{self, MemoryStore, SharedEphemeral},
+};
+use pos_edge::{EdgeConfig, EdgeDeps, gates::DeviceCredentials};
+use tonic::{Code, Status, body::Body, transport::Channel};
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Anything {}
+
+struct AllDevicesCurrent;
+
+#[async_trait]
+impl DeviceCredentials for AllDevicesCurrent {
+    async fn verify(&self, _: i64, _: i64, _: i64) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
+
+/// A backend that records request headers and answers a bare OK (no message).
+fn recording() -> (Backend, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let service = tower::service_fn(move |request: http::Request<Body>| {
+        log.lock().expect("lock").push(request.headers().clone());
+        async move {
+            let response = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "0")
+                .body(Body::empty())
+                .expect("response");
+            Ok::<_, Infallible>(response)
+        }
+    });
+    (backend::in_process(service), seen)
+}
+
+struct Edge {
+    addr: std::net::SocketAddr,
+    issuer: TokenIssuer,
+    seen: Seen,
+}
+
+async fn edge(ephemeral: SharedEphemeral, rate_limit_per_minute: u32, issuer: TokenIssuer) -> Edge {
+    let jwks = Arc::new(StaticJwks(issuer.jwks()));
+    let keys = Arc::new(KeyCache::new(jwks.clone(), "pos-mesh", "pos-mesh").await);
+    let (store, seen) = recording();
+    let router = pos_edge::router(
+        &EdgeConfig {
+            cors_allowed_origins: vec!["https://tablet.example".into()],
+            rate_limit_per_minute,
+            default_deadline: Duration::from_millis(1500),
+            max_message_bytes: 1024,
+        },
+        EdgeDeps {
+            backends: HashMap::from([
+                ("pos.v1.StoreService", store.clone()),
+                ("pos.v1.TradeService", store),
+            ]),
+            auth: Authenticator::new(keys, Some(Revocations::new(ephemeral.clone()))),
+            devices: Arc::new(AllDevicesCurrent),
+            ephemeral,
+            jwks,
+        },
+    )
+    .await
+    .expect("edge");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    Edge { addr, issuer, seen }
+}
+
+fn issuer() -> TokenIssuer {
+    TokenIssuer::new(Arc::new(SigningKey::generate()), "pos-mesh", "pos-mesh")
+}
+
+async fn call(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<(), Status> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(Anything {});
+    for (name, value) in headers {
+        let key = tonic::metadata::MetadataKey::from_str(name).expect("key");
+        request
+            .metadata_mut()
+            .insert(key, value.parse().expect("value"));
+    }
+    let path = http::uri::PathAndQuery::from_str(path).expect("path");
+    match grpc
+        .unary::<Anything, Anything, _>(request, path, tonic_prost::ProstCodec::default())
+        .await
+    {
+        // The recording backend's bare OK: the call went all the way through the edge.
+        Err(status)
+            if status.code() == Code::Internal
+                && status.message() == "Missing response message." =>
+        {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+#[tokio::test]
+async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
+    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
+    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
+    let tablet = format!("Bearer {}", edge.issuer.device(1, 2, 3));
+    call(
+        edge.addr,
+        "/pos.v1.StoreService/GetMyStore",
+        &[
+            ("authorization", owner),
+            ("x-pos-principal", "owner:999".into()),
+            ("x-pos-store-id", "7".into()),
+        ],
+    )
+    .await
+    .expect("owner call");
+    call(
+        edge.addr,
+        "/pos.v1.TradeService/WatchCurrentTrade",
+        &[("authorization", tablet.clone())],
+    )
+    .await
+    .expect("stream call");
+    call(
+        edge.addr,
+        "/pos.v1.StoreService/ListProducts",
+        &[("authorization", tablet), ("grpc-timeout", "250m".into())],
+    )
+    .await
+    .expect("call with own deadline");
+    let seen = edge.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen[0].keys().all(|k| !k.as_str().starts_with("x-pos-")),
+        "{:?}",
+        seen[0]
+    );
+    assert_eq!(
+        seen[0]
+            .get("grpc-timeout")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("1500m")
+    );
+    assert!(
+        seen[1].get("grpc-timeout").is_none(),
+        "streams keep no default deadline"
+    );
+    assert_eq!(
+        seen[2]
+            .get("grpc-timeout")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("250m")
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_shared_by_edge_replicas_through_redis() {
+    let url =
+        std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
+    let prefix = format!("{run}:{}", uuid::Uuid::new_v4().simple());
+    let shared = ephemeral::connect(Some(&url), &prefix)
+        .await
+        .expect("Redis for the test suite");
+    let issuer = issuer();
+    let first = edge(shared.clone(), 5, issuer.clone()).await;
+    let second = edge(shared, 5, issuer.clone()).await;
+    let owner = format!("Bearer {}", issuer.owner_access(1, Some(1), 60));
+    let other = format!("Bearer {}", issuer.owner_access(2, Some(2), 60));
+    let path = "/pos.v1.StoreService/GetMyStore";
+    for replica in [&first, &second, &first, &second, &first] {
+        call(replica.addr, path, &[("authorization", owner.clone())])
+            .await
+            .expect("within the limit");
+    }
+    for replica in [&first, &second] {
+        let status = call(replica.addr, path, &[("authorization", owner.clone())])
+            .await
+            .expect_err("over");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("RATE_LIMITED")
+        );
+    }
+    call(first.addr, path, &[("authorization", other)])
+        .await
+        .expect("another owner has their own budget");
+}
+
+#[tokio::test]
+async fn jwks_cors_and_reflection() {
+    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
+    let router_addr = edge.addr;
+
+    // The JWKS document over plain HTTP.
+    let body = http_get(router_addr, "/.well-known/jwks.json", &[]).await;
+    let jwks: serde_json::Value =
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).expect("body")).expect("json");
+    assert_eq!(
+        jwks["keys"][0]["kid"].as_str(),
+        Some(edge.issuer.jwks().keys[0].kid.as_str())
+    );
+    assert_eq!(jwks["keys"][0]["alg"].as_str(), Some("EdDSA"));
+
+    // CORS: the configured origin is allowed, another is not.
+    let allowed = http_options(router_addr, "https://tablet.example").await;
+    assert!(
+        allowed.contains("access-control-allow-origin: https://tablet.example"),
+        "{allowed}"
+    );
+    let refused = http_options(router_addr, "https://evil.example").await;
+    assert!(
+        !refused.contains("access-control-allow-origin"),
+        "{refused}"
+    );
+
+    // Reflection lists the public services it routes, never internal ones.
+    let channel = Channel::from_shared(format!("http://{router_addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let response = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("read")
+        .expect("message");
+    let Some(
+        tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(
+            list,
+        ),
+    ) = response.message_response
+    else {
+        panic!("unexpected {response:?}");
+    };
+    let mut names: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.starts_with("pos."))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["pos.v1.StoreService", "pos.v1.TradeService"]);
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut extra = String::new();
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
+    raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n"),
+    )
+    .await
+}
+
+async fn http_options(addr: std::net::SocketAddr, origin: &str) -> String {
+    raw_http(
+        addr,
+        &format!(
+            "OPTIONS /pos.v1.StoreService/ListProducts HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+             origin: {origin}\r\naccess-control-request-method: POST\r\n\
+             access-control-request-headers: authorization,content-type,x-grpc-web\r\n\r\n"
+        ),
+    )
+    .await
+    .to_lowercase()
+}
+
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+}
