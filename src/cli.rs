@@ -2,23 +2,22 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use pos_common::{
-    auth::{Authenticator, Jwks, KeyCache, Revocations, SigningKey, StaticJwks, TokenIssuer},
+    auth::SigningKey,
     config::{AuthArgs, DatabaseArgs, EphemeralArgs, TelemetryArgs},
-    ephemeral::{self, MemoryStore},
+    ephemeral::MemoryStore,
     storage::Db,
 };
 use pos_edge::EdgeConfig;
-use pos_store::StoreRepo;
 use pos_user::{
     provider::{DevProvider, Kakao, KakaoConfig, Providers},
     tokens::TokenLifetimes,
 };
 
 use crate::{
-    demo, roles,
+    demo,
     stack::{self, StackConfig},
     startup::{self, MAX_MESSAGE_BYTES, Running},
 };
@@ -111,7 +110,7 @@ pub struct IdentityArgs {
 }
 
 impl IdentityArgs {
-    fn providers(&self, dev: bool) -> anyhow::Result<Providers> {
+    pub(crate) fn providers(&self, dev: bool) -> anyhow::Result<Providers> {
         let mut providers = Providers::default();
         if let Some(client_id) = &self.kakao_client_id {
             let kakao = Kakao::new(KakaoConfig {
@@ -133,7 +132,7 @@ impl IdentityArgs {
         Ok(providers)
     }
 
-    fn lifetimes(&self) -> TokenLifetimes {
+    pub(crate) fn lifetimes(&self) -> TokenLifetimes {
         TokenLifetimes {
             access_secs: self.access_token_ttl_secs,
             refresh_secs: self.refresh_token_ttl_secs,
@@ -152,7 +151,7 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn edge_config(&self, cors_allowed_origins: Vec<String>) -> EdgeConfig {
+    pub(crate) fn edge_config(&self, cors_allowed_origins: Vec<String>) -> EdgeConfig {
         EdgeConfig {
             cors_allowed_origins,
             rate_limit_per_minute: self.rate_limit_per_minute,
@@ -177,6 +176,10 @@ pub struct ShutdownArgs {
 pub enum Role {
     /// StoreService and StoreInternalService.
     Store,
+    /// UserService.
+    User,
+    /// The public entry: gRPC + grpc-web, CORS, auth policy, rate limits, routing.
+    Edge,
 }
 
 #[derive(Debug, clap::Args)]
@@ -184,11 +187,13 @@ pub struct ServeArgs {
     pub role: Role,
     #[arg(long, env = "POS_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    #[command(flatten)]
-    pub database: DatabaseArgs,
+    /// Database URL (store and user roles): postgres://… or sqlite://….
+    #[arg(long, env = "POS_DATABASE_URL")]
+    pub database_url: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
-    /// PKCS#8 PEM Ed25519 key to sign tablet credentials with (IssueDeviceToken).
+    /// PKCS#8 PEM Ed25519 signing key: signs tokens (user), tablet credentials (store) and
+    /// this role's service token for internal calls (user, edge).
     #[arg(long, env = "POS_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
     /// Apply migrations before serving (otherwise run `pos migrate` first).
@@ -197,7 +202,37 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub ephemeral: EphemeralArgs,
     #[command(flatten)]
+    pub peers: PeerArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Browser origins allowed to call the edge (CORS), comma-separated; `*` allows any.
+    #[arg(long, env = "POS_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
+}
+
+/// Where the other roles are, as `http://host:port`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PeerArgs {
+    #[arg(long, env = "POS_STORE_ADDR")]
+    pub store_addr: Option<String>,
+    #[arg(long, env = "POS_USER_ADDR")]
+    pub user_addr: Option<String>,
+    #[arg(long, env = "POS_TRADE_ADDR")]
+    pub trade_addr: Option<String>,
+    #[arg(long, env = "POS_SETTLEMENT_ADDR")]
+    pub settlement_addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateTarget {
+    Store,
+    User,
+    /// Every service (one shared database).
+    All,
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,14 +240,14 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Whose tables to migrate.
-    #[arg(long, value_enum, default_value = "store")]
-    pub service: Role,
+    #[arg(long, value_enum, default_value = "all")]
+    pub service: MigrateTarget,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up(args).await,
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => crate::serve::serve(args).await,
         Command::Migrate(args) => migrate(args).await,
     }
 }
@@ -254,62 +289,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let db = Db::connect(&args.database.database_url).await?;
-    if args.migrate {
-        pos_store::migrate(&db).await?;
-    }
-    let Some(jwks_file) = &args.auth.jwks_file else {
-        bail!("POS_JWKS_FILE (--jwks-file) is required: the public keys that verify tokens");
-    };
-    let jwks = read_jwks(jwks_file)?;
-    let keys = KeyCache::new(
-        Arc::new(StaticJwks(jwks)),
-        &args.auth.jwt_issuer,
-        &args.auth.jwt_audience,
-    )
-    .await;
-    let revocations = match &args.ephemeral.redis_url {
-        Some(url) => Some(Revocations::new(
-            ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?,
-        )),
-        None => None,
-    };
-    let auth = Authenticator::new(Arc::new(keys), revocations);
-    let device_tokens = match &args.signing_key_file {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read signing key {}", path.display()))?;
-            let key = SigningKey::from_pkcs8_pem(&pem).map_err(anyhow::Error::msg)?;
-            Some(TokenIssuer::new(
-                Arc::new(key),
-                &args.auth.jwt_issuer,
-                &args.auth.jwt_audience,
-            ))
-        }
-        None => None,
-    };
-    let services = match args.role {
-        Role::Store => roles::store(StoreRepo::new(db.clone()), device_tokens),
-    };
-    let mut running = startup::serve_role(args.listen, services, auth).await?;
-    announce(running.addr);
-    wait_for_shutdown(&mut running, &args.shutdown).await?;
-    db.close().await;
-    Ok(())
-}
-
-fn read_jwks(path: &std::path::Path) -> anyhow::Result<Jwks> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read JWKS file {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("JWKS file {} is not valid", path.display()))
-}
-
 async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let db = Db::connect(&args.database.database_url).await?;
-    match args.service {
-        Role::Store => pos_store::migrate(&db).await?,
+    if matches!(args.service, MigrateTarget::Store | MigrateTarget::All) {
+        pos_store::migrate(&db).await?;
+    }
+    if matches!(args.service, MigrateTarget::User | MigrateTarget::All) {
+        pos_user::migrate(&db).await?;
     }
     println!("migrations applied");
     db.close().await;
@@ -317,14 +303,17 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 }
 
 /// The line scripts and tests wait for before calling the server.
-fn announce(addr: SocketAddr) {
+pub(crate) fn announce(addr: SocketAddr) {
     use std::io::Write;
     println!("listening on {addr}");
     let _ = std::io::stdout().flush();
 }
 
 /// Runs until a fatal error or a stop signal, then stops within the grace period.
-async fn wait_for_shutdown(running: &mut Running, shutdown: &ShutdownArgs) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_shutdown(
+    running: &mut Running,
+    shutdown: &ShutdownArgs,
+) -> anyhow::Result<()> {
     tokio::select! {
         result = running.wait() => return result,
         _ = startup::shutdown_signal() => {}

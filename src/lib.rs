@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod demo;
 pub mod roles;
+pub mod serve;
 pub mod stack;
 pub mod startup;

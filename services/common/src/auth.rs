@@ -7,6 +7,7 @@ mod issuer;
 mod keys;
 mod layer;
 mod principal;
+mod remote;
 
 pub use authenticator::{
     Authenticator, JwksSource, KeyCache, Revocations, StaticJwks, bearer_token,
@@ -17,6 +18,7 @@ pub use issuer::{
 pub use keys::{Jwk, Jwks, SigningKey, Verifier};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{Claims, Principal, TokenType, role_not_allowed};
+pub use remote::GrpcJwks;
 
 /// Default `iss` claim of tokens issued by the user service.
 pub const DEFAULT_ISSUER: &str = "pos-mesh";

@@ -1,0 +1,194 @@
+//! The Kubernetes shape on one machine: `pos serve store`, `pos serve user` and
+//! `pos serve edge` as separate processes over one database (and Redis with PostgreSQL),
+//! and an owner going from signup to a tablet's menu through the edge.
+
+mod support;
+
+use std::sync::Arc;
+
+use pos_common::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer};
+use pos_proto::v1::{
+    self as pb, login_result, store_service_client::StoreServiceClient,
+    user_service_client::UserServiceClient,
+};
+use support::{
+    Backend, TestDb, bearer,
+    process::{PosProcess, pos},
+};
+use tonic::transport::Channel;
+
+on_both_backends!(three_roles_serve_a_signup_through_the_edge);
+
+fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
+    let mut command = pos();
+    command.args([
+        "serve",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+        "--shutdown-grace-secs",
+        "2",
+    ]);
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    PosProcess::spawn(command)
+}
+
+async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
+    let (test_db, db) = TestDb::create(backend).await;
+    let url = test_db.url();
+    let out = pos()
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let files = tempfile::tempdir().expect("dir");
+    let key = SigningKey::generate();
+    let key_file = files.path().join("key.pem");
+    std::fs::write(&key_file, key.to_pkcs8_pem()).expect("key");
+    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+    let jwks_file = files.path().join("jwks.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::to_string(&issuer.jwks()).expect("json"),
+    )
+    .expect("jwks");
+    let mut shared: Vec<(&'static str, String)> = vec![
+        ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
+        ("POS_LOG_FORMAT", "json".to_string()),
+    ];
+    if backend == Backend::Postgres {
+        let redis =
+            std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
+        shared.push(("POS_REDIS_URL", redis));
+        shared.push((
+            "POS_REDIS_KEY_PREFIX",
+            format!("{run}:{}", uuid::Uuid::new_v4().simple()),
+        ));
+    }
+    let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        shared
+            .iter()
+            .cloned()
+            .chain(extra.iter().cloned())
+            .collect()
+    };
+
+    let store = role(
+        "store",
+        &with(&[
+            ("POS_DATABASE_URL", url.clone()),
+            ("POS_JWKS_FILE", jwks_file.display().to_string()),
+        ]),
+    );
+    let user = role(
+        "user",
+        &with(&[
+            ("POS_DATABASE_URL", url.clone()),
+            ("POS_STORE_ADDR", format!("http://{}", store.addr)),
+            ("POS_DEV_PROVIDER", "true".into()),
+        ]),
+    );
+    let edge = role(
+        "edge",
+        &with(&[
+            ("POS_STORE_ADDR", format!("http://{}", store.addr)),
+            ("POS_USER_ADDR", format!("http://{}", user.addr)),
+        ]),
+    );
+
+    let channel = Channel::from_shared(format!("http://{}", edge.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut users = UserServiceClient::new(channel.clone());
+    let login = users
+        .login_with_provider_token(pb::LoginWithProviderTokenRequest {
+            provider_token: Some(pb::ProviderToken {
+                provider: "dev".into(),
+                access_token: "mesh@example.com".into(),
+            }),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    let Some(login_result::Result::SignupTicket(ticket)) = login.result.and_then(|r| r.result)
+    else {
+        panic!("ticket expected");
+    };
+    let signed = users
+        .sign_up(pb::SignUpRequest {
+            identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
+            store_name: "Mesh Diner".into(),
+            pos_grade: pb::PosGrade::Gold as i32,
+            settlement_day: 20,
+        })
+        .await
+        .expect("sign up")
+        .into_inner();
+    let tokens = signed.tokens.expect("tokens");
+    let mut owner =
+        StoreServiceClient::with_interceptor(channel.clone(), bearer(&tokens.access_token));
+    let devices = owner
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices;
+    assert_eq!(devices.len(), 100);
+    owner
+        .create_product(pb::CreateProductRequest {
+            name: "Naengmyeon".into(),
+            category: pb::ProductCategory::MainMenu as i32,
+            price: 9000,
+            base_stock: 20,
+        })
+        .await
+        .expect("product");
+    let tablet = owner
+        .issue_device_token(pb::IssueDeviceTokenRequest {
+            device_id: devices[3].id,
+        })
+        .await
+        .expect("tablet token")
+        .into_inner()
+        .device_token;
+    let menu = StoreServiceClient::with_interceptor(channel.clone(), bearer(&tablet))
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect("tablet menu")
+        .into_inner()
+        .products;
+    assert_eq!(menu.len(), 1);
+    owner
+        .revoke_device(pb::RevokeDeviceRequest {
+            device_id: devices[3].id,
+        })
+        .await
+        .expect("revoke");
+    let status = StoreServiceClient::with_interceptor(channel.clone(), bearer(&tablet))
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect_err("revoked");
+    assert_eq!(support::reason(&status), "TOKEN_REVOKED");
+    users
+        .refresh_tokens(pb::RefreshTokensRequest {
+            refresh_token: tokens.refresh_token,
+        })
+        .await
+        .expect("refresh through the edge");
+
+    edge.stop_with_sigterm();
+    user.stop_with_sigterm();
+    store.stop_with_sigterm();
+    db.close().await;
+    test_db.drop_database().await;
+}
