@@ -40,7 +40,7 @@ pub enum Command {
     /// Everything in one process on SQLite and in-memory state: the quickest way to try it.
     Up(UpArgs),
     /// Runs one role, for Kubernetes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Applies database migrations and exits.
     Migrate(MigrateArgs),
 }
@@ -247,7 +247,7 @@ pub struct MigrateArgs {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up(args).await,
-        Command::Serve(args) => crate::serve::serve(args).await,
+        Command::Serve(args) => crate::serve::serve(*args).await,
         Command::Migrate(args) => migrate(args).await,
     }
 }
