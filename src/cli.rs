@@ -38,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Everything in one process on SQLite and in-memory state: the quickest way to try it.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Runs one role, for Kubernetes.
     Serve(Box<ServeArgs>),
     /// Applies database migrations and exits.
@@ -246,7 +246,7 @@ pub struct MigrateArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up(args).await,
+        Command::Up(args) => up(*args).await,
         Command::Serve(args) => crate::serve::serve(*args).await,
         Command::Migrate(args) => migrate(args).await,
     }
