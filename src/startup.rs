@@ -4,6 +4,7 @@
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
     backend::{self, Backend},
@@ -127,6 +128,12 @@ pub async fn serve_http(listen: SocketAddr, router: axum::Router) -> anyhow::Res
     let addr = listener.local_addr()?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    // Small gRPC frames must not wait for Nagle's algorithm (tonic's server does the same).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

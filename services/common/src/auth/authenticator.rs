@@ -3,6 +3,7 @@
 //! logged-out access tokens.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
@@ -34,13 +35,20 @@ impl JwksSource for StaticJwks {
 /// key source.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The current verifier, refreshed from its source on an unknown `kid`.
+/// How many verified tokens [`KeyCache`] remembers.
+const VERIFIED_CAPACITY: usize = 16_384;
+
+/// The current verifier, refreshed from its source on an unknown `kid`. It remembers
+/// tokens it verified: the edge and then the service check every call's token, and an
+/// Ed25519 verification costs far more than the lookup (expiry is still checked on
+/// every use; the memory is dropped whenever the keys change).
 pub struct KeyCache {
     source: Arc<dyn JwksSource>,
     issuer: String,
     audience: String,
     verifier: RwLock<Arc<Verifier>>,
     last_fetch: Mutex<Option<Instant>>,
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
 
 impl KeyCache {
@@ -54,6 +62,7 @@ impl KeyCache {
             audience: audience.to_string(),
             verifier: RwLock::new(Arc::new(empty)),
             last_fetch: Mutex::new(None),
+            verified: std::sync::Mutex::new(HashMap::new()),
         };
         if let Err(err) = cache.load().await {
             tracing::warn!(%err, "cannot fetch the token keys yet; will retry on first use");
@@ -86,19 +95,49 @@ impl KeyCache {
             .verifier
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(verifier);
+        self.remembered().clear();
         Ok(())
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn recall(&self, token: &str) -> Option<Claims> {
+        let claims = self.remembered().get(token).cloned()?;
+        // Past its expiry a remembered token goes through full verification (and fails).
+        (claims.exp > chrono::Utc::now().timestamp()).then_some(claims)
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        let mut verified = self.remembered();
+        if verified.len() >= VERIFIED_CAPACITY {
+            let now = chrono::Utc::now().timestamp();
+            verified.retain(|_, c| c.exp > now);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_string(), claims.clone());
     }
 
     /// Verifies a token, refetching the keys once if it names a key we do not know.
     pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
-        let verifier = self.current();
+        if let Some(claims) = self.recall(token) {
+            return Ok(claims);
+        }
+        let mut verifier = self.current();
         if verifier.knows_key_of(token) == Some(false) {
             if let Err(err) = self.refresh().await {
                 tracing::warn!(%err, "cannot refresh the token keys");
             }
-            return self.current().verify(token);
+            verifier = self.current();
         }
-        verifier.verify(token)
+        let claims = verifier.verify(token)?;
+        self.remember(token, &claims);
+        Ok(claims)
     }
 }
 

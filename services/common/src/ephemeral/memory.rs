@@ -10,9 +10,18 @@ use async_trait::async_trait;
 
 use super::{EphemeralResult, EphemeralStore};
 
+/// Expired entries are swept once per this many operations (and ignored in between).
+const SWEEP_EVERY: u64 = 1024;
+
 #[derive(Default)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, (String, Instant)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (String, Instant)>,
+    operations: u64,
 }
 
 impl MemoryStore {
@@ -20,33 +29,49 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Runs `f` on the live entries, dropping expired ones first (lazy expiry keeps it simple).
-    fn with_entries<T>(&self, f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> T) -> T {
+    /// Runs `f` on the entries after dropping the expired one at `key` (and, now and then,
+    /// every expired one), so `f` never sees a dead value.
+    fn with_entries<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut HashMap<String, (String, Instant)>) -> T,
+    ) -> T {
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
-        entries.retain(|_, (_, expires)| *expires > now);
-        f(&mut entries)
+        entries.operations += 1;
+        if entries.operations % SWEEP_EVERY == 0 {
+            entries.map.retain(|_, (_, expires)| *expires > now);
+        } else if entries
+            .map
+            .get(key)
+            .is_some_and(|(_, expires)| *expires <= now)
+        {
+            entries.map.remove(key);
+        }
+        f(&mut entries.map)
     }
 }
 
 #[async_trait]
 impl EphemeralStore for MemoryStore {
     async fn get(&self, key: &str) -> EphemeralResult<Option<String>> {
-        Ok(self.with_entries(|e| e.get(key).map(|(v, _)| v.clone())))
+        Ok(self.with_entries(key, |e| e.get(key).map(|(v, _)| v.clone())))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<()> {
         let expires = Instant::now() + ttl;
-        self.with_entries(|e| e.insert(key.to_string(), (value.to_string(), expires)));
+        self.with_entries(key, |e| {
+            e.insert(key.to_string(), (value.to_string(), expires))
+        });
         Ok(())
     }
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<bool> {
         let expires = Instant::now() + ttl;
-        Ok(self.with_entries(|e| {
+        Ok(self.with_entries(key, |e| {
             if e.contains_key(key) {
                 false
             } else {
@@ -58,7 +83,7 @@ impl EphemeralStore for MemoryStore {
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64> {
         let expires = Instant::now() + ttl;
-        Ok(self.with_entries(|e| {
+        Ok(self.with_entries(key, |e| {
             let entry = e
                 .entry(key.to_string())
                 .or_insert_with(|| ("0".to_string(), expires));
@@ -69,7 +94,7 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn delete(&self, key: &str) -> EphemeralResult<bool> {
-        Ok(self.with_entries(|e| e.remove(key).is_some()))
+        Ok(self.with_entries(key, |e| e.remove(key).is_some()))
     }
 
     async fn compare_and_swap(
@@ -80,7 +105,7 @@ impl EphemeralStore for MemoryStore {
         ttl: Duration,
     ) -> EphemeralResult<bool> {
         let expires = Instant::now() + ttl;
-        Ok(self.with_entries(|e| match e.get_mut(key) {
+        Ok(self.with_entries(key, |e| match e.get_mut(key) {
             Some(entry) if entry.0 == expected => {
                 *entry = (new.to_string(), expires);
                 true

@@ -1,0 +1,224 @@
+//! `pos-bench edge`: what the edge costs. Calls one cheap authenticated unary RPC
+//! (StoreService/GetMyStore) with N concurrent callers, directly on the store role and
+//! through the edge of the all-in-one stack, in the same run, alternating rounds, and
+//! prints throughput and latency percentiles of each and the difference.
+//!
+//! Run it in release mode: `cargo run --release --bin pos-bench -- edge`.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use pos::{
+    roles,
+    stack::{self, StackConfig},
+    startup,
+};
+use pos_common::{auth::SigningKey, ephemeral::MemoryStore, storage::Db};
+use pos_edge::EdgeConfig;
+use pos_proto::v1::{GetMyStoreRequest, store_service_client::StoreServiceClient};
+use pos_store::domain::{Grade, SettlementDay, StoreName};
+use tonic::{metadata::MetadataValue, transport::Channel};
+
+#[derive(Debug, Parser)]
+#[command(name = "pos-bench", about = "Benchmarks of the POS mesh")]
+struct Args {
+    /// What to measure (only `edge` for now).
+    #[arg(default_value = "edge")]
+    what: String,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// HTTP/2 connections the callers share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Seconds measured per round.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Rounds per target (alternating direct and edge).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+struct Round {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Round {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    f64::from(sorted[rank.min(sorted.len() - 1)]) / 1000.0
+}
+
+async fn load(
+    addr: SocketAddr,
+    token: &str,
+    args: &Args,
+    duration: Duration,
+) -> anyhow::Result<Round> {
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(
+            Channel::from_shared(format!("http://{addr}"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
+    }
+    let header: MetadataValue<_> = format!("Bearer {token}").parse()?;
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..args.concurrency {
+        let mut client = StoreServiceClient::new(channels[i % channels.len()].clone());
+        let header = header.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(65_536);
+            let mut errors = 0usize;
+            while Instant::now() < deadline {
+                let mut request = tonic::Request::new(GetMyStoreRequest {});
+                request
+                    .metadata_mut()
+                    .insert("authorization", header.clone());
+                let sent = Instant::now();
+                match client.get_my_store(request).await {
+                    Ok(_) => {
+                        latencies.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32)
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (mut l, e) = task.await?;
+        latencies_us.append(&mut l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies_us.sort_unstable();
+    Ok(Round {
+        requests: latencies_us.len(),
+        errors,
+        elapsed,
+        latencies_us,
+    })
+}
+
+fn summary(label: &str, rounds: &[Round]) -> (f64, f64) {
+    let mut all: Vec<u32> = rounds
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let rps = rounds.iter().map(Round::rps).sum::<f64>() / rounds.len() as f64;
+    let errors: usize = rounds.iter().map(|r| r.errors).sum();
+    let p99 = percentile(&all, 99.0);
+    println!(
+        "{label:>6}: {rps:>9.0} req/s  p50 {:>6.3} ms  p90 {:>6.3} ms  p99 {p99:>6.3} ms  ({} calls, {errors} errors)",
+        percentile(&all, 50.0),
+        percentile(&all, 90.0),
+        all.len()
+    );
+    (rps, p99)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.what == "edge",
+        "unknown benchmark {:?}; try `edge`",
+        args.what
+    );
+    let dir = std::env::temp_dir().join(format!("pos-bench-{}", std::process::id()));
+    let store_db = Db::sqlite_in_dir(&dir, "store.db").await?;
+    let user_db = Db::sqlite_in_dir(&dir, "user.db").await?;
+    let stack = stack::start(StackConfig {
+        listen: "127.0.0.1:0".parse()?,
+        store_db,
+        user_db,
+        ephemeral: Arc::new(MemoryStore::new()),
+        signing_key: Arc::new(SigningKey::generate()),
+        edge: EdgeConfig {
+            cors_allowed_origins: vec![],
+            // The limit is not what is measured here.
+            rate_limit_per_minute: u32::MAX,
+            default_deadline: Duration::from_secs(30),
+            max_message_bytes: startup::MAX_MESSAGE_BYTES,
+        },
+        providers: Default::default(),
+        redirect_uris: vec![],
+        lifetimes: Default::default(),
+    })
+    .await?;
+    let direct = startup::serve_role(
+        "127.0.0.1:0".parse()?,
+        roles::store(stack.store_repo.clone(), None),
+        stack.auth.clone(),
+    )
+    .await?;
+    let name = StoreName::parse("Bench").map_err(anyhow::Error::msg)?;
+    let day = SettlementDay::parse(1).map_err(anyhow::Error::msg)?;
+    let (store, _) = stack
+        .store_repo
+        .create_store_for_owner(1, &name, Grade::Bronze, day)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = stack.issuer.owner_access(1, Some(store.id), 3600);
+
+    println!(
+        "GetMyStore, {} callers on {} connections, {} s x {} rounds per target, {} cores",
+        args.concurrency,
+        args.connections,
+        args.seconds,
+        args.rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let duration = Duration::from_secs(args.seconds);
+    // Warm up both paths (connections, caches, allocator).
+    load(direct.addr, &token, &args, Duration::from_secs(1)).await?;
+    load(stack.running.addr, &token, &args, Duration::from_secs(1)).await?;
+    let (mut direct_rounds, mut edge_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds {
+        direct_rounds.push(
+            load(direct.addr, &token, &args, duration)
+                .await
+                .context("direct round")?,
+        );
+        edge_rounds.push(
+            load(stack.running.addr, &token, &args, duration)
+                .await
+                .context("edge round")?,
+        );
+    }
+    let (direct_rps, direct_p99) = summary("direct", &direct_rounds);
+    let (edge_rps, edge_p99) = summary("edge", &edge_rounds);
+    println!(
+        "edge overhead: throughput {:+.1}% , p99 {:+.3} ms (targets: loss <= 15%, added p99 <= 1 ms)",
+        (edge_rps / direct_rps - 1.0) * 100.0,
+        edge_p99 - direct_p99
+    );
+    direct.stop(Duration::from_secs(2)).await?;
+    stack.running.stop(Duration::from_secs(2)).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
