@@ -42,7 +42,7 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
         entries.operations += 1;
-        if entries.operations % SWEEP_EVERY == 0 {
+        if entries.operations.is_multiple_of(SWEEP_EVERY) {
             entries.map.retain(|_, (_, expires)| *expires > now);
         } else if entries
             .map
