@@ -4,12 +4,24 @@
 grpcurl itself is not needed: this script is a small grpcurl-compatible client
 built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
 
-* Takes the first ```sh block after the heading "## Try the API with grpcurl"
-  in README.md (or `--readme PATH`), joining backslash-continued lines.
-* `NAME=$(jq -r EXPR pos-data/demo.json)` lines are evaluated (EXPR is a simple
-  path such as `.key` or `.key[N]`) against the demo.json of the server started
-  here. Every other non-comment line must be a `grpcurl` command; anything else
-  is a failure, so the README cannot drift into untested commands.
+* Takes the first ```sh block after each of the headings in HEADINGS in
+  README.md (or `--readme PATH`), joining backslash-continued lines, and runs
+  the blocks in that order ("## Sign up as a new owner (development provider)",
+  then "## Try the API with grpcurl") against one server. Shell variables are
+  per block, as if each block were pasted into a fresh shell.
+* `NAME=$(jq -r EXPR pos-data/demo.json)` lines are evaluated against the
+  demo.json of the server started here.
+* `NAME=$(grpcurl ARGS | jq -r EXPR)` lines (the pipe may follow a
+  backslash-newline) run the grpcurl call, take its response as grpcurl prints
+  it (protobuf JSON: lowerCamelCase names, int64 as strings, enums as names,
+  default values omitted) and evaluate EXPR on it. The call must succeed and
+  EXPR must find a non-null value.
+* EXPR is a simple jq path, quoted or not: `.key`, `.a.b`, `.a[0].b`. As with
+  `jq -r`, a string is assigned without quotes and a number as its digits.
+* `$NAME` / `${NAME}` in later lines of the same block are replaced by the value
+  before the line is split into words (so also inside "...\"$NAME\"..." JSON).
+* Every other non-comment line must be a `grpcurl` command; anything else is a
+  failure, so the README cannot drift into untested commands.
 * Supported grpcurl syntax: `-plaintext`, `-H 'key: value'` (repeatable),
   `-d JSON`, then the address, then `list [SERVICE]` or `package.Service/Method`
   (unary). Unknown flags and other forms (e.g. `describe`) are failures.
@@ -23,8 +35,8 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
   `grpc-status-details-bin` trailer must carry that detail.
 * Stops the server with SIGTERM and removes the temp dir.
 
-Prints `readme-examples: N passed, M failed` last (one check per command); exits 0
-only if all passed and at least one command was found.
+Prints `readme-examples: N passed, M failed` last (one check per command or
+assignment); exits 0 only if all passed and at least one grpcurl command was found.
 """
 
 import argparse
@@ -56,7 +68,11 @@ except ImportError:
     status_pb2 = None
     HAVE_RPC_PROTOS = False
 
-HEADING = "## Try the API with grpcurl"
+# The README sections whose first ```sh block is run, in this order.
+HEADINGS = [
+    "## Sign up as a new owner (development provider)",
+    "## Try the API with grpcurl",
+]
 README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
 README_DEMO_JSON = "pos-data/demo.json"
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
@@ -81,7 +97,7 @@ class CommandError(Exception):
 
 
 class Line:
-    """One logical line of the sh block: an assignment or a grpcurl command."""
+    """One logical line of an sh block: an assignment or a grpcurl command."""
 
     def __init__(self, lineno, text, comments):
         self.lineno = lineno
@@ -92,13 +108,26 @@ class Line:
         return f"README:{self.lineno}: {self.text}"
 
 
-def sh_block(readme_text):
-    """(first line number, lines) of the first ```sh block after HEADING."""
-    lines = readme_text.splitlines()
+class Block:
+    """The sh block of one README section: its lines, and the lines it rejects."""
+
+    def __init__(self, heading, lineno, entries, errors):
+        self.heading = heading
+        self.lineno = lineno
+        self.entries = entries
+        self.errors = errors
+
+    def commands(self):
+        """How many lines run a grpcurl command (assignments included)."""
+        return sum(1 for e in self.entries if "grpcurl" in e.text.split(maxsplit=1)[0])
+
+
+def sh_block(lines, heading):
+    """(first line number, lines) of the first ```sh block after `heading`."""
     try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == HEADING)
+        start = next(i for i, line in enumerate(lines) if line.strip() == heading)
     except StopIteration:
-        raise ReadmeError(f"no heading {HEADING!r}") from None
+        raise ReadmeError(f"no heading {heading!r}") from None
     for i in range(start + 1, len(lines)):
         stripped = lines[i].strip()
         if stripped.startswith("## "):
@@ -108,13 +137,13 @@ def sh_block(readme_text):
                 if lines[j].strip().startswith("```"):
                     return i + 2, lines[i + 1 : j]
             raise ReadmeError(f"the ```sh block at line {i + 1} is not closed")
-    raise ReadmeError(f"no ```sh block in the section {HEADING!r}")
+    raise ReadmeError(f"no ```sh block in the section {heading!r}")
 
 
-def parse_readme(readme_text):
-    """(entries, errors): assignments and grpcurl commands with their comments,
-    and a message for every other non-comment line."""
-    first_lineno, raw = sh_block(readme_text)
+def parse_block(lines, heading):
+    """The Block of `heading`: assignments and grpcurl commands with their
+    comments, and a message for every other non-comment line."""
+    first_lineno, raw = sh_block(lines, heading)
     logical = []  # (line number, text)
     pending, pending_lineno = "", None
     for offset, line in enumerate(raw):
@@ -141,10 +170,24 @@ def parse_readme(readme_text):
             entries.append(Line(lineno, text, comments))
         else:
             errors.append(
-                f"README:{lineno}: not a grpcurl command or NAME=$(jq -r ...) line: {text}"
+                f"README:{lineno}: not a grpcurl command, NAME=$(jq -r ...) or "
+                f"NAME=$(grpcurl ... | jq -r ...) line: {text}"
             )
         comments = []
-    return entries, errors
+    return Block(heading, first_lineno, entries, errors)
+
+
+def parse_readme(readme_text):
+    """(blocks in HEADINGS order, errors): a section that cannot be read is an
+    error and has no block; the other sections still run."""
+    lines = readme_text.splitlines()
+    blocks, errors = [], []
+    for heading in HEADINGS:
+        try:
+            blocks.append(parse_block(lines, heading))
+        except ReadmeError as err:
+            errors.append(str(err))
+    return blocks, errors
 
 
 def expectation(comments):
