@@ -64,31 +64,13 @@ struct World {
 }
 
 async fn sign_up(stack: &TestStack, email: &str) -> (pb::TokenPair, pb::Store) {
-    let mut users = UserServiceClient::new(stack.channel());
-    let login = users
-        .login_with_provider_token(pb::LoginWithProviderTokenRequest {
-            provider_token: Some(pb::ProviderToken {
-                provider: "dev".into(),
-                access_token: email.into(),
-            }),
-        })
-        .await
-        .expect("login")
-        .into_inner();
-    let Some(pb::login_result::Result::SignupTicket(ticket)) = login.result.and_then(|r| r.result)
-    else {
-        panic!("a new owner gets a signup ticket");
-    };
-    let signed = users
-        .sign_up(pb::SignUpRequest {
-            identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
-            store_name: format!("Shop {}", &email[..1]),
-            pos_grade: pb::PosGrade::Bronze as i32,
-            settlement_day: 10,
-        })
-        .await
-        .expect("sign up")
-        .into_inner();
+    let signed = support::dev_signup(
+        stack.channel(),
+        email,
+        &format!("Shop {}", &email[..1]),
+        pb::PosGrade::Bronze,
+    )
+    .await;
     (signed.tokens.expect("tokens"), signed.store.expect("store"))
 }
 

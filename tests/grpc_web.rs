@@ -83,38 +83,15 @@ async fn grpc_web_signup_and_menu_over_http1_and_http2() {
 #[tokio::test]
 async fn oversized_messages_are_refused_and_change_nothing() {
     let stack = TestStack::start(Backend::Sqlite).await;
-    let (_, store, token) = {
-        let mut users = UserServiceClient::new(stack.channel());
-        let login = users
-            .login_with_provider_token(pb::LoginWithProviderTokenRequest {
-                provider_token: Some(pb::ProviderToken {
-                    provider: "dev".into(),
-                    access_token: "big@example.com".into(),
-                }),
-            })
-            .await
-            .expect("login")
-            .into_inner();
-        let Some(login_result::Result::SignupTicket(ticket)) = login.result.and_then(|r| r.result)
-        else {
-            panic!("ticket");
-        };
-        let signed = users
-            .sign_up(pb::SignUpRequest {
-                identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
-                store_name: "Big".into(),
-                pos_grade: pb::PosGrade::Bronze as i32,
-                settlement_day: 5,
-            })
-            .await
-            .expect("sign up")
-            .into_inner();
-        (
-            signed.user,
-            signed.store.expect("store"),
-            signed.tokens.expect("tokens").access_token,
-        )
-    };
+    let signed = support::dev_signup(
+        stack.channel(),
+        "big@example.com",
+        "Big",
+        pb::PosGrade::Bronze,
+    )
+    .await;
+    let store = signed.store.expect("store");
+    let token = signed.tokens.expect("tokens").access_token;
     let mut owner = StoreServiceClient::with_interceptor(stack.channel(), bearer(&token))
         .max_encoding_message_size(64 * 1024 * 1024);
     let status = owner

@@ -4,12 +4,8 @@
 
 mod support;
 
-use std::sync::Arc;
-
-use pos_common::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer};
 use pos_proto::v1::{
-    self as pb, login_result, store_service_client::StoreServiceClient,
-    user_service_client::UserServiceClient,
+    self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
 };
 use support::{
     Backend, TestDb, bearer,
@@ -49,16 +45,7 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
     );
 
     let files = tempfile::tempdir().expect("dir");
-    let key = SigningKey::generate();
-    let key_file = files.path().join("key.pem");
-    std::fs::write(&key_file, key.to_pkcs8_pem()).expect("key");
-    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
-    let jwks_file = files.path().join("jwks.json");
-    std::fs::write(
-        &jwks_file,
-        serde_json::to_string(&issuer.jwks()).expect("json"),
-    )
-    .expect("jwks");
+    let (_, key_file, jwks_file) = support::key_files(files.path());
     let mut shared: Vec<(&'static str, String)> = vec![
         ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
         ("POS_LOG_FORMAT", "json".to_string()),
@@ -110,30 +97,13 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         .await
         .expect("connect");
     let mut users = UserServiceClient::new(channel.clone());
-    let login = users
-        .login_with_provider_token(pb::LoginWithProviderTokenRequest {
-            provider_token: Some(pb::ProviderToken {
-                provider: "dev".into(),
-                access_token: "mesh@example.com".into(),
-            }),
-        })
-        .await
-        .expect("login")
-        .into_inner();
-    let Some(login_result::Result::SignupTicket(ticket)) = login.result.and_then(|r| r.result)
-    else {
-        panic!("ticket expected");
-    };
-    let signed = users
-        .sign_up(pb::SignUpRequest {
-            identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
-            store_name: "Mesh Diner".into(),
-            pos_grade: pb::PosGrade::Gold as i32,
-            settlement_day: 20,
-        })
-        .await
-        .expect("sign up")
-        .into_inner();
+    let signed = support::dev_signup(
+        channel.clone(),
+        "mesh@example.com",
+        "Mesh Diner",
+        pb::PosGrade::Gold,
+    )
+    .await;
     let tokens = signed.tokens.expect("tokens");
     let mut owner =
         StoreServiceClient::with_interceptor(channel.clone(), bearer(&tokens.access_token));

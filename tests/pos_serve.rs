@@ -37,16 +37,7 @@ async fn migrate_then_serve_store_role(backend: Backend) {
     }
 
     let files = tempfile::tempdir().expect("temp dir");
-    let key = SigningKey::generate();
-    let key_file = files.path().join("signing-key.pem");
-    std::fs::write(&key_file, key.to_pkcs8_pem()).expect("write key");
-    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
-    let jwks_file = files.path().join("jwks.json");
-    std::fs::write(
-        &jwks_file,
-        serde_json::to_string(&issuer.jwks()).expect("json"),
-    )
-    .expect("write jwks");
+    let (issuer, key_file, jwks_file) = support::key_files(files.path());
 
     // Without the keys that verify tokens it refuses to start, and says why.
     let out = pos()

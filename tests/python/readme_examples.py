@@ -19,7 +19,8 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
 * EXPR is a simple jq path, quoted or not: `.key`, `.a.b`, `.a[0].b`. As with
   `jq -r`, a string is assigned without quotes and a number as its digits.
 * `$NAME` / `${NAME}` in later lines of the same block are replaced by the value
-  before the line is split into words (so also inside "...\"$NAME\"..." JSON).
+  before the line is split into words (so also inside "...\"$NAME\"..." JSON);
+  a value with whitespace, quotes or backslashes is refused.
 * Every other non-comment line must be a `grpcurl` command; anything else is a
   failure, so the README cannot drift into untested commands.
 * Supported grpcurl syntax: `-plaintext`, `-H 'key: value'` (repeatable),
@@ -30,7 +31,7 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
   place of the README's 127.0.0.1:8080.
 * A command must succeed, unless the `#` comment lines directly above it (since
   the previous command) name a gRPC status code (e.g. INVALID_ARGUMENT): then it
-  must fail with exactly that code. Where a comment also names a
+  must fail with exactly that code (an assignment must always succeed). Where a comment also names a
   `google.rpc.<Detail>` type and googleapis-common-protos is installed, the
   `grpc-status-details-bin` trailer must carry that detail.
 * Stops the server with SIGTERM and removes the temp dir.
@@ -76,6 +77,7 @@ HEADINGS = [
 README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
 README_DEMO_JSON = "pos-data/demo.json"
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
+GRPCURL_WORD = re.compile(r"^(?:grpcurl|[A-Za-z_][A-Za-z0-9_]*=\$\(grpcurl)\s")
 JQ_PATH = re.compile(r"^(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])*)+$")
 JQ_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -119,7 +121,7 @@ class Block:
 
     def commands(self):
         """How many lines run a grpcurl command (assignments included)."""
-        return sum(1 for e in self.entries if "grpcurl" in e.text.split(maxsplit=1)[0])
+        return sum(1 for e in self.entries if GRPCURL_WORD.search(e.text))
 
 
 def sh_block(lines, heading):
@@ -200,27 +202,92 @@ def expectation(comments):
     return (codes[0] if codes else None), sorted(set(RPC_DETAIL.findall(text)))
 
 
-def eval_assignment(text, demo_json):
-    """NAME=$(jq -r EXPR pos-data/demo.json) -> (NAME, value)."""
-    match = ASSIGNMENT.match(text)
-    name, inner = match.group(1), match.group(2)
-    try:
-        argv = shlex.split(inner)
-    except ValueError as err:
-        raise CommandError(f"cannot parse {inner!r}: {err}") from None
-    if len(argv) != 4 or argv[:2] != ["jq", "-r"] or argv[3] != README_DEMO_JSON:
-        raise CommandError(f"expected $(jq -r EXPR {README_DEMO_JSON}), got $({inner})")
-    expr = argv[2]
+def split_pipeline(text):
+    """The parts of `text` between unquoted `|`s, stripped (sh quoting rules)."""
+    parts, current, quote, i = [], [], None, 0
+    while i < len(text):
+        char = text[i]
+        if quote == "'":
+            if char == "'":
+                quote = None
+        elif char == "\\" and i + 1 < len(text):
+            current.append(char)
+            i += 1
+            char = text[i]
+        elif quote == '"':
+            if char == '"':
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "|":
+            if text[i + 1 : i + 2] == "|":
+                raise CommandError("`||` is not supported")
+            parts.append("".join(current).strip())
+            current = []
+            i += 1
+            continue
+        current.append(char)
+        i += 1
+    if quote is not None:
+        raise CommandError(f"unterminated {quote} quote")
+    parts.append("".join(current).strip())
+    return parts
+
+
+def jq_raw(value, expr, source):
+    """`jq -r EXPR` of a JSON document (already parsed) as the shell would see it."""
     if not JQ_PATH.match(expr):
-        raise CommandError(f"unsupported jq expression {expr!r} (only .key and .key[N])")
-    value = json.loads(Path(demo_json).read_text())
+        raise CommandError(
+            f"unsupported jq expression {expr!r} (only paths such as .a.b and .a[0].b)"
+        )
+    path = ""
     for step in JQ_STEP.finditer(expr):
         key, index = step.group(1), step.group(2)
-        try:
-            value = value[key] if key is not None else value[int(index)]
-        except (KeyError, IndexError, TypeError):
-            raise CommandError(f"jq {expr}: no {step.group(0)} in demo.json") from None
-    return name, value if isinstance(value, str) else json.dumps(value)
+        if key is not None and isinstance(value, dict) and key in value:
+            value = value[key]
+        elif index is not None and isinstance(value, list) and int(index) < len(value):
+            value = value[int(index)]
+        else:
+            if isinstance(value, dict):
+                have = ", ".join(f".{k}" for k in value) or "no fields"
+            elif isinstance(value, list):
+                have = f"an array of {len(value)}"
+            else:
+                have = f"the {type(value).__name__} {json.dumps(value)}"
+            raise CommandError(
+                f"jq {expr}: {source} has no {step.group(0)} after {path or '.'} (found {have})"
+            )
+        path += step.group(0)
+    if value is None:
+        raise CommandError(f"jq {expr}: {path} is null in {source}")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, indent=2)
+    return json.dumps(value)  # numbers as their digits, true / false
+
+
+def parse_jq(text):
+    """EXPR and the rest of the arguments of a `jq -r EXPR [FILE]` command."""
+    try:
+        argv = shlex.split(text)
+    except ValueError as err:
+        raise CommandError(f"cannot parse {text!r}: {err}") from None
+    if len(argv) < 3 or argv[0] != "jq" or argv[1] not in ("-r", "--raw-output"):
+        raise CommandError(f"expected `jq -r EXPR`, got `{text}`")
+    return argv[2], argv[3:]
+
+
+def assignment_name(text):
+    return ASSIGNMENT.match(text).group(1)
+
+
+def eval_file_assignment(inner, demo_json):
+    """`jq -r EXPR pos-data/demo.json` -> the value."""
+    expr, files = parse_jq(inner)
+    if files != [README_DEMO_JSON]:
+        raise CommandError(f"expected $(jq -r EXPR {README_DEMO_JSON}), got $({inner})")
+    return jq_raw(json.loads(Path(demo_json).read_text()), expr, "demo.json")
 
 
 def substitute(text, variables):
@@ -230,8 +297,16 @@ def substitute(text, variables):
     def replace(match):
         name = match.group(1) or match.group(2)
         if name not in variables:
-            raise CommandError(f"${name} is not set by an earlier line")
-        return variables[name]
+            raise CommandError(f"${name} is not set by an earlier line of this block")
+        value = variables[name]
+        if value is None:
+            raise CommandError(f"${name} is not set: its assignment failed")
+        if re.search(r"[\s'\"\\]", value):
+            raise CommandError(
+                f"${name} holds whitespace, quotes or backslashes, which this runner "
+                "cannot substitute faithfully"
+            )
+        return value
 
     return VARIABLE.sub(replace, text)
 
@@ -419,7 +494,8 @@ def status_details(err):
 
 
 def run_command(cmd, reflection, channel, expected_code, expected_details):
-    """Runs one grpcurl command; returns (ok, detail) and prints its output."""
+    """Runs one grpcurl command and prints its output; returns (ok, detail, output),
+    where output is what grpcurl would print on stdout (None if the call failed)."""
     try:
         if cmd.verb == "list":
             if cmd.symbol is None:
@@ -439,20 +515,20 @@ def run_command(cmd, reflection, channel, expected_code, expected_details):
         detail_lines, detail_types = status_details(err)
         print("\n".join(detail_lines), flush=True)
         if expected_code is None:
-            return False, f"failed with {code}: {err.details()}"
+            return False, f"failed with {code}: {err.details()}", None
         if code != expected_code:
-            return False, f"expected {expected_code}, got {code}: {err.details()}"
+            return False, f"expected {expected_code}, got {code}: {err.details()}", None
         if detail_types is not None:
             missing = [d for d in expected_details if f"google.rpc.{d}" not in detail_types]
             if missing:
                 names = ", ".join(f"google.rpc.{d}" for d in missing)
-                return False, f"{code} as expected, but details lack {names}"
+                return False, f"{code} as expected, but details lack {names}", None
         note = "" if detail_types is None else f" with {', '.join(detail_types) or 'no details'}"
-        return True, f"{code} as expected{note}"
+        return True, f"{code} as expected{note}", None
     print(output, flush=True)
     if expected_code is not None:
-        return False, f"expected {expected_code}, but the call succeeded"
-    return True, ""
+        return False, f"expected {expected_code}, but the call succeeded", output
+    return True, "", output
 
 
 def call(cmd, reflection, channel):
@@ -476,33 +552,77 @@ def call(cmd, reflection, channel):
     return json_format.MessageToJson(response, indent=2, descriptor_pool=reflection.pool)
 
 
-def run_readme(checks, entries, target, demo_json):
-    variables = {}
+def run_grpcurl(text, variables, expected_code, expected_details, reflection, channel):
+    """Substitutes, parses and runs one grpcurl command line (printing it and its
+    output); returns (ok, detail, output)."""
+    print(f"\n$ {text}", flush=True)
+    cmd = Grpcurl(shlex.split(substitute(text, variables)))
+    return run_command(cmd, reflection, channel, expected_code, expected_details)
+
+
+def run_assignment(entry, variables, demo_json, reflection, channel):
+    """Evaluates NAME=$(...); returns (ok, detail) and sets variables[NAME]
+    (None when it fails, so later uses say why)."""
+    name = assignment_name(entry.text)
+    variables[name] = None
+    inner = ASSIGNMENT.match(entry.text).group(2)
+    expected_code, _ = expectation(entry.comments)
+    if expected_code is not None:
+        raise CommandError(
+            f"the comments above name {expected_code}, but an assignment's command must succeed"
+        )
+    parts = split_pipeline(inner)
+    if len(parts) == 1:
+        value = eval_file_assignment(inner, demo_json)
+        source = README_DEMO_JSON
+    elif len(parts) == 2 and parts[0].split()[:1] == ["grpcurl"]:
+        expr, files = parse_jq(parts[1])
+        if files:
+            raise CommandError(f"jq after a pipe reads stdin; unexpected {files}")
+        ok, detail, output = run_grpcurl(parts[0], variables, None, [], reflection, channel)
+        if not ok:
+            return False, f"grpcurl {detail}; ${name} not set"
+        if output is None or not output.lstrip().startswith("{"):
+            raise CommandError("only a method call's JSON response can be piped into jq")
+        value = jq_raw(json.loads(output), expr, "the response")
+        source = "the response"
+    else:
+        raise CommandError(
+            f"expected $(jq -r EXPR {README_DEMO_JSON}) or $(grpcurl ... | jq -r EXPR), "
+            f"got $({inner})"
+        )
+    variables[name] = value
+    shown = value if len(value) <= 20 else f"{value[:12]}... ({len(value)} chars)"
+    return True, f"${name} = {shown} from {source}"
+
+
+def run_readme(checks, blocks, target, demo_json):
     with grpc.insecure_channel(target) as channel:
         grpc.channel_ready_future(channel).result(timeout=RPC_TIMEOUT)
         print(f"{PREFIX}: connected to {target}")
         reflection = Reflection(channel)
-        for entry in entries:
-            if ASSIGNMENT.match(entry.text):
+        for block in blocks:
+            print(f"\n{PREFIX}: === {block.heading} (README:{block.lineno}) ===", flush=True)
+            variables = {}  # a fresh shell per block
+            for entry in block.entries:
                 try:
-                    name, value = eval_assignment(entry.text, demo_json)
-                    variables[name] = value
-                    print(f"{PREFIX}: set ${name} ({len(value)} chars) from {entry.label()}")
-                except (CommandError, OSError, ValueError) as err:
-                    checks.check(entry.label(), False, str(err))
-                continue
-            print(f"\n$ {entry.text}", flush=True)
-            try:
-                expected_code, expected_details = expectation(entry.comments)
-                cmd = Grpcurl(shlex.split(substitute(entry.text, variables)))
-                ok, detail = run_command(cmd, reflection, channel, expected_code, expected_details)
-            except CommandError as err:
-                ok, detail = False, str(err)
-            except ValueError as err:  # shlex
-                ok, detail = False, f"cannot parse the command: {err}"
-            except Exception as err:  # noqa: BLE001 - this command fails; go on with the rest
-                ok, detail = False, f"unexpected error: {type(err).__name__}: {err}"
-            checks.check(entry.label(), ok, detail)
+                    if ASSIGNMENT.match(entry.text):
+                        ok, detail = run_assignment(
+                            entry, variables, demo_json, reflection, channel
+                        )
+                    else:
+                        expected_code, expected_details = expectation(entry.comments)
+                        ok, detail, _ = run_grpcurl(
+                            entry.text, variables, expected_code, expected_details,
+                            reflection, channel,
+                        )
+                except CommandError as err:
+                    ok, detail = False, str(err)
+                except ValueError as err:  # shlex, json
+                    ok, detail = False, f"cannot parse: {err}"
+                except Exception as err:  # noqa: BLE001 - this line fails; go on with the rest
+                    ok, detail = False, f"unexpected error: {type(err).__name__}: {err}"
+                checks.check(entry.label(), ok, detail)
 
 
 # ---------------------------------------------------------------------- pos process
@@ -533,21 +653,28 @@ def main():
 
     checks = Checks(PREFIX)
     try:
-        entries, errors = parse_readme(Path(args.readme).read_text())
-    except (ReadmeError, OSError) as err:
+        blocks, errors = parse_readme(Path(args.readme).read_text())
+    except OSError as err:
         checks.check(f"parse {args.readme}", False, str(err))
-        entries, errors = [], []
+        blocks, errors = [], []
     for error in errors:
-        checks.check(error, False)
-    commands = [e for e in entries if not ASSIGNMENT.match(e.text)]
-    print(f"{PREFIX}: {len(commands)} grpcurl command(s) in {args.readme}", flush=True)
+        checks.check(f"parse {args.readme}", False, error)
+    for block in blocks:
+        for error in block.errors:
+            checks.check(error, False)
+        print(
+            f"{PREFIX}: {len(block.entries)} line(s), {block.commands()} grpcurl command(s) "
+            f"in {block.heading!r} (README:{block.lineno})",
+            flush=True,
+        )
+    commands = sum(block.commands() for block in blocks)
     if not commands and not checks.failed:
         checks.check(f"grpcurl commands in {args.readme}", False, "none found")
 
     if commands:
 
         def body(proc, host, port, data_dir):
-            run_readme(checks, entries, f"{host}:{port}", os.path.join(data_dir, "demo.json"))
+            run_readme(checks, blocks, f"{host}:{port}", os.path.join(data_dir, "demo.json"))
             stop(proc)
 
         run_with_pos(checks, args.pos_bin, ["--demo"], body, args.startup_timeout)

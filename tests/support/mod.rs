@@ -347,3 +347,54 @@ pub fn assert_error<T: std::fmt::Debug>(
     assert_eq!(reason(&status), expected_reason, "status: {status:?}");
     status
 }
+
+/// Signs a new owner up through `channel` (the edge) with the development provider:
+/// login gives a ticket, SignUp spends it. Returns the response (user, store, tokens).
+pub async fn dev_signup(
+    channel: Channel,
+    email: &str,
+    store_name: &str,
+    grade: pb::PosGrade,
+) -> pb::SignUpResponse {
+    let mut users = pos_proto::v1::user_service_client::UserServiceClient::new(channel);
+    let login = users
+        .login_with_provider_token(pb::LoginWithProviderTokenRequest {
+            provider_token: Some(pb::ProviderToken {
+                provider: "dev".into(),
+                access_token: email.into(),
+            }),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    let Some(pb::login_result::Result::SignupTicket(ticket)) = login.result.and_then(|r| r.result)
+    else {
+        panic!("a new owner gets a signup ticket");
+    };
+    users
+        .sign_up(pb::SignUpRequest {
+            identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
+            store_name: store_name.into(),
+            pos_grade: grade as i32,
+            settlement_day: 10,
+        })
+        .await
+        .expect("sign up")
+        .into_inner()
+}
+
+/// A fresh signing key written as PEM into `dir`, its JWKS beside it, and an issuer
+/// holding it: what a Kubernetes Secret and ConfigMap would mount.
+pub fn key_files(dir: &std::path::Path) -> (TokenIssuer, std::path::PathBuf, std::path::PathBuf) {
+    let key = SigningKey::generate();
+    let key_file = dir.join("signing-key.pem");
+    std::fs::write(&key_file, key.to_pkcs8_pem()).expect("write key");
+    let issuer = TokenIssuer::new(Arc::new(key), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(
+        &jwks_file,
+        serde_json::to_string(&issuer.jwks()).expect("json"),
+    )
+    .expect("write jwks");
+    (issuer, key_file, jwks_file)
+}
