@@ -45,6 +45,27 @@ pub fn merge_lines(lines: &[ReserveLine]) -> ApiResult<Vec<ReserveLine>> {
         .collect())
 }
 
+/// Records `order_id` with `status` unless it is already recorded; true when this call did.
+async fn claim(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    order_id: &str,
+    store_id: i64,
+    status: &str,
+    now: i64,
+) -> ApiResult<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO stock_reservations (order_id, store_id, status, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(store_id)
+    .bind(status)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
 impl StoreRepo {
     /// Takes stock for every line of `order_id`, all or nothing.
     pub async fn reserve(
@@ -58,19 +79,7 @@ impl StoreRepo {
         let mut tx = self.db.pool().begin().await?;
         // Claim the order id first: it is a write, so SQLite takes its write lock at the
         // start of the transaction, and a concurrent duplicate waits for this one.
-        let claimed = sqlx::query(
-            "INSERT INTO stock_reservations (order_id, store_id, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(store_id)
-        .bind(RESERVED)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
+        if !claim(&mut tx, order_id, store_id, RESERVED, now).await? {
             tx.rollback().await?;
             let existing = self
                 .reservation(order_id)
@@ -247,16 +256,7 @@ impl StoreRepo {
             .execute(&mut *tx)
             .await?;
         } else {
-            sqlx::query(
-                "INSERT INTO stock_reservations (order_id, store_id, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $4) ON CONFLICT (order_id) DO NOTHING",
-            )
-            .bind(order_id)
-            .bind(TOMBSTONE_STORE_ID)
-            .bind(RELEASED)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            claim(&mut tx, order_id, TOMBSTONE_STORE_ID, RELEASED, now).await?;
         }
         tx.commit().await?;
         let record = self
