@@ -147,8 +147,7 @@ async fn serve_user(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
     )
     .await;
     let store = peer(required(&args.peers.store_addr, "POS_STORE_ADDR")?)?;
-    let service_token =
-        ServiceTokenLayer::new(&issuer.service("user")).map_err(anyhow::Error::msg)?;
+    let service_token = ServiceTokenLayer::new(issuer.clone(), "user");
     let services = roles::user(UserDeps {
         repo: UserRepo::new(db.clone()),
         providers: args.identity.providers(false)?,
@@ -185,8 +184,7 @@ async fn serve_edge(args: &ServeArgs) -> anyhow::Result<Running> {
     let jwks = key_source(args)?;
     let auth = authenticator(args, jwks.clone(), Some(state.clone())).await;
     let issuer = required_signing_key(args)?;
-    let service_token =
-        ServiceTokenLayer::new(&issuer.service("edge")).map_err(anyhow::Error::msg)?;
+    let service_token = ServiceTokenLayer::new(issuer.clone(), "edge");
     let router = pos_edge::router(
         &args.limits.edge_config(args.cors_allowed_origins.clone()),
         EdgeDeps {

@@ -67,8 +67,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
     let user_repo = UserRepo::new(config.user_db);
     let store = roles::store(store_repo.clone(), Some(issuer.clone())).into_backend(auth.clone());
 
-    let service_token =
-        |name: &str| ServiceTokenLayer::new(&issuer.service(name)).map_err(anyhow::Error::msg);
+    let service_token = |name: &str| ServiceTokenLayer::new(issuer.clone(), name);
     let user = roles::user(UserDeps {
         repo: user_repo.clone(),
         providers: config.providers,
@@ -79,14 +78,14 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
             config.ephemeral.clone(),
             config.lifetimes,
         ),
-        stores: StoreInternalServiceClient::new(service_token("user")?.layer(store.clone())),
+        stores: StoreInternalServiceClient::new(service_token("user").layer(store.clone())),
         redirect_uris: config.redirect_uris,
     })
     .into_backend(auth.clone());
 
     let devices = Arc::new(StoreDeviceCredentials::new(
         store.clone(),
-        &service_token("edge")?,
+        &service_token("edge"),
     ));
     let backends = HashMap::from([
         ("pos.v1.StoreService", store.clone()),

@@ -369,7 +369,7 @@ async fn user_role_with_flaky_store(
             store.oneshot(request).await
         }
     });
-    let token = ServiceTokenLayer::new(&stack.issuer.service("user")).expect("token");
+    let token = ServiceTokenLayer::new(stack.issuer.clone(), "user");
     let tokens = Tokens::new(
         stack.issuer.clone(),
         stack.stack.auth.keys().clone(),

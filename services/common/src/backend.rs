@@ -3,9 +3,14 @@
 //! `pos up`). Both are the same boxed tower service, so the edge and service-to-service
 //! clients never care which.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::{Arc, RwLock},
+    task::{Context, Poll},
+};
 
 use tonic::body::Body;
+
+use crate::auth::{SERVICE_TOKEN_TTL_SECS, TokenIssuer};
 use tower::{BoxError, Layer, Service, ServiceExt, util::BoxCloneSyncService};
 
 /// A gRPC endpoint: HTTP requests in, HTTP responses out.
@@ -60,17 +65,56 @@ pub fn connect_lazy(uri: &str) -> Result<Backend, String> {
 }
 
 /// Adds `authorization: Bearer <service token>` to every call: how a service proves it
-/// is one of ours to another service's internal API.
+/// is one of ours to another service's internal API. The token is re-minted when half
+/// its lifetime has passed, so a long-running process never presents an expired one.
 #[derive(Clone)]
 pub struct ServiceTokenLayer {
-    header: http::HeaderValue,
+    credential: Arc<ServiceCredential>,
+}
+
+struct ServiceCredential {
+    issuer: TokenIssuer,
+    name: String,
+    /// The header and the Unix time after which it is re-minted.
+    current: RwLock<(http::HeaderValue, i64)>,
+}
+
+impl ServiceCredential {
+    fn mint(issuer: &TokenIssuer, name: &str) -> (http::HeaderValue, i64) {
+        let token = issuer.service(name);
+        // A JWT is base64url and dots: always a valid header value.
+        let header = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a compact JWT is a valid header value");
+        let renew_at = chrono::Utc::now().timestamp() + SERVICE_TOKEN_TTL_SECS / 2;
+        (header, renew_at)
+    }
+
+    fn header(&self) -> http::HeaderValue {
+        let now = chrono::Utc::now().timestamp();
+        {
+            let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+            if now < current.1 {
+                return current.0.clone();
+            }
+        }
+        let fresh = Self::mint(&self.issuer, &self.name);
+        let header = fresh.0.clone();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        header
+    }
 }
 
 impl ServiceTokenLayer {
-    pub fn new(token: &str) -> Result<Self, String> {
-        http::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map(|header| Self { header })
-            .map_err(|_| "service token is not a valid header value".to_string())
+    /// Service tokens for the service called `name`, signed by `issuer`.
+    pub fn new(issuer: TokenIssuer, name: &str) -> Self {
+        let current = RwLock::new(ServiceCredential::mint(&issuer, name));
+        Self {
+            credential: Arc::new(ServiceCredential {
+                issuer,
+                name: name.to_string(),
+                current,
+            }),
+        }
     }
 }
 
@@ -80,7 +124,7 @@ impl<S> Layer<S> for ServiceTokenLayer {
     fn layer(&self, inner: S) -> Self::Service {
         WithServiceToken {
             inner,
-            header: self.header.clone(),
+            credential: self.credential.clone(),
         }
     }
 }
@@ -88,7 +132,7 @@ impl<S> Layer<S> for ServiceTokenLayer {
 #[derive(Clone)]
 pub struct WithServiceToken<S> {
     inner: S,
-    header: http::HeaderValue,
+    credential: Arc<ServiceCredential>,
 }
 
 impl<S, B> Service<http::Request<B>> for WithServiceToken<S>
@@ -106,7 +150,27 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         request
             .headers_mut()
-            .insert(http::header::AUTHORIZATION, self.header.clone());
+            .insert(http::header::AUTHORIZATION, self.credential.header());
         self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SigningKey;
+
+    #[test]
+    fn service_tokens_are_reminted_once_due() {
+        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let layer = ServiceTokenLayer::new(issuer, "edge");
+        let first = layer.credential.header();
+        assert_eq!(layer.credential.header(), first, "not due yet: the same token");
+        // Pretend half the lifetime has passed.
+        layer.credential.current.write().expect("lock").1 = 0;
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let renewed = layer.credential.header();
+        assert_ne!(renewed, first);
+        assert!(layer.credential.current.read().expect("lock").1 > chrono::Utc::now().timestamp());
     }
 }

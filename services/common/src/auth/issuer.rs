@@ -9,7 +9,7 @@ use super::{Claims, Jwks, SigningKey, TokenType, Verifier};
 pub const DEVICE_TOKEN_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
 /// Default owner access token lifetime (SPEC section 6).
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 3600;
-/// Service-to-service tokens are minted per process start and refreshed well before this.
+/// Service-to-service token lifetime; `ServiceTokenLayer` re-mints them at half of it.
 pub const SERVICE_TOKEN_TTL_SECS: i64 = 24 * 3600;
 
 #[derive(Clone)]
