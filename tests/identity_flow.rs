@@ -256,6 +256,28 @@ async fn signup_is_idempotent_and_emails_are_unique(backend: Backend) {
         "EMAIL_ALREADY_USED",
     );
     assert!(status.message().contains("e-mail"));
+    // Nor can it log into the existing account: logins go by provider identity.
+    assert_error(
+        client
+            .login_with_provider_token(pb::LoginWithProviderTokenRequest {
+                provider_token: Some(pb::ProviderToken {
+                    provider: "kakao".into(),
+                    access_token: stack.kakao.access_token_for(&twin),
+                }),
+            })
+            .await,
+        Code::AlreadyExists,
+        "EMAIL_ALREADY_USED",
+    );
+    // The owner changing their e-mail at the provider still reaches their account.
+    let moved = Person {
+        email: "kim.new@example.com".into(),
+        ..kim()
+    };
+    assert!(matches!(
+        oauth_login(&stack, &moved).await,
+        login_result::Result::Tokens(_)
+    ));
     assert_error(
         client
             .sign_up(signup("no-such-ticket", pb::PosGrade::Bronze))

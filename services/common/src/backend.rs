@@ -165,7 +165,11 @@ mod tests {
         let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
         let layer = ServiceTokenLayer::new(issuer, "edge");
         let first = layer.credential.header();
-        assert_eq!(layer.credential.header(), first, "not due yet: the same token");
+        assert_eq!(
+            layer.credential.header(),
+            first,
+            "not due yet: the same token"
+        );
         // Pretend half the lifetime has passed.
         layer.credential.current.write().expect("lock").1 = 0;
         std::thread::sleep(std::time::Duration::from_millis(1100));

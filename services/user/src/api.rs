@@ -55,12 +55,20 @@ impl UserApi {
     }
 
     /// Tokens for a known owner (finishing an interrupted signup first), or a signup
-    /// ticket for a new one.
+    /// ticket for a new one. Accounts are found by provider identity; an e-mail address
+    /// already used by another identity never opens that account.
     async fn login(&self, profile: ProviderProfile) -> ApiResult<pb::LoginResult> {
-        let result = match self.repo.by_email(profile.email.as_str()).await? {
+        let known = self
+            .repo
+            .by_identity(&profile.provider, &profile.subject)
+            .await?;
+        let result = match known {
             Some(user) => {
                 let store_id = self.ensure_store(&user).await?;
                 login_result::Result::Tokens(self.tokens.login(user.id, Some(store_id)).await?)
+            }
+            None if self.repo.by_email(profile.email.as_str()).await?.is_some() => {
+                return Err(email_taken());
             }
             None => {
                 let ticket = self.sessions.issue_ticket(&profile).await?;
@@ -136,6 +144,13 @@ impl UserApi {
             )),
         }
     }
+}
+
+fn email_taken() -> ApiError {
+    ApiError::new(
+        Reason::EmailAlreadyUsed,
+        "an account of another login already uses this e-mail address",
+    )
 }
 
 /// The store service's own errors are already client-safe; a transport failure is not.
@@ -255,17 +270,12 @@ impl UserService for UserApi {
         let profile = self.identity(body.identity).await?;
         let user = match self.repo.insert_pending(&profile, &store_request).await? {
             Some(user) => user,
-            None => match self.repo.by_email(profile.email.as_str()).await? {
-                // The same identity again: a retried signup, completed below.
-                Some(existing) if existing.is_same_identity(&profile) => existing,
-                _ => {
-                    return Err(ApiError::new(
-                        Reason::EmailAlreadyUsed,
-                        "an account with this e-mail address already exists",
-                    )
-                    .into());
-                }
-            },
+            // The same identity again: a retried signup, completed below.
+            None => self
+                .repo
+                .by_identity(&profile.provider, &profile.subject)
+                .await?
+                .ok_or_else(email_taken)?,
         };
         let store = self.provision_store(&user, store_request).await?;
         let tokens = self.tokens.login(user.id, Some(store.id)).await?;

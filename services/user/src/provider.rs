@@ -88,6 +88,7 @@ struct KakaoProfile {
 #[derive(Deserialize, Default)]
 struct KakaoAccount {
     email: Option<String>,
+    is_email_verified: Option<bool>,
     name: Option<String>,
     phone_number: Option<String>,
 }
@@ -175,6 +176,12 @@ impl IdentityProvider for Kakao {
         }
         let profile: KakaoProfile = response.json().await.map_err(provider_down)?;
         let account = profile.kakao_account;
+        if account.is_email_verified == Some(false) {
+            return Err(ApiError::invalid(
+                "provider_token",
+                "the provider has not verified this e-mail address",
+            ));
+        }
         let email = account
             .email
             .ok_or_else(|| {

@@ -36,10 +36,6 @@ impl UserRow {
             settlement_day: i32::try_from(self.pending_settlement_day?).ok()?,
         })
     }
-
-    pub fn is_same_identity(&self, profile: &ProviderProfile) -> bool {
-        self.provider == profile.provider && self.provider_subject == profile.subject
-    }
 }
 
 macro_rules! user_columns {
@@ -66,6 +62,20 @@ impl UserRepo {
             " FROM users WHERE id = $1"
         ))
         .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
+    }
+
+    /// The user a provider identity belongs to: how logins find their account (an
+    /// e-mail address can change at the provider; the subject cannot).
+    pub async fn by_identity(&self, provider: &str, subject: &str) -> ApiResult<Option<UserRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE provider = $1 AND provider_subject = $2"
+        ))
+        .bind(provider)
+        .bind(subject)
         .fetch_optional(self.db.pool())
         .await?)
     }
