@@ -68,6 +68,10 @@ impl Tokens {
         format!("refresh-family:{family}")
     }
 
+    fn access_lifetime(&self) -> Duration {
+        Duration::from_secs(self.lifetimes.access_secs.unsigned_abs())
+    }
+
     fn family_ttl(&self) -> Duration {
         Duration::from_secs(self.lifetimes.refresh_secs.unsigned_abs())
     }
@@ -177,6 +181,9 @@ impl Tokens {
             ));
         }
         self.store.delete(&Self::family_key(&family)).await?;
+        self.revocations
+            .deny_family(&family, self.access_lifetime())
+            .await?;
         self.revocations.deny(access).await
     }
 }

@@ -141,7 +141,8 @@ impl KeyCache {
     }
 }
 
-/// The deny-list of access tokens revoked before they expire (logout).
+/// Access tokens revoked before they expire: one token (its `jti`, at logout) or every
+/// token of a login (its refresh family `fam`, at logout or when refresh reuse is caught).
 #[derive(Clone)]
 pub struct Revocations {
     store: SharedEphemeral,
@@ -166,8 +167,30 @@ impl Revocations {
         Ok(())
     }
 
-    pub async fn is_denied(&self, jti: &str) -> ApiResult<bool> {
-        Ok(self.store.get(&Self::key(jti)).await?.is_some())
+    /// Revokes every access token of a login for as long as any of them can live.
+    pub async fn deny_family(&self, family: &str, access_lifetime: Duration) -> ApiResult<()> {
+        self.store
+            .set(
+                &format!("denied-family:{family}"),
+                "1",
+                access_lifetime + Duration::from_secs(5),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn is_denied(&self, claims: &Claims) -> ApiResult<bool> {
+        if self.store.get(&Self::key(&claims.jti)).await?.is_some() {
+            return Ok(true);
+        }
+        match &claims.fam {
+            Some(family) => Ok(self
+                .store
+                .get(&format!("denied-family:{family}"))
+                .await?
+                .is_some()),
+            None => Ok(false),
+        }
     }
 }
 
@@ -190,7 +213,7 @@ impl Authenticator {
         let principal = Principal::from_claims(&claims)?;
         if claims.typ == TokenType::Access
             && let Some(revocations) = &self.revocations
-            && revocations.is_denied(&claims.jti).await?
+            && revocations.is_denied(&claims).await?
         {
             return Err(ApiError::new(
                 Reason::TokenRevoked,
