@@ -11,7 +11,7 @@ use pos_common::{
         TokenIssuer,
     },
     backend::{self, Backend, ServiceTokenLayer},
-    ephemeral::{self, MemoryStore, SharedEphemeral},
+    ephemeral::{self, SharedEphemeral},
     storage::Db,
 };
 use pos_edge::{EdgeDeps, devices::StoreDeviceCredentials};

@@ -1,5 +1,5 @@
 //! The Kubernetes shape on one machine: `pos serve store`, `pos serve user` and
-//! `pos serve edge` as separate processes over one database (and Redis with PostgreSQL),
+//! `pos serve edge` as separate processes over one database and Redis,
 //! and an owner going from signup to a tablet's menu through the edge.
 
 mod support;
