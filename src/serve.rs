@@ -78,17 +78,13 @@ fn required_signing_key(args: &ServeArgs) -> anyhow::Result<TokenIssuer> {
         .context("POS_SIGNING_KEY_FILE (--signing-key-file) is required for this role")
 }
 
-/// Redis when configured; otherwise in memory, which only a single replica may use.
+/// Redis: the user role writes refresh families and the logout deny-list that the edge
+/// must read, so separate processes cannot run on per-process memory.
 async fn shared_state(args: &ServeArgs) -> anyhow::Result<SharedEphemeral> {
-    match &args.ephemeral.redis_url {
-        Some(url) => Ok(ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?),
-        None => {
-            tracing::warn!(
-                "POS_REDIS_URL is not set: ephemeral state is per process (one replica only)"
-            );
-            Ok(Arc::new(MemoryStore::new()))
-        }
-    }
+    let url = args.ephemeral.redis_url.as_deref().context(
+        "POS_REDIS_URL is required for this role: logins, logouts and rate limits are shared through Redis",
+    )?;
+    Ok(ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?)
 }
 
 /// The keys that verify tokens: a JWKS file, else the user service's GetJwks.

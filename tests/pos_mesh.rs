@@ -50,16 +50,15 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
         ("POS_LOG_FORMAT", "json".to_string()),
     ];
-    if backend == Backend::Postgres {
-        let redis =
-            std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
-        shared.push(("POS_REDIS_URL", redis));
-        shared.push((
-            "POS_REDIS_KEY_PREFIX",
-            format!("{run}:{}", uuid::Uuid::new_v4().simple()),
-        ));
-    }
+    // Separate processes share logins and limits through Redis (required by user and edge).
+    let redis =
+        std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
+    shared.push(("POS_REDIS_URL", redis));
+    shared.push((
+        "POS_REDIS_KEY_PREFIX",
+        format!("{run}:{}", uuid::Uuid::new_v4().simple()),
+    ));
     let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
         shared
             .iter()
