@@ -418,23 +418,44 @@ async fn restock_resets_live_products_to_base_stock(backend: Backend) {
     let b = app
         .new_product(&owner, "B", ProductCategory::Drink, 100, 5)
         .await;
-    app.internal()
-        .reserve_stock(pb::ReserveStockRequest {
-            order_id: "o-1".into(),
+    let reserve = |order_id: &str, lines: Vec<pb::StockRequestLine>| {
+        let mut internal = app.internal();
+        let request = pb::ReserveStockRequest {
+            order_id: order_id.into(),
             store_id: store.id,
-            lines: vec![
-                pb::StockRequestLine {
-                    product_id: a.id,
-                    count: 7,
-                },
-                pb::StockRequestLine {
-                    product_id: b.id,
-                    count: 5,
-                },
-            ],
+            lines,
+        };
+        async move { internal.reserve_stock(request).await.expect("reserve") }
+    };
+    // A sold order (confirmed), and one still in flight (reserved, not yet confirmed).
+    reserve(
+        "sold",
+        vec![
+            pb::StockRequestLine {
+                product_id: a.id,
+                count: 7,
+            },
+            pb::StockRequestLine {
+                product_id: b.id,
+                count: 5,
+            },
+        ],
+    )
+    .await;
+    app.internal()
+        .confirm_stock(pb::ConfirmStockRequest {
+            order_id: "sold".into(),
         })
         .await
-        .expect("reserve");
+        .expect("confirm");
+    reserve(
+        "in-flight",
+        vec![pb::StockRequestLine {
+            product_id: a.id,
+            count: 2,
+        }],
+    )
+    .await;
     let mut client = app.store(Some(&owner));
     client
         .update_product(pb::UpdateProductRequest {
@@ -453,14 +474,31 @@ async fn restock_resets_live_products_to_base_stock(backend: Backend) {
         .expect("list")
         .into_inner()
         .products;
-    assert_eq!(stocks(before), [(a.id, 3), (b.id, 0)]);
+    assert_eq!(stocks(before), [(a.id, 1), (b.id, 0)]);
     let after = client
         .restock(pb::RestockRequest {})
         .await
         .expect("restock")
         .into_inner()
         .products;
-    assert_eq!(stocks(after), [(a.id, 10), (b.id, 8)]);
+    // The in-flight order keeps its 2 of A out of the restocked shelf...
+    assert_eq!(stocks(after), [(a.id, 8), (b.id, 8)]);
+    // ...and when it is cancelled the shelf holds exactly the base stock.
+    app.internal()
+        .release_stock(pb::ReleaseStockRequest {
+            order_id: "in-flight".into(),
+        })
+        .await
+        .expect("release");
+    assert_eq!(
+        app.repo
+            .product(store.id, a.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .stock,
+        10
+    );
     app.stop().await;
 }
 

@@ -195,7 +195,9 @@ impl From<ApiError> for Status {
     }
 }
 
-/// Database failures: connection trouble is retryable UNAVAILABLE, anything else INTERNAL.
+/// Database failures: connection trouble and lock contention (a deadlock victim, a
+/// serialization failure, SQLite still busy after its timeout) are retryable
+/// UNAVAILABLE; anything else is INTERNAL.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         match err {
@@ -203,8 +205,23 @@ impl From<sqlx::Error> for ApiError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => ApiError::unavailable("database", err),
+            sqlx::Error::Database(ref db) if is_contention(db.code().as_deref()) => {
+                ApiError::unavailable("database", err)
+            }
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// PostgreSQL deadlock (40P01), serialization failure (40001), lock not available
+/// (55P03); SQLite BUSY (5) and LOCKED (6) with their extended codes.
+fn is_contention(code: Option<&str>) -> bool {
+    match code {
+        Some("40P01" | "40001" | "55P03") => true,
+        Some(sqlite) => sqlite
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        None => false,
     }
 }
 
@@ -258,6 +275,16 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
         let bad = details.bad_request().expect("bad request");
         assert_eq!(bad.field_violations[0].field, "name");
+    }
+
+    #[test]
+    fn lock_contention_is_retryable() {
+        for code in ["40P01", "40001", "55P03", "5", "517", "6"] {
+            assert!(is_contention(Some(code)), "{code}");
+        }
+        for code in ["23505", "19", "2067"] {
+            assert!(!is_contention(Some(code)), "{code}");
+        }
     }
 
     #[test]

@@ -1,9 +1,31 @@
 //! Products, their price history and restocking.
 
-use pos_common::{ApiResult, time::now_millis};
+use pos_common::{ApiResult, storage::Backend, time::now_millis};
 
 use super::{HistoryRow, ProductRow, StoreRepo, product_columns};
 use crate::domain::{Bounded, Category, ProductName};
+
+/// How many of this product unconfirmed reservations hold.
+macro_rules! reserved_count {
+    () => {
+        "COALESCE((SELECT SUM(l.count) FROM stock_reservation_lines l \
+         JOIN stock_reservations r ON r.order_id = l.order_id \
+         WHERE r.status = 'RESERVED' AND l.product_id = products.id), 0)"
+    };
+}
+
+/// base_stock less what unconfirmed reservations hold, never below 0 (portable SQL).
+macro_rules! restocked_level {
+    () => {
+        concat!(
+            "CASE WHEN base_stock > ",
+            reserved_count!(),
+            " THEN base_stock - ",
+            reserved_count!(),
+            " ELSE 0 END"
+        )
+    };
+}
 
 /// A validated product to create.
 pub struct NewProduct {
@@ -97,19 +119,34 @@ impl StoreRepo {
         .await?)
     }
 
-    /// Sets stock = base stock for every live product of the store.
+    /// Sets stock = base stock for every live product of the store, less what in-flight
+    /// orders hold reserved: those are either confirmed (sold) or released (given back)
+    /// soon, and either way the shelf then holds exactly the base stock.
     pub async fn restock(&self, store_id: i64) -> ApiResult<Vec<ProductRow>> {
         let now = now_millis();
-        let mut products: Vec<ProductRow> = sqlx::query_as(concat!(
-            "UPDATE products SET stock = base_stock, updated_at = $1 \
-             WHERE store_id = $2 AND deleted_at IS NULL RETURNING ",
-            product_columns!(),
-            ""
-        ))
-        .bind(now)
-        .bind(store_id)
-        .fetch_all(self.db.pool())
-        .await?;
+        let sql = match self.db.backend() {
+            // Lock the rows in id order, the order reservations take them in, so a restock
+            // and a reservation can never deadlock.
+            Backend::Postgres => concat!(
+                "UPDATE products SET stock = ",
+                restocked_level!(),
+                ", updated_at = $1 WHERE id IN (SELECT id FROM products \
+                 WHERE store_id = $2 AND deleted_at IS NULL ORDER BY id FOR UPDATE) RETURNING ",
+                product_columns!()
+            ),
+            // SQLite has one writer at a time: no row locks to order.
+            Backend::Sqlite => concat!(
+                "UPDATE products SET stock = ",
+                restocked_level!(),
+                ", updated_at = $1 WHERE store_id = $2 AND deleted_at IS NULL RETURNING ",
+                product_columns!()
+            ),
+        };
+        let mut products: Vec<ProductRow> = sqlx::query_as(sql)
+            .bind(now)
+            .bind(store_id)
+            .fetch_all(self.db.pool())
+            .await?;
         products.sort_by_key(|p| p.id);
         Ok(products)
     }

@@ -246,15 +246,22 @@ impl StoreRepo {
         if released {
             // Deleted products get their stock back too: a later undelete is not possible,
             // but the books stay balanced.
-            sqlx::query(
-                "UPDATE products SET stock = stock + \
-                 (SELECT l.count FROM stock_reservation_lines l \
-                  WHERE l.order_id = $1 AND l.product_id = products.id) \
-                 WHERE id IN (SELECT product_id FROM stock_reservation_lines WHERE order_id = $1)",
+            // One product at a time in id order, the order reservations lock them in, so a
+            // release and a reservation can never deadlock.
+            let lines: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT product_id, count FROM stock_reservation_lines \
+                 WHERE order_id = $1 ORDER BY product_id",
             )
             .bind(order_id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
+            for (product_id, count) in lines {
+                sqlx::query("UPDATE products SET stock = stock + $1 WHERE id = $2")
+                    .bind(count)
+                    .bind(product_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         } else {
             claim(&mut tx, order_id, TOMBSTONE_STORE_ID, RELEASED, now).await?;
         }
