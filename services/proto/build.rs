@@ -23,6 +23,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("pos_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    // What the edge may show clients: every file but the internal APIs' (nothing public
+    // imports them).
+    let mut public = descriptors.clone();
+    public
+        .file
+        .retain(|file| !file.name().ends_with("_internal.proto"));
+    fs::write(
+        out_dir.join("pos_public_descriptor.bin"),
+        public.encode_to_vec(),
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)

@@ -107,11 +107,11 @@ async fn infrastructure(served: &[&'static str]) -> Result<tonic::service::Route
             .await;
     }
     let mut v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(pos_proto::PUBLIC_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     let mut v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(pos_proto::PUBLIC_FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .with_service_name("grpc.health.v1.Health");
     // Only public services are ever advertised, whatever backends exist.

@@ -296,6 +296,55 @@ async fn jwks_cors_and_reflection() {
         .collect();
     names.sort();
     assert_eq!(names, ["pos.v1.StoreService", "pos.v1.TradeService"]);
+
+    // Nor can a client describe an internal API by symbol or file name.
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    for message in [
+        MessageRequest::FileContainingSymbol("pos.v1.StoreInternalService".into()),
+        MessageRequest::FileByFilename("pos/v1/store_internal.proto".into()),
+        MessageRequest::FileContainingSymbol("pos.v1.ReserveStockRequest".into()),
+    ] {
+        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(message.clone()),
+        };
+        let answer = client
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection")
+            .into_inner()
+            .message()
+            .await;
+        let refused = match &answer {
+            Err(status) => status.code() == Code::NotFound,
+            Ok(Some(response)) => matches!(
+                response.message_response,
+                Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ErrorResponse(_))
+            ),
+            Ok(None) => false,
+        };
+        assert!(refused, "{message:?} must not be described: {answer:?}");
+    }
+    // Public symbols are described.
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "pos.v1.StoreService".into(),
+        )),
+    };
+    let response = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("read")
+        .expect("message");
+    assert!(matches!(
+        response.message_response,
+        Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {

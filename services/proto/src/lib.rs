@@ -11,6 +11,11 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/pos_descriptor.bin"));
 
+/// The same without the internal APIs' files: what the edge's reflection serves, so a
+/// client can neither list nor describe a service-to-service API.
+pub const PUBLIC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/pos_public_descriptor.bin"));
+
 /// Fully-qualified names of the services clients may call through the edge.
 pub const PUBLIC_SERVICES: [&str; 4] = [
     "pos.v1.UserService",
