@@ -14,7 +14,7 @@ use pos_common::backend::Backend;
 use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt};
 
-use crate::policy::Route;
+use crate::{gates::parse_grpc_timeout, policy::Route};
 
 #[derive(Clone)]
 pub struct Dispatch {
@@ -56,8 +56,26 @@ impl Service<http::Request<Body>> for Dispatch {
                     Status::unimplemented(format!("{service} is not deployed here")).into_http(),
                 );
             };
+            let deadline = request
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_grpc_timeout);
             let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-            match backend.oneshot(request).await {
+            let call = backend.oneshot(request);
+            let answer = match deadline {
+                Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                    Ok(answer) => answer,
+                    Err(_) => {
+                        return Ok(Status::deadline_exceeded(format!(
+                            "{service} did not answer in time"
+                        ))
+                        .into_http());
+                    }
+                },
+                None => call.await,
+            };
+            match answer {
                 Ok(response) => Ok(response),
                 Err(err) => {
                     tracing::warn!(%err, service, "backend unreachable");

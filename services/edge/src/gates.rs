@@ -8,6 +8,6 @@ mod strip;
 
 pub use authenticate::{Authenticate, DeviceCredentials};
 pub use classify::Classify;
-pub use deadline::DefaultDeadline;
+pub use deadline::{DefaultDeadline, parse_grpc_timeout};
 pub use rate_limit::RateLimit;
 pub use strip::StripInternalMetadata;

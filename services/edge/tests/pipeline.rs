@@ -52,6 +52,14 @@ fn recording() -> (Backend, Seen) {
     (backend::in_process(service), seen)
 }
 
+/// A backend that never answers in time.
+fn slow() -> Backend {
+    backend::in_process(tower::service_fn(|_request: http::Request<Body>| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, Infallible>(http::Response::new(Body::empty()))
+    }))
+}
+
 struct Edge {
     addr: std::net::SocketAddr,
     issuer: TokenIssuer,
@@ -73,6 +81,7 @@ async fn edge(ephemeral: SharedEphemeral, rate_limit_per_minute: u32, issuer: To
             backends: HashMap::from([
                 ("pos.v1.StoreService", store.clone()),
                 ("pos.v1.TradeService", store),
+                ("pos.v1.SettlementService", slow()),
             ]),
             auth: Authenticator::new(keys, Some(Revocations::new(ephemeral.clone()))),
             devices: Arc::new(AllDevicesCurrent),
@@ -167,8 +176,23 @@ async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
     )
     .await
     .expect("call with own deadline");
+    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
+    call(
+        edge.addr,
+        "/pos.v1.StoreService/GetMyStore",
+        &[("authorization", owner), ("grpc-timeout", "60S".into())],
+    )
+    .await
+    .expect("call asking for more than the edge allows");
     let seen = edge.seen.lock().expect("lock").clone();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 4);
+    assert_eq!(
+        seen[3]
+            .get("grpc-timeout")
+            .map(|v| v.to_str().expect("ascii")),
+        Some("1500m"),
+        "capped at the edge's deadline"
+    );
     assert!(
         seen[0].keys().all(|k| !k.as_str().starts_with("x-pos-")),
         "{:?}",
@@ -295,7 +319,14 @@ async fn jwks_cors_and_reflection() {
         .filter(|n| n.starts_with("pos."))
         .collect();
     names.sort();
-    assert_eq!(names, ["pos.v1.StoreService", "pos.v1.TradeService"]);
+    assert_eq!(
+        names,
+        [
+            "pos.v1.SettlementService",
+            "pos.v1.StoreService",
+            "pos.v1.TradeService"
+        ]
+    );
 
     // Nor can a client describe an internal API by symbol or file name.
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -379,4 +410,23 @@ async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
     response
+}
+
+#[tokio::test]
+async fn the_edge_enforces_deadlines_on_slow_backends() {
+    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
+    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
+    let started = std::time::Instant::now();
+    let status = call(
+        edge.addr,
+        "/pos.v1.SettlementService/GetSettlement",
+        &[("authorization", owner)],
+    )
+    .await
+    .expect_err("the backend is too slow");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut at the 1.5 s default"
+    );
 }
