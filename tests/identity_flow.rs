@@ -301,6 +301,24 @@ async fn signup_is_idempotent_and_emails_are_unique(backend: Backend) {
         violated_fields(&status),
         ["store_name", "pos_grade", "settlement_day"]
     );
+
+    // An owner who shares no phone number with Kakao can still sign up.
+    let private = Person {
+        id: 99,
+        email: "quiet@example.com".into(),
+        name: "Quiet".into(),
+        phone: String::new(),
+    };
+    let login_result::Result::SignupTicket(ticket) = oauth_login(&stack, &private).await else {
+        panic!("ticket");
+    };
+    assert_eq!(ticket.phone, "");
+    let signed = client
+        .sign_up(signup(&ticket.ticket, pb::PosGrade::Bronze))
+        .await
+        .expect("sign up")
+        .into_inner();
+    assert_eq!(signed.user.expect("user").phone, "");
     stack.stop().await;
 }
 

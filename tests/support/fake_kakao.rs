@@ -93,12 +93,17 @@ async fn me(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     match books.lock().expect("lock").tokens.get(token) {
-        Some(p) => (
-            StatusCode::OK,
-            Json(
-                json!({"id": p.id, "kakao_account": {"email": p.email, "name": p.name, "phone_number": p.phone}}),
-            ),
-        ),
+        Some(p) => {
+            let mut account = json!({"email": p.email, "name": p.name, "is_email_verified": true});
+            // Kakao leaves out what the user did not consent to share.
+            if !p.phone.is_empty() {
+                account["phone_number"] = json!(p.phone);
+            }
+            (
+                StatusCode::OK,
+                Json(json!({"id": p.id, "kakao_account": account})),
+            )
+        }
         None => (
             StatusCode::UNAUTHORIZED,
             Json(json!({"msg": "this access token does not exist"})),

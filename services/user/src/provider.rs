@@ -16,7 +16,8 @@ pub struct ProviderProfile {
     pub subject: String,
     pub email: Email,
     pub name: UserName,
-    pub phone: Phone,
+    /// Absent when the owner did not share one (Kakao's phone scope needs consent).
+    pub phone: Option<Phone>,
 }
 
 #[async_trait]
@@ -197,7 +198,11 @@ impl IdentityProvider for Kakao {
                 .unwrap_or(email.as_str().split('@').next().unwrap_or("owner")),
         )
         .map_err(|why| ApiError::invalid("provider_token", format!("name {why}")))?;
-        let phone = Phone::parse(account.phone_number.as_deref().unwrap_or(""))
+        let phone = account
+            .phone_number
+            .as_deref()
+            .map(Phone::parse)
+            .transpose()
             .map_err(|why| ApiError::invalid("provider_token", format!("phone {why}")))?;
         Ok(ProviderProfile {
             provider: "kakao".into(),
@@ -242,7 +247,7 @@ impl IdentityProvider for DevProvider {
             provider: "dev".into(),
             subject: email.as_str().to_string(),
             name: UserName::parse(&name).map_err(|why| ApiError::invalid("provider_token", why))?,
-            phone: Phone::parse(DEV_PHONE).map_err(ApiError::internal)?,
+            phone: Some(Phone::parse(DEV_PHONE).map_err(ApiError::internal)?),
             email,
         })
     }

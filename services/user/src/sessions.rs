@@ -100,7 +100,11 @@ impl Sessions {
             subject: profile.subject.clone(),
             email: profile.email.as_str().to_string(),
             name: profile.name.as_str().to_string(),
-            phone: profile.phone.as_str().to_string(),
+            phone: profile
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
         };
         let json = serde_json::to_string(&stored).map_err(ApiError::internal)?;
         self.store
@@ -128,7 +132,11 @@ impl Sessions {
             subject: stored.subject,
             email: Email::parse(&stored.email).map_err(ApiError::internal)?,
             name: UserName::parse(&stored.name).map_err(ApiError::internal)?,
-            phone: Phone::parse(&stored.phone).map_err(ApiError::internal)?,
+            phone: if stored.phone.is_empty() {
+                None
+            } else {
+                Some(Phone::parse(&stored.phone).map_err(ApiError::internal)?)
+            },
         })
     }
 }
