@@ -3,7 +3,7 @@
 //! runs every call through one visible pipeline of small gates:
 //!
 //! strip internal metadata → classify by policy → authenticate → rate-limit →
-//! default deadline → dispatch to the service's backend.
+//! current tablet credential → deadline → dispatch to the service's backend.
 //!
 //! Internal services and unknown methods never get past classification.
 
@@ -11,11 +11,12 @@ pub mod devices;
 pub mod dispatch;
 pub mod gate;
 pub mod gates;
+pub mod jwks;
 pub mod policy;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use axum::{Json, Router, extract::State, routing::get};
+use axum::{Router, routing::get};
 use pos_common::{
     auth::{Authenticator, JwksSource},
     backend::{self, Backend},
@@ -29,7 +30,7 @@ use crate::{
     dispatch::Dispatch,
     gate::GateLayer,
     gates::{
-        Authenticate, Classify, DefaultDeadline, DeviceCredentials, RateLimit,
+        Authenticate, Classify, CurrentDevice, DefaultDeadline, DeviceCredentials, RateLimit,
         StripInternalMetadata,
     },
 };
@@ -71,31 +72,21 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
     let grpc = ServiceBuilder::new()
         .layer(GateLayer(StripInternalMetadata))
         .layer(GateLayer(Classify))
-        .layer(GateLayer(Authenticate::new(deps.auth, deps.devices)))
+        .layer(GateLayer(Authenticate::new(deps.auth)))
         .layer(GateLayer(RateLimit::new(
             deps.ephemeral,
             config.rate_limit_per_minute,
         )))
+        .layer(GateLayer(CurrentDevice::new(deps.devices)))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
         .service(Dispatch::new(backends, config.max_message_bytes));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
 
     Ok(Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .with_state(deps.jwks)
+        .route("/.well-known/jwks.json", get(jwks::handler))
+        .with_state(jwks::JwksDocument::new(deps.jwks))
         .fallback_service(grpc_and_web)
         .layer(cors(&config.cors_allowed_origins)))
-}
-
-async fn jwks(
-    State(source): State<Arc<dyn JwksSource>>,
-) -> Result<Json<pos_common::auth::Jwks>, (http::StatusCode, String)> {
-    source.fetch().await.map(Json).map_err(|err| {
-        (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("keys unavailable: {err}"),
-        )
-    })
 }
 
 /// Health and reflection answered by the edge itself, for what it routes.

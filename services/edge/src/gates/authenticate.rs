@@ -1,6 +1,7 @@
 //! Authentication by policy: a public RPC needs no token (but a token that is sent must
 //! be valid, as the services would insist too); any other RPC needs a valid token of a
-//! role its policy row allows, and a tablet's credential must still be current.
+//! role its policy row allows. [`CurrentDevice`] then checks, after rate limiting, that
+//! a tablet's credential is still current: that check costs a call to the store.
 
 use std::sync::Arc;
 
@@ -27,12 +28,11 @@ pub trait DeviceCredentials: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Authenticate {
     auth: Authenticator,
-    devices: Arc<dyn DeviceCredentials>,
 }
 
 impl Authenticate {
-    pub fn new(auth: Authenticator, devices: Arc<dyn DeviceCredentials>) -> Self {
-        Self { auth, devices }
+    pub fn new(auth: Authenticator) -> Self {
+        Self { auth }
     }
 
     async fn principal_for(
@@ -60,16 +60,6 @@ impl Authenticate {
                 _ => "an owner or a tablet",
             }));
         }
-        if let Principal::Device {
-            store_id,
-            device_id,
-            credential_version,
-        } = &principal
-        {
-            self.devices
-                .verify(*store_id, *device_id, *credential_version)
-                .await?;
-        }
         Ok(principal)
     }
 }
@@ -91,6 +81,42 @@ impl Gate for Authenticate {
         }
         let principal = self.principal_for(access, request.headers()).await?;
         request.extensions_mut().insert(principal);
+        Ok(())
+    }
+}
+
+/// Refuses tablet tokens whose credential was revoked or replaced.
+#[derive(Clone)]
+pub struct CurrentDevice {
+    devices: Arc<dyn DeviceCredentials>,
+}
+
+impl CurrentDevice {
+    pub fn new(devices: Arc<dyn DeviceCredentials>) -> Self {
+        Self { devices }
+    }
+}
+
+#[async_trait]
+impl Gate for CurrentDevice {
+    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
+        let public = matches!(
+            request.extensions().get::<Route>(),
+            Some(Route::Rpc { rule, .. }) if rule.access == Access::Public
+        );
+        if let (
+            false,
+            Some(Principal::Device {
+                store_id,
+                device_id,
+                credential_version,
+            }),
+        ) = (public, request.extensions().get::<Principal>())
+        {
+            self.devices
+                .verify(*store_id, *device_id, *credential_version)
+                .await?;
+        }
         Ok(())
     }
 }
