@@ -34,6 +34,9 @@ impl JwksSource for StaticJwks {
 /// Refetching more often than this on unknown `kid`s would let garbage tokens hammer the
 /// key source.
 const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Keys are refetched at least this often, so a key withdrawn at the source (a
+/// compromised one) stops verifying within this time.
+const REFRESH_EVERY: Duration = Duration::from_secs(300);
 
 /// How many verified tokens [`KeyCache`] remembers.
 const VERIFIED_CAPACITY: usize = 16_384;
@@ -47,7 +50,10 @@ pub struct KeyCache {
     issuer: String,
     audience: String,
     verifier: RwLock<Arc<Verifier>>,
-    last_fetch: Mutex<Option<Instant>>,
+    /// When the keys were last fetched, and how that fetch went.
+    last_fetch: Mutex<Option<(Instant, Result<(), String>)>>,
+    /// When the keys were last loaded successfully.
+    loaded_at: std::sync::Mutex<Option<Instant>>,
     verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
 
@@ -62,6 +68,7 @@ impl KeyCache {
             audience: audience.to_string(),
             verifier: RwLock::new(Arc::new(empty)),
             last_fetch: Mutex::new(None),
+            loaded_at: std::sync::Mutex::new(None),
             verified: std::sync::Mutex::new(HashMap::new()),
         };
         if let Err(err) = cache.load().await {
@@ -80,12 +87,15 @@ impl KeyCache {
     /// Refetches because a token named an unknown key, at most once per interval.
     async fn refresh(&self) -> Result<(), String> {
         let mut last = self.last_fetch.lock().await;
-        if last.is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL) {
-            return Ok(());
+        if let Some((at, outcome)) = last.as_ref()
+            && at.elapsed() < MIN_REFETCH_INTERVAL
+        {
+            // Too soon to ask again: the last answer stands.
+            return outcome.clone();
         }
-        *last = Some(Instant::now());
-        drop(last);
-        self.load().await
+        let outcome = self.load().await;
+        *last = Some((Instant::now(), outcome.clone()));
+        outcome
     }
 
     async fn load(&self) -> Result<(), String> {
@@ -96,7 +106,15 @@ impl KeyCache {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(verifier);
         self.remembered().clear();
+        *self.loaded_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         Ok(())
+    }
+
+    fn stale(&self) -> bool {
+        self.loaded_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() > REFRESH_EVERY)
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
@@ -125,13 +143,22 @@ impl KeyCache {
 
     /// Verifies a token, refetching the keys once if it names a key we do not know.
     pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
+        if self.stale()
+            && let Err(err) = self.refresh().await
+        {
+            tracing::warn!(%err, "cannot refresh the token keys; using the ones we have");
+        }
         if let Some(claims) = self.recall(token) {
             return Ok(claims);
         }
         let mut verifier = self.current();
         if verifier.knows_key_of(token) == Some(false) {
             if let Err(err) = self.refresh().await {
+                // We cannot tell a forged key id from a new key we failed to fetch.
                 tracing::warn!(%err, "cannot refresh the token keys");
+                if self.current().knows_key_of(token) == Some(false) {
+                    return Err(ApiError::unavailable("token keys", err));
+                }
             }
             verifier = self.current();
         }
@@ -262,6 +289,31 @@ mod tests {
         async fn fetch(&self) -> Result<Jwks, String> {
             Ok(self.0.lock().expect("lock").clone())
         }
+    }
+
+    struct Down;
+
+    #[async_trait]
+    impl JwksSource for Down {
+        async fn fetch(&self) -> Result<Jwks, String> {
+            Err("connection refused".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_key_source_is_unavailable_not_invalid() {
+        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let keys = KeyCache::new(Arc::new(Down), "i", "a").await;
+        let err = keys
+            .verify(&issuer.owner_access(1, None, 60))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::DependencyUnavailable);
+        // A token that is not even a JWT is still simply invalid.
+        assert_eq!(
+            keys.verify("junk").await.unwrap_err().reason(),
+            Reason::TokenInvalid
+        );
     }
 
     #[tokio::test]
