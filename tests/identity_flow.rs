@@ -69,6 +69,7 @@ async fn oauth_login(stack: &TestStack, person: &Person) -> login_result::Result
             provider: "kakao".into(),
             code,
             state,
+            login_session: started.login_session,
         })
         .await
         .expect("complete")
@@ -363,6 +364,7 @@ async fn oauth_refuses_bad_state_code_and_redirect(backend: Backend) {
                 provider: "kakao".into(),
                 code: "forged".into(),
                 state: started.state.clone(),
+                login_session: started.login_session.clone(),
             })
             .await,
         Code::Unauthenticated,
@@ -375,12 +377,51 @@ async fn oauth_refuses_bad_state_code_and_redirect(backend: Backend) {
                 provider: "kakao".into(),
                 code,
                 state,
+                login_session: started.login_session.clone(),
             })
             .await,
         Code::InvalidArgument,
         "INVALID_ARGUMENT",
     );
     assert_eq!(violated_fields(&status), ["state"], "a state works once");
+    // Someone who only saw the redirect (code and state) cannot finish the login, and
+    // their attempt does not spend it: the client holding the login's secret can.
+    let started = client
+        .start_o_auth_login(pb::StartOAuthLoginRequest {
+            provider: "kakao".into(),
+            redirect_uri: REDIRECT_URI.into(),
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let (code, state) = stack.kakao.consent(&started.authorize_url, &kim());
+    let status = assert_error(
+        client
+            .complete_o_auth_login(pb::CompleteOAuthLoginRequest {
+                provider: "kakao".into(),
+                code: code.clone(),
+                state: state.clone(),
+                login_session: "guessed".into(),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["login_session"]);
+    let rightful = client
+        .complete_o_auth_login(pb::CompleteOAuthLoginRequest {
+            provider: "kakao".into(),
+            code,
+            state,
+            login_session: started.login_session,
+        })
+        .await
+        .expect("the starting client finishes")
+        .into_inner();
+    assert!(matches!(
+        rightful.result.and_then(|r| r.result),
+        Some(login_result::Result::SignupTicket(_))
+    ));
     assert!(
         stack
             .user_repo

@@ -213,7 +213,7 @@ impl UserService for UserApi {
             )
             .into());
         }
-        let (state, challenge) = self
+        let (state, challenge, login_session) = self
             .sessions
             .begin_oauth(&body.provider, &body.redirect_uri)
             .await?;
@@ -223,6 +223,7 @@ impl UserService for UserApi {
             authorize_url: provider.authorize_url(&state, &challenge, &body.redirect_uri),
             state,
             expires_at: Some(timestamp_from_millis(expires)),
+            login_session,
         }))
     }
 
@@ -234,7 +235,10 @@ impl UserService for UserApi {
         if body.code.is_empty() {
             return Err(ApiError::invalid("code", "must not be empty").into());
         }
-        let state = self.sessions.take_oauth(&body.state).await?;
+        let state = self
+            .sessions
+            .take_oauth(&body.state, &body.login_session)
+            .await?;
         if state.provider != body.provider {
             return Err(
                 ApiError::invalid("provider", "does not match the login that was started").into(),

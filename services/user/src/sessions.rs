@@ -26,6 +26,8 @@ pub struct OAuthState {
     pub provider: String,
     pub code_verifier: String,
     pub redirect_uri: String,
+    /// SHA-256 of the secret handed to the client that started the login.
+    pub session_hash: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,38 +61,50 @@ impl Sessions {
         Self { store }
     }
 
-    /// Opens a login: returns the state and the PKCE challenge to send to the provider.
+    /// Opens a login: returns the state, the PKCE challenge to send to the provider, and
+    /// the secret only the starting client holds.
     pub async fn begin_oauth(
         &self,
         provider: &str,
         redirect_uri: &str,
-    ) -> ApiResult<(String, String)> {
+    ) -> ApiResult<(String, String, String)> {
         let state = random_token(24);
         // 48 random bytes encode to 64 characters: inside PKCE's 43-128.
         let code_verifier = random_token(48);
         let challenge = pkce_challenge(&code_verifier);
+        let session = random_token(32);
         let record = OAuthState {
             provider: provider.to_string(),
             code_verifier,
             redirect_uri: redirect_uri.to_string(),
+            session_hash: pkce_challenge(&session),
         };
         let json = serde_json::to_string(&record).map_err(ApiError::internal)?;
         self.store
             .set(&format!("oauth-state:{state}"), &json, OAUTH_STATE_TTL)
             .await?;
-        Ok((state, challenge))
+        Ok((state, challenge, session))
     }
 
-    /// Takes a login's state: it works once, within its lifetime.
-    pub async fn take_oauth(&self, state: &str) -> ApiResult<OAuthState> {
+    /// Takes a login's state: it works once, within its lifetime, for the client holding
+    /// the login's secret.
+    pub async fn take_oauth(&self, state: &str, session: &str) -> ApiResult<OAuthState> {
         let key = format!("oauth-state:{state}");
         let unknown = || ApiError::invalid("state", "unknown, used or expired login state");
         let json = self.store.get(&key).await?.ok_or_else(unknown)?;
+        let record: OAuthState = serde_json::from_str(&json).map_err(ApiError::internal)?;
+        if pkce_challenge(session) != record.session_hash {
+            // A wrong secret does not spend the state: the rightful client can still finish.
+            return Err(ApiError::invalid(
+                "login_session",
+                "does not belong to this login",
+            ));
+        }
         // Only the caller that deletes it may use it: a replayed state loses the race.
         if !self.store.delete(&key).await? {
             return Err(unknown());
         }
-        serde_json::from_str(&json).map_err(ApiError::internal)
+        Ok(record)
     }
 
     pub async fn issue_ticket(&self, profile: &ProviderProfile) -> ApiResult<String> {
