@@ -90,10 +90,7 @@ async fn shared_state(args: &ServeArgs) -> anyhow::Result<SharedEphemeral> {
 /// The keys that verify tokens: a JWKS file, else the user service's GetJwks.
 fn key_source(args: &ServeArgs) -> anyhow::Result<Arc<dyn JwksSource>> {
     if let Some(path) = &args.auth.jwks_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read JWKS file {}", path.display()))?;
-        let jwks: Jwks = serde_json::from_str(&text)
-            .with_context(|| format!("JWKS file {} is not valid", path.display()))?;
+        let jwks = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
         return Ok(Arc::new(StaticJwks(jwks)));
     }
     match &args.peers.user_addr {

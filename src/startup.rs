@@ -8,11 +8,11 @@ use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
     backend::{self, Backend},
+    introspection::add_health_and_reflection,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
-use tonic_health::ServingStatus;
 use tower::{Layer, Service};
 
 /// Largest request or response message any service accepts (4 MiB).
@@ -99,7 +99,9 @@ pub async fn serve_role(
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let RoleServices { mut routes, names } = services;
-    add_health_and_reflection(&mut routes, &names).await?;
+    add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(DEFAULT_REQUEST_TIMEOUT)
@@ -154,36 +156,6 @@ async fn bind(listen: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))
-}
-
-async fn add_health_and_reflection(
-    routes: &mut RoutesBuilder,
-    names: &[&'static str],
-) -> anyhow::Result<()> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    for name in names {
-        reporter
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
-    let mut v1 = reflection_builder();
-    let mut v1alpha = reflection_builder();
-    for name in names {
-        v1 = v1.with_service_name(*name);
-        v1alpha = v1alpha.with_service_name(*name);
-    }
-    routes
-        .add_service(health)
-        .add_service(v1.build_v1()?)
-        .add_service(v1alpha.build_v1alpha()?);
-    Ok(())
-}
-
-fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health")
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

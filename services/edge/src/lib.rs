@@ -21,8 +21,8 @@ use pos_common::{
     auth::{Authenticator, JwksSource},
     backend::{self, Backend},
     ephemeral::SharedEphemeral,
+    introspection::add_health_and_reflection,
 };
-use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -89,35 +89,16 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
         .layer(cors(&config.cors_allowed_origins)))
 }
 
-/// Health and reflection answered by the edge itself, for what it routes.
+/// Health and reflection answered by the edge itself, for what it routes. Only public
+/// services are advertised, from a descriptor set without the internal APIs.
 async fn infrastructure(served: &[&'static str]) -> Result<tonic::service::Routes, String> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    for name in served {
-        reporter
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
-    let mut v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::PUBLIC_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
-    let mut v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pos_proto::PUBLIC_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
-    // Only public services are ever advertised, whatever backends exist.
-    for name in served
+    let public: Vec<&'static str> = served
         .iter()
+        .copied()
         .filter(|n| pos_proto::PUBLIC_SERVICES.contains(n))
-    {
-        v1 = v1.with_service_name(*name);
-        v1alpha = v1alpha.with_service_name(*name);
-    }
+        .collect();
     let mut routes = tonic::service::RoutesBuilder::default();
-    routes
-        .add_service(health)
-        .add_service(v1.build_v1().map_err(|e| e.to_string())?)
-        .add_service(v1alpha.build_v1alpha().map_err(|e| e.to_string())?);
+    add_health_and_reflection(&mut routes, &public, pos_proto::PUBLIC_FILE_DESCRIPTOR_SET).await?;
     Ok(routes.routes())
 }
 

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     convert,
     domain::{Grade, SettlementDay, StoreName, parse_id, parse_order_id},
-    repo::{ReservationOutcome, ReserveLine, StoreRepo},
+    repo::{ReserveLine, StoreRepo},
 };
 
 /// Most lines one order may have (SPEC: ordering).
@@ -112,9 +112,7 @@ impl StoreInternalService for StoreInternalApi {
         let order_id = order_id(&body.order_id)?;
         let store_id = parse_id(body.store_id).map_err(|why| ApiError::invalid("store_id", why))?;
         let lines = reserve_lines(&body.lines)?;
-        let record = match self.repo.reserve(&order_id, store_id, &lines).await? {
-            ReservationOutcome::Reserved(record) | ReservationOutcome::Existing(record) => record,
-        };
+        let record = self.repo.reserve(&order_id, store_id, &lines).await?;
         Ok(Response::new(pb::ReserveStockResponse {
             reservation: Some(convert::reservation(record)),
         }))

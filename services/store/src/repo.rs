@@ -6,7 +6,7 @@ mod reservations;
 mod stores;
 
 pub use products::{NewProduct, ProductChange};
-pub use reservations::{ReservationOutcome, ReserveLine};
+pub use reservations::ReserveLine;
 
 use pos_common::storage::Db;
 

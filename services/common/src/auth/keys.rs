@@ -37,6 +37,16 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
+impl Jwks {
+    /// Reads a JWKS file (`{"keys":[...]}`), e.g. a mounted ConfigMap.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read JWKS file {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("JWKS file {} is not valid: {e}", path.display()))
+    }
+}
+
 /// A private signing key and its key id.
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
@@ -154,15 +164,6 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
         Ok(Self { keys, validation })
-    }
-
-    /// Reads a JWKS file.
-    pub fn from_jwks_file(path: &Path, issuer: &str, audience: &str) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read JWKS file {}: {e}", path.display()))?;
-        let jwks: Jwks = serde_json::from_str(&text)
-            .map_err(|e| format!("JWKS file {} is not valid: {e}", path.display()))?;
-        Self::new(&jwks, issuer, audience)
     }
 
     /// Checks signature, algorithm, expiry, issuer and audience.

@@ -1,4 +1,4 @@
-//! Token claims, the principal they name, and the interceptor that attaches it to requests.
+//! Token claims and the principal they name.
 
 use serde::{Deserialize, Serialize};
 use tonic::Request;
@@ -17,8 +17,6 @@ pub enum TokenType {
     Device,
     /// A service calling another service's internal API.
     Service,
-    /// A short-lived proof of a provider identity, spent by SignUp; never a bearer token.
-    Signup,
 }
 
 /// JWT claims (SPEC section 6).
@@ -49,7 +47,7 @@ impl Claims {
     pub fn new(iss: &str, aud: &str, sub: &str, typ: TokenType, ttl_secs: i64) -> Self {
         let now = chrono::Utc::now().timestamp();
         let role = match typ {
-            TokenType::Access | TokenType::Refresh | TokenType::Signup => "owner",
+            TokenType::Access | TokenType::Refresh => "owner",
             TokenType::Device => "device",
             TokenType::Service => "service",
         };
@@ -112,9 +110,9 @@ impl Principal {
             TokenType::Service => Ok(Principal::Service {
                 name: claims.sub.clone(),
             }),
-            TokenType::Refresh | TokenType::Signup => Err(ApiError::new(
+            TokenType::Refresh => Err(ApiError::new(
                 Reason::WrongTokenType,
-                "only access, device and service tokens authorize calls",
+                "a refresh token cannot authorize calls",
             )),
         }
     }

@@ -15,15 +15,6 @@ pub struct ReserveLine {
     pub count: i64,
 }
 
-/// What a reserve call did.
-#[derive(Debug)]
-pub enum ReservationOutcome {
-    /// Stock was taken now.
-    Reserved(ReservationRecord),
-    /// The order id already had a reservation (in whatever state): nothing changed.
-    Existing(ReservationRecord),
-}
-
 const RESERVED: &str = "RESERVED";
 const CONFIRMED: &str = "CONFIRMED";
 const RELEASED: &str = "RELEASED";
@@ -67,13 +58,14 @@ async fn claim(
 }
 
 impl StoreRepo {
-    /// Takes stock for every line of `order_id`, all or nothing.
+    /// Takes stock for every line of `order_id`, all or nothing. When the order id already
+    /// has a reservation (in whatever state) nothing changes and that one is returned.
     pub async fn reserve(
         &self,
         order_id: &str,
         store_id: i64,
         lines: &[ReserveLine],
-    ) -> ApiResult<ReservationOutcome> {
+    ) -> ApiResult<ReservationRecord> {
         let lines = merge_lines(lines)?;
         let now = now_millis();
         let mut tx = self.db.pool().begin().await?;
@@ -92,7 +84,7 @@ impl StoreRepo {
                     "already used by another store",
                 ));
             }
-            return Ok(ReservationOutcome::Existing(existing));
+            return Ok(existing);
         }
 
         let mut reserved = Vec::with_capacity(lines.len());
@@ -135,13 +127,13 @@ impl StoreRepo {
             .await?;
         }
         tx.commit().await?;
-        Ok(ReservationOutcome::Reserved(ReservationRecord {
+        Ok(ReservationRecord {
             order_id: order_id.to_string(),
             store_id,
             status: RESERVED.to_string(),
             created_at: now,
             lines: reserved,
-        }))
+        })
     }
 
     /// After a failed reservation: NOT_FOUND for a missing, deleted or foreign product,

@@ -66,17 +66,6 @@ impl StoreRepo {
         .await?)
     }
 
-    pub async fn store_by_id(&self, store_id: i64) -> ApiResult<Option<StoreRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            store_columns!(),
-            " FROM stores WHERE id = $1"
-        ))
-        .bind(store_id)
-        .fetch_optional(self.db.pool())
-        .await?)
-    }
-
     /// Stores closing their month on `day`, by id, after `after_id`, at most `limit`.
     pub async fn stores_by_settlement_day(
         &self,

@@ -1,0 +1,36 @@
+//! gRPC health (`grpc.health.v1`) and server reflection (v1 and v1alpha) for a set of
+//! services: what grpcurl, Kubernetes probes and load balancers ask every server.
+
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+/// Adds health (SERVING for each name) and reflection advertising exactly `names`, with
+/// schemas from `descriptor_set` (plus health's own).
+pub async fn add_health_and_reflection(
+    routes: &mut RoutesBuilder,
+    names: &[&'static str],
+    descriptor_set: &'static [u8],
+) -> Result<(), String> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(descriptor_set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let (mut v1, mut v1alpha) = (builder(), builder());
+    for name in names {
+        v1 = v1.with_service_name(*name);
+        v1alpha = v1alpha.with_service_name(*name);
+    }
+    routes
+        .add_service(health)
+        .add_service(v1.build_v1().map_err(|e| e.to_string())?)
+        .add_service(v1alpha.build_v1alpha().map_err(|e| e.to_string())?);
+    Ok(())
+}
