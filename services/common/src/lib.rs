@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod domain;
 pub mod ephemeral;
 pub mod error;
 pub mod introspection;

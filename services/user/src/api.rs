@@ -4,6 +4,7 @@ use pos_common::{
     ApiError, ApiResult, Reason,
     auth::{Claims, Principal},
     backend::{Backend, WithServiceToken},
+    domain::{Grade, SettlementDay, StoreName},
     error::Violations,
     time::timestamp_from_millis,
 };
@@ -11,7 +12,6 @@ use pos_proto::v1::{
     self as pb, login_result, sign_up_request,
     store_internal_service_client::StoreInternalServiceClient, user_service_server::UserService,
 };
-use pos_store::domain::{Grade, SettlementDay, StoreName};
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
