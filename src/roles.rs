@@ -35,6 +35,8 @@ pub struct UserDeps {
     /// The store service's internal API, reached with this role's service token.
     pub stores: pos_user::api::StoreInternalClient,
     pub redirect_uris: Vec<String>,
+    /// What GetJwks publishes: the signing key's public key and any retired ones.
+    pub published_keys: pos_common::auth::Jwks,
 }
 
 /// UserService.
@@ -46,6 +48,7 @@ pub fn user(deps: UserDeps) -> RoleServices {
         deps.tokens,
         deps.stores,
         deps.redirect_uris,
+        deps.published_keys,
     );
     let mut services = RoleServices::default();
     services.add(

@@ -132,10 +132,22 @@ async fn serve_user(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
     let db = database(args).await?;
     let issuer = required_signing_key(args)?;
     let state = shared_state(args).await?;
-    // The user service owns the signing key: it verifies with its own public key.
+    // The user service owns the signing key: it verifies with its own public key, and
+    // with retired ones while tokens they signed may still be alive.
+    let mut published = issuer.jwks();
+    if let Some(path) = &args.auth.previous_jwks_file {
+        let retired = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
+        let current: Vec<String> = published.keys.iter().map(|k| k.kid.clone()).collect();
+        published.keys.extend(
+            retired
+                .keys
+                .into_iter()
+                .filter(|k| !current.contains(&k.kid)),
+        );
+    }
     let auth = authenticator(
         args,
-        Arc::new(StaticJwks(issuer.jwks())),
+        Arc::new(StaticJwks(published.clone())),
         Some(state.clone()),
     )
     .await;
@@ -153,6 +165,7 @@ async fn serve_user(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
         ),
         stores: StoreInternalServiceClient::new(service_token.layer(store)),
         redirect_uris: args.identity.oauth_redirect_uris.clone(),
+        published_keys: published,
     });
     Ok((
         startup::serve_role(args.listen, services, auth).await?,

@@ -80,6 +80,7 @@ pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         ),
         stores: StoreInternalServiceClient::new(service_token("user").layer(store.clone())),
         redirect_uris: config.redirect_uris,
+        published_keys: issuer.jwks(),
     })
     .into_backend(auth.clone());
 

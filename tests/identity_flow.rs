@@ -464,6 +464,7 @@ async fn user_role_with_flaky_store(
         tokens,
         stores: StoreInternalServiceClient::new(token.layer(backend::in_process(flaky))),
         redirect_uris: vec![],
+        published_keys: stack.issuer.jwks(),
     });
     startup::serve_role(
         "127.0.0.1:0".parse().expect("addr"),

@@ -46,6 +46,9 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
 
     let files = tempfile::tempdir().expect("dir");
     let (_, key_file, jwks_file) = support::key_files(files.path());
+    // A key retired from signing: tokens it signed stay valid while it is published.
+    let retired_dir = tempfile::tempdir().expect("dir");
+    let (retired, _, retired_jwks) = support::key_files(retired_dir.path());
     let mut shared: Vec<(&'static str, String)> = vec![
         ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
         ("POS_LOG_FORMAT", "json".to_string()),
@@ -80,6 +83,7 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
             ("POS_DATABASE_URL", url.clone()),
             ("POS_STORE_ADDR", format!("http://{}", store.addr)),
             ("POS_DEV_PROVIDER", "true".into()),
+            ("POS_PREVIOUS_JWKS_FILE", retired_jwks.display().to_string()),
         ]),
     );
     let edge = role(
@@ -154,6 +158,22 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         })
         .await
         .expect("refresh through the edge");
+
+    let published = users
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .expect("jwks")
+        .into_inner()
+        .keys;
+    assert_eq!(published.len(), 2, "current and retired keys are published");
+    let user_id = signed.user.expect("user").id;
+    let old_token = retired.owner_access(user_id, None, 600);
+    let me = UserServiceClient::with_interceptor(channel.clone(), bearer(&old_token))
+        .get_me(pb::GetMeRequest {})
+        .await
+        .expect("a token of the retired key still works through the edge")
+        .into_inner();
+    assert_eq!(me.user.expect("user").id, user_id);
 
     edge.stop_with_sigterm();
     user.stop_with_sigterm();

@@ -48,6 +48,10 @@ pub struct AuthArgs {
     /// JWKS file (`{"keys":[...]}`) with the Ed25519 public keys that verify tokens.
     #[arg(long, env = "POS_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
+    /// Public keys retired from signing but still accepted until their tokens expire (key
+    /// rotation). The user role publishes them beside its current key.
+    #[arg(long, env = "POS_PREVIOUS_JWKS_FILE")]
+    pub previous_jwks_file: Option<PathBuf>,
     /// Expected `iss` claim.
     #[arg(long, env = "POS_JWT_ISSUER", default_value = crate::auth::DEFAULT_ISSUER)]
     pub jwt_issuer: String,

@@ -2,7 +2,7 @@
 
 use pos_common::{
     ApiError, ApiResult, Reason,
-    auth::{Claims, Principal},
+    auth::{Claims, Jwks, Principal},
     backend::{Backend, WithServiceToken},
     domain::{Grade, SettlementDay, StoreName},
     error::Violations,
@@ -31,6 +31,8 @@ pub struct UserApi {
     tokens: Tokens,
     stores: StoreInternalClient,
     redirect_uris: Vec<String>,
+    /// The public keys GetJwks publishes: the current signing key's and retired ones.
+    published: Jwks,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -43,6 +45,7 @@ impl UserApi {
         tokens: Tokens,
         stores: StoreInternalClient,
         redirect_uris: Vec<String>,
+        published: Jwks,
     ) -> Self {
         Self {
             repo,
@@ -51,6 +54,7 @@ impl UserApi {
             tokens,
             stores,
             redirect_uris,
+            published,
         }
     }
 
@@ -350,11 +354,10 @@ impl UserService for UserApi {
         _request: Request<pb::GetJwksRequest>,
     ) -> RpcResult<pb::GetJwksResponse> {
         let keys = self
-            .tokens
-            .issuer()
-            .jwks()
+            .published
             .keys
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|k| pb::Jwk {
                 kty: k.kty,
                 crv: k.crv,
