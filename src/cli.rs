@@ -192,10 +192,18 @@ pub struct ServeArgs {
     pub database_url: Option<String>,
     #[command(flatten)]
     pub auth: AuthArgs,
-    /// PKCS#8 PEM Ed25519 signing key: signs tokens (user), tablet credentials (store) and
-    /// this role's service token for internal calls (user, edge).
+    /// PKCS#8 PEM Ed25519 signing key: signs tokens (user) and tablet credentials (store);
+    /// also this role's service token for internal calls unless a service key is given.
     #[arg(long, env = "POS_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<PathBuf>,
+    /// PKCS#8 PEM Ed25519 key that signs only service tokens (user, edge): the edge then
+    /// needs no signing key at all.
+    #[arg(long, env = "POS_SERVICE_KEY_FILE")]
+    pub service_key_file: Option<PathBuf>,
+    /// JWKS of the service keys (store): service tokens are then accepted only from them,
+    /// and they are accepted for nothing else.
+    #[arg(long, env = "POS_SERVICE_JWKS_FILE")]
+    pub service_jwks_file: Option<PathBuf>,
     /// Apply migrations before serving (otherwise run `pos migrate` first).
     #[arg(long, env = "POS_MIGRATE_ON_START")]
     pub migrate: bool,

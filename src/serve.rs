@@ -59,23 +59,37 @@ async fn database(args: &ServeArgs) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn signing_key(args: &ServeArgs) -> anyhow::Result<Option<TokenIssuer>> {
-    let Some(path) = &args.signing_key_file else {
-        return Ok(None);
-    };
+fn issuer_from(args: &ServeArgs, path: &std::path::Path) -> anyhow::Result<TokenIssuer> {
     let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read signing key {}", path.display()))?;
+        .with_context(|| format!("cannot read key {}", path.display()))?;
     let key = SigningKey::from_pkcs8_pem(&pem).map_err(anyhow::Error::msg)?;
-    Ok(Some(TokenIssuer::new(
+    Ok(TokenIssuer::new(
         Arc::new(key),
         &args.auth.jwt_issuer,
         &args.auth.jwt_audience,
-    )))
+    ))
+}
+
+fn signing_key(args: &ServeArgs) -> anyhow::Result<Option<TokenIssuer>> {
+    args.signing_key_file
+        .as_deref()
+        .map(|path| issuer_from(args, path))
+        .transpose()
 }
 
 fn required_signing_key(args: &ServeArgs) -> anyhow::Result<TokenIssuer> {
     signing_key(args)?
         .context("POS_SIGNING_KEY_FILE (--signing-key-file) is required for this role")
+}
+
+/// What signs this role's service tokens: the service key, else the signing key.
+fn service_issuer(args: &ServeArgs) -> anyhow::Result<TokenIssuer> {
+    match &args.service_key_file {
+        Some(path) => issuer_from(args, path),
+        None => signing_key(args)?.context(
+            "POS_SERVICE_KEY_FILE (or POS_SIGNING_KEY_FILE) is required for this role: it signs its service token",
+        ),
+    }
 }
 
 /// Redis: the user role writes refresh families and the logout deny-list that the edge
@@ -120,7 +134,17 @@ async fn serve_store(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> 
         Some(url) => Some(ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?),
         None => None,
     };
-    let auth = authenticator(args, key_source(args)?, state).await;
+    let mut auth = authenticator(args, key_source(args)?, state).await;
+    if let Some(path) = &args.service_jwks_file {
+        let jwks = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
+        let keys = KeyCache::new(
+            Arc::new(StaticJwks(jwks)),
+            &args.auth.jwt_issuer,
+            &args.auth.jwt_audience,
+        )
+        .await;
+        auth = auth.with_service_keys(Arc::new(keys));
+    }
     let services = roles::store(StoreRepo::new(db.clone()), signing_key(args)?);
     Ok((
         startup::serve_role(args.listen, services, auth).await?,
@@ -152,7 +176,7 @@ async fn serve_user(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
     )
     .await;
     let store = peer(required(&args.peers.store_addr, "POS_STORE_ADDR")?)?;
-    let service_token = ServiceTokenLayer::new(issuer.clone(), "user");
+    let service_token = ServiceTokenLayer::new(service_issuer(args)?, "user");
     let services = roles::user(UserDeps {
         repo: UserRepo::new(db.clone()),
         providers: args.identity.providers(false)?,
@@ -189,8 +213,7 @@ async fn serve_edge(args: &ServeArgs) -> anyhow::Result<Running> {
     let state = shared_state(args).await?;
     let jwks = key_source(args)?;
     let auth = authenticator(args, jwks.clone(), Some(state.clone())).await;
-    let issuer = required_signing_key(args)?;
-    let service_token = ServiceTokenLayer::new(issuer.clone(), "edge");
+    let service_token = ServiceTokenLayer::new(service_issuer(args)?, "edge");
     let router = pos_edge::router(
         &args.limits.edge_config(args.cors_allowed_origins.clone()),
         EdgeDeps {

@@ -49,10 +49,10 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
     // A key retired from signing: tokens it signed stay valid while it is published.
     let retired_dir = tempfile::tempdir().expect("dir");
     let (retired, _, retired_jwks) = support::key_files(retired_dir.path());
-    let mut shared: Vec<(&'static str, String)> = vec![
-        ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
-        ("POS_LOG_FORMAT", "json".to_string()),
-    ];
+    // Service tokens get a key of their own, so the edge holds no signing key.
+    let service_dir = tempfile::tempdir().expect("dir");
+    let (_, service_key, service_jwks) = support::key_files(service_dir.path());
+    let mut shared: Vec<(&'static str, String)> = vec![("POS_LOG_FORMAT", "json".to_string())];
     // Separate processes share logins and limits through Redis (required by user and edge).
     let redis =
         std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -75,6 +75,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         &with(&[
             ("POS_DATABASE_URL", url.clone()),
             ("POS_JWKS_FILE", jwks_file.display().to_string()),
+            ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
+            ("POS_SERVICE_JWKS_FILE", service_jwks.display().to_string()),
         ]),
     );
     let user = role(
@@ -84,6 +86,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
             ("POS_STORE_ADDR", format!("http://{}", store.addr)),
             ("POS_DEV_PROVIDER", "true".into()),
             ("POS_PREVIOUS_JWKS_FILE", retired_jwks.display().to_string()),
+            ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
+            ("POS_SERVICE_KEY_FILE", service_key.display().to_string()),
         ]),
     );
     let edge = role(
@@ -91,6 +95,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         &with(&[
             ("POS_STORE_ADDR", format!("http://{}", store.addr)),
             ("POS_USER_ADDR", format!("http://{}", user.addr)),
+            // No signing key on the internet-facing role: only the service key.
+            ("POS_SERVICE_KEY_FILE", service_key.display().to_string()),
         ]),
     );
 

@@ -77,7 +77,7 @@ impl KeyCache {
         cache
     }
 
-    fn current(&self) -> Arc<Verifier> {
+    pub(crate) fn current(&self) -> Arc<Verifier> {
         self.verifier
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -225,18 +225,51 @@ impl Revocations {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<KeyCache>,
+    /// When set, service tokens are accepted only from these keys, and these keys sign
+    /// nothing else: whoever holds a service key (the edge) cannot mint owner tokens.
+    service_keys: Option<Arc<KeyCache>>,
     revocations: Option<Revocations>,
 }
 
 impl Authenticator {
     /// `revocations` is absent where no shared state is configured; the edge always has it.
     pub fn new(keys: Arc<KeyCache>, revocations: Option<Revocations>) -> Self {
-        Self { keys, revocations }
+        Self {
+            keys,
+            service_keys: None,
+            revocations,
+        }
+    }
+
+    /// Accepts service tokens only when signed by `service_keys`.
+    pub fn with_service_keys(mut self, service_keys: Arc<KeyCache>) -> Self {
+        self.service_keys = Some(service_keys);
+        self
+    }
+
+    async fn verify(&self, token: &str) -> ApiResult<Claims> {
+        let Some(service_keys) = &self.service_keys else {
+            return self.keys.verify(token).await;
+        };
+        let misused =
+            |why: &str| ApiError::new(Reason::TokenInvalid, format!("token invalid: {why}"));
+        if service_keys.current().knows_key_of(token) == Some(true) {
+            let claims = service_keys.verify(token).await?;
+            if claims.typ != TokenType::Service {
+                return Err(misused("a service key signs service tokens only"));
+            }
+            return Ok(claims);
+        }
+        let claims = self.keys.verify(token).await?;
+        if claims.typ == TokenType::Service {
+            return Err(misused("service tokens must be signed by a service key"));
+        }
+        Ok(claims)
     }
 
     /// Verifies the token and returns who it names, with its claims.
     pub async fn authenticate(&self, token: &str) -> ApiResult<(Principal, Claims)> {
-        let claims = self.keys.verify(token).await?;
+        let claims = self.verify(token).await?;
         let principal = Principal::from_claims(&claims)?;
         if claims.typ == TokenType::Access
             && let Some(revocations) = &self.revocations
@@ -314,6 +347,29 @@ mod tests {
             keys.verify("junk").await.unwrap_err().reason(),
             Reason::TokenInvalid
         );
+    }
+
+    #[tokio::test]
+    async fn service_keys_sign_service_tokens_only_and_only_they_do() {
+        let users = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let services = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let keys = Arc::new(KeyCache::new(Arc::new(StaticJwks(users.jwks())), "i", "a").await);
+        let service_keys =
+            Arc::new(KeyCache::new(Arc::new(StaticJwks(services.jwks())), "i", "a").await);
+        let auth = Authenticator::new(keys, None).with_service_keys(service_keys);
+
+        assert!(auth.authenticate(&services.service("edge")).await.is_ok());
+        assert!(
+            auth.authenticate(&users.owner_access(1, Some(1), 60))
+                .await
+                .is_ok()
+        );
+        for forged in [services.owner_access(1, Some(1), 60), users.service("edge")] {
+            assert_eq!(
+                auth.authenticate(&forged).await.unwrap_err().reason(),
+                Reason::TokenInvalid
+            );
+        }
     }
 
     #[tokio::test]
