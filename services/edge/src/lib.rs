@@ -42,7 +42,7 @@ pub struct EdgeConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Calls per principal (or per IP when anonymous) per minute.
     pub rate_limit_per_minute: u32,
-    /// Deadline given to unary calls that carry none.
+    /// Deadline of unary calls: given to those that carry none, and the most any may ask for.
     pub default_deadline: Duration,
     /// Largest request message forwarded.
     pub max_message_bytes: usize,
