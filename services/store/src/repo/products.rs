@@ -124,29 +124,32 @@ impl StoreRepo {
     /// soon, and either way the shelf then holds exactly the base stock.
     pub async fn restock(&self, store_id: i64) -> ApiResult<Vec<ProductRow>> {
         let now = now_millis();
-        let sql = match self.db.backend() {
-            // Lock the rows in id order, the order reservations take them in, so a restock
-            // and a reservation can never deadlock.
-            Backend::Postgres => concat!(
-                "UPDATE products SET stock = ",
-                restocked_level!(),
-                ", updated_at = $1 WHERE id IN (SELECT id FROM products \
-                 WHERE store_id = $2 AND deleted_at IS NULL ORDER BY id FOR UPDATE) RETURNING ",
-                product_columns!()
-            ),
-            // SQLite has one writer at a time: no row locks to order.
-            Backend::Sqlite => concat!(
-                "UPDATE products SET stock = ",
-                restocked_level!(),
-                ", updated_at = $1 WHERE store_id = $2 AND deleted_at IS NULL RETURNING ",
-                product_columns!()
-            ),
-        };
-        let mut products: Vec<ProductRow> = sqlx::query_as(sql)
-            .bind(now)
+        let mut tx = self.db.pool().begin().await?;
+        if self.db.backend() == Backend::Postgres {
+            // Lock the rows first, in id order (the order reservations and releases take
+            // them in, so nothing deadlocks). The UPDATE below is then a new statement with
+            // a new snapshot: every reservation or release that held one of these rows has
+            // committed and is counted, and none can start changing them until we commit.
+            // (SQLite runs one writer at a time, so it needs neither.)
+            sqlx::query(
+                "SELECT id FROM products WHERE store_id = $1 AND deleted_at IS NULL \
+                 ORDER BY id FOR UPDATE",
+            )
             .bind(store_id)
-            .fetch_all(self.db.pool())
+            .execute(&mut *tx)
             .await?;
+        }
+        let mut products: Vec<ProductRow> = sqlx::query_as(concat!(
+            "UPDATE products SET stock = ",
+            restocked_level!(),
+            ", updated_at = $1 WHERE store_id = $2 AND deleted_at IS NULL RETURNING ",
+            product_columns!()
+        ))
+        .bind(now)
+        .bind(store_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
         products.sort_by_key(|p| p.id);
         Ok(products)
     }
