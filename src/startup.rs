@@ -43,10 +43,6 @@ impl RoleServices {
         self
     }
 
-    pub fn names(&self) -> &[&'static str] {
-        &self.names
-    }
-
     /// The services in this process behind their auth layer: what the edge and other
     /// services call in `pos up`.
     pub fn into_backend(self, auth: Authenticator) -> Backend {

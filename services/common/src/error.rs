@@ -162,18 +162,6 @@ impl ApiError {
     pub fn reason(&self) -> Reason {
         self.reason
     }
-
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    pub fn violations(&self) -> &[FieldViolation] {
-        &self.violations
-    }
-
-    pub fn metadata(&self) -> &HashMap<String, String> {
-        &self.metadata
-    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -3,7 +3,7 @@
 //! placeholders, which both backends accept. Each service keeps its own migrations per
 //! backend and its own migration table, so several services can share one database.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, time::Duration};
 
 use sqlx::{
     AnyPool, Executor,
@@ -123,17 +123,5 @@ fn sqlite_url_creating_file(url: &str) -> String {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
-    }
-}
-
-/// Whether a database error is a unique-constraint violation (a lost insert race).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-impl FromStr for Backend {
-    type Err = StorageError;
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        Backend::of_url(url)
     }
 }

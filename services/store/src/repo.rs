@@ -104,8 +104,4 @@ impl StoreRepo {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
 }

@@ -82,11 +82,7 @@ impl UserApi {
                     expires_at: Some(timestamp_from_millis(expires)),
                     email: profile.email.as_str().to_string(),
                     name: profile.name.as_str().to_string(),
-                    phone: profile
-                        .phone
-                        .as_ref()
-                        .map(|p| p.as_str().to_string())
-                        .unwrap_or_default(),
+                    phone: profile.phone_digits().to_string(),
                 })
             }
         };

@@ -20,6 +20,13 @@ pub struct ProviderProfile {
     pub phone: Option<Phone>,
 }
 
+impl ProviderProfile {
+    /// The normalised phone number, or "" when the provider shared none.
+    pub fn phone_digits(&self) -> &str {
+        self.phone.as_ref().map_or("", Phone::as_str)
+    }
+}
+
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + 'static {
     /// Where to send the browser to log in, with state and the PKCE S256 challenge.

@@ -106,7 +106,7 @@ impl UserRepo {
         ))
         .bind(profile.email.as_str())
         .bind(profile.name.as_str())
-        .bind(profile.phone.as_ref().map_or("", |p| p.as_str()))
+        .bind(profile.phone_digits())
         .bind(&profile.provider)
         .bind(&profile.subject)
         .bind(&store.store_name)

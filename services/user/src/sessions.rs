@@ -114,11 +114,7 @@ impl Sessions {
             subject: profile.subject.clone(),
             email: profile.email.as_str().to_string(),
             name: profile.name.as_str().to_string(),
-            phone: profile
-                .phone
-                .as_ref()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
+            phone: profile.phone_digits().to_string(),
         };
         let json = serde_json::to_string(&stored).map_err(ApiError::internal)?;
         self.store

@@ -60,10 +60,6 @@ impl Tokens {
         }
     }
 
-    pub fn issuer(&self) -> &TokenIssuer {
-        &self.issuer
-    }
-
     fn family_key(family: &str) -> String {
         format!("refresh-family:{family}")
     }

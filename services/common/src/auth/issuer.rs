@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Claims, Jwks, SigningKey, TokenType, Verifier};
+use super::{Claims, Jwks, SigningKey, TokenType};
 
 /// Device tokens live until revoked or rotated; the expiry only bounds a leaked key's reach.
 pub const DEVICE_TOKEN_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
@@ -57,15 +57,6 @@ impl TokenIssuer {
 
     pub fn service(&self, name: &str) -> String {
         self.sign(&self.claims(name, TokenType::Service, SERVICE_TOKEN_TTL_SECS))
-    }
-
-    /// A verifier that accepts exactly this issuer's tokens.
-    pub fn verifier(&self) -> Verifier {
-        let jwks = Jwks {
-            keys: vec![self.key.jwk()],
-        };
-        Verifier::new(&jwks, &self.issuer, &self.audience)
-            .expect("a JWKS built from our own key is valid")
     }
 
     pub fn jwks(&self) -> Jwks {
