@@ -1,19 +1,22 @@
 //! `pos up --demo`: a ready-made owner, store, menu and tablets with tokens, so a
-//! newcomer can call the API at once. Seeding is idempotent; tokens are re-issued on
-//! every start (which retires the previous run's tablet tokens).
+//! newcomer can call the API at once. The demo owner signs up through the public API like
+//! anyone (the development provider), so seeding is the same calls a client makes, and
+//! is idempotent: a second start logs in, finds the menu, and re-issues the tablet tokens
+//! (which retires the previous run's).
 
-use pos_common::{ApiError, ApiResult, auth::TokenIssuer};
-use pos_store::{
-    StoreRepo,
-    domain::{Bounded, Category, Grade, ProductName, SettlementDay, StoreName},
-    repo::NewProduct,
+use std::net::SocketAddr;
+
+use anyhow::{Context, bail};
+use pos_common::{
+    auth::TokenIssuer,
+    domain::{StoreId, UserId},
 };
-use pos_user::{
-    UserRepo,
-    provider::{DevProvider, IdentityProvider},
-    repo::{StoreRequest, UserRow},
+use pos_proto::v1::{
+    self as pb, login_result, store_service_client::StoreServiceClient,
+    user_service_client::UserServiceClient,
 };
 use serde::Serialize;
+use tonic::{metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel};
 
 /// The demo owner's e-mail; they log in through the development provider with it.
 pub const DEMO_OWNER_EMAIL: &str = "demo-owner@example.com";
@@ -32,84 +35,131 @@ pub struct DemoCredentials {
     pub device_ids: Vec<i64>,
 }
 
-/// The menu of SPEC section 3's worked example; product 3 is deleted.
-const MENU: [(&str, Category, i64, bool); 4] = [
-    ("Bibimbap", Category::MainMenu, 1_000, false),
-    ("Kimchi", Category::SubMenu, 500, false),
-    ("Japchae", Category::SubMenu, 700, true),
-    ("Sikhye", Category::Drink, 300, false),
+/// The worked example's menu: Bibimbap, Kimchi, Japchae (deleted) and Sikhye.
+const MENU: [(&str, pb::ProductCategory, i64, bool); 4] = [
+    ("Bibimbap", pb::ProductCategory::MainMenu, 1_000, false),
+    ("Kimchi", pb::ProductCategory::SubMenu, 500, false),
+    ("Japchae", pb::ProductCategory::SubMenu, 700, true),
+    ("Sikhye", pb::ProductCategory::Drink, 300, false),
 ];
 
-/// The demo owner as a real user (signed up through the development provider), so
-/// GetMe, login and refresh work for them like for anyone.
-async fn demo_owner(users: &UserRepo) -> ApiResult<UserRow> {
-    if let Some(user) = users.by_email(DEMO_OWNER_EMAIL).await? {
-        return Ok(user);
+type Authorized = InterceptedService<Channel, Bearer>;
+
+#[derive(Clone)]
+struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
+        Ok(request)
     }
-    let profile = DevProvider.profile(DEMO_OWNER_EMAIL).await?;
-    let request = StoreRequest {
-        store_name: "Demo Bistro".into(),
-        pos_grade: pos_proto::v1::PosGrade::Bronze as i32,
-        settlement_day: 1,
-    };
-    users.insert_pending(&profile, &request).await?;
-    users
-        .by_email(DEMO_OWNER_EMAIL)
-        .await?
-        .ok_or_else(|| ApiError::internal("demo owner vanished"))
 }
 
-pub async fn seed(
-    repo: &StoreRepo,
-    users: &UserRepo,
-    issuer: &TokenIssuer,
-) -> ApiResult<DemoCredentials> {
-    let owner = demo_owner(users).await?;
-    let name = StoreName::parse("Demo Bistro").map_err(ApiError::internal)?;
-    let day = SettlementDay::parse(1).map_err(ApiError::internal)?;
-    let (store, created) = repo
-        .create_store_for_owner(owner.id, &name, Grade::Bronze, day)
-        .await?;
-    if owner.store_id != Some(store.id) {
-        users.complete_store(owner.id, store.id).await?;
+fn bearer(token: &str) -> anyhow::Result<Bearer> {
+    Ok(Bearer(format!("Bearer {token}").parse()?))
+}
+
+/// The demo owner's access token: signed up on the first start, logged in after.
+async fn owner_access(users: &mut UserServiceClient<Channel>) -> anyhow::Result<String> {
+    let login = users
+        .login_with_provider_token(pb::LoginWithProviderTokenRequest {
+            provider_token: Some(pb::ProviderToken {
+                provider: "dev".into(),
+                access_token: DEMO_OWNER_EMAIL.into(),
+            }),
+        })
+        .await
+        .context("demo owner login")?
+        .into_inner();
+    let tokens = match login.result.and_then(|r| r.result) {
+        Some(login_result::Result::Tokens(tokens)) => tokens,
+        Some(login_result::Result::SignupTicket(ticket)) => users
+            .sign_up(pb::SignUpRequest {
+                identity: Some(pb::sign_up_request::Identity::SignupTicket(ticket.ticket)),
+                store_name: "Demo Bistro".into(),
+                pos_grade: pb::PosGrade::Bronze as i32,
+                settlement_day: 1,
+            })
+            .await
+            .context("demo owner signup")?
+            .into_inner()
+            .tokens
+            .context("signup answered no tokens")?,
+        None => bail!("login answered neither tokens nor a signup ticket"),
+    };
+    Ok(tokens.access_token)
+}
+
+async fn seed_menu(store: &mut StoreServiceClient<Authorized>) -> anyhow::Result<()> {
+    let existing = store
+        .list_products(pb::ListProductsRequest {
+            category: 0,
+            include_deleted: true,
+        })
+        .await?
+        .into_inner()
+        .products;
+    if !existing.is_empty() {
+        return Ok(());
     }
-    if created {
-        for (name, category, price, deleted) in MENU {
-            let product = repo
-                .create_product(
-                    store.id,
-                    &NewProduct {
-                        name: ProductName::parse(name).map_err(ApiError::internal)?,
-                        category,
-                        price: Bounded::parse(price).map_err(ApiError::internal)?,
-                        base_stock: Bounded::parse(100).map_err(ApiError::internal)?,
-                    },
-                )
+    for (name, category, price, deleted) in MENU {
+        let product = store
+            .create_product(pb::CreateProductRequest {
+                name: name.into(),
+                category: category as i32,
+                price,
+                base_stock: 100,
+            })
+            .await?
+            .into_inner()
+            .product
+            .context("created no product")?;
+        if deleted {
+            store
+                .delete_product(pb::DeleteProductRequest {
+                    product_id: product.id,
+                })
                 .await?;
-            if deleted {
-                repo.delete_product(store.id, product.id).await?;
-            }
         }
     }
+    Ok(())
+}
+
+/// Seeds the demo through the running stack at `addr`.
+pub async fn seed(addr: SocketAddr, issuer: &TokenIssuer) -> anyhow::Result<DemoCredentials> {
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut users = UserServiceClient::new(channel.clone());
+    let access = owner_access(&mut users).await?;
+    let me = UserServiceClient::with_interceptor(channel.clone(), bearer(&access)?)
+        .get_me(pb::GetMeRequest {})
+        .await?
+        .into_inner();
+    let owner = UserId::parse(me.user.context("GetMe answered no user")?.id)?;
+    let store_id = StoreId::parse(me.store_id)?;
+    let mut store = StoreServiceClient::with_interceptor(channel, bearer(&access)?);
+    seed_menu(&mut store).await?;
+    let devices = store
+        .list_devices(pb::ListDevicesRequest {})
+        .await?
+        .into_inner()
+        .devices;
     let mut device_tokens = Vec::new();
     let mut device_ids = Vec::new();
-    for device in repo
-        .devices_of_store(store.id)
-        .await?
-        .into_iter()
-        .take(DEMO_DEVICE_TOKENS)
-    {
-        if let Some(device) = repo
-            .rotate_device_credential(store.id, device.id, false)
+    for device in devices.into_iter().take(DEMO_DEVICE_TOKENS) {
+        let issued = store
+            .issue_device_token(pb::IssueDeviceTokenRequest {
+                device_id: device.id,
+            })
             .await?
-        {
-            device_tokens.push(issuer.device(store.id, device.id, device.credential_version));
-            device_ids.push(device.id);
-        }
+            .into_inner();
+        device_tokens.push(issued.device_token);
+        device_ids.push(device.id);
     }
     Ok(DemoCredentials {
-        store_id: store.id,
-        owner_token: issuer.owner_access(owner.id, Some(store.id), DEMO_OWNER_TOKEN_TTL_SECS),
+        store_id: store_id.get(),
+        owner_token: issuer.owner_access(owner, Some(store_id), DEMO_OWNER_TOKEN_TTL_SECS),
         device_tokens,
         device_ids,
     })

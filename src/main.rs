@@ -1,13 +1,10 @@
 //! `pos`: the one binary of the POS settlement mesh. See `pos --help`.
 
-use clap::Parser;
-use pos::cli::{Cli, run};
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    pos_common::telemetry::init(cli.telemetry.log_format);
-    match run(cli).await {
+    let matches = pos::cli::command().get_matches();
+    pos_common::telemetry::init(pos::cli::json_logs(&matches));
+    match pos::cli::run(matches).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("pos: {err:#}");

@@ -1,230 +1,161 @@
 //! `pos serve <role>`: one role per process, as Kubernetes runs them. Roles find each
-//! other by address, verify tokens with the user service's published keys, and share
-//! ephemeral state through Redis.
+//! other by address, verify tokens with the user role's published keys (or a JWKS
+//! file), and share ephemeral state through Redis.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, path::Path, sync::Arc};
 
 use anyhow::{Context, bail};
+use clap::ArgMatches;
 use pos_common::{
     auth::{
-        Authenticator, GrpcJwks, Jwks, JwksSource, KeyCache, Revocations, SigningKey, StaticJwks,
-        TokenIssuer,
+        GrpcJwks, JwkSet, JwksSource, KeyCache, SigningKey, StaticJwks, TokenIssuer, read_jwks,
     },
-    backend::{self, Backend, ServiceTokenLayer},
-    ephemeral::{self, SharedEphemeral},
-    storage::Db,
+    clock,
+    ephemeral,
+    peer::{ServiceCredential, connect_lazy},
+    role::{PeerRole, RoleContext},
+    storage::Database,
 };
-use pos_edge::{EdgeDeps, devices::StoreDeviceCredentials};
-use pos_proto::v1::store_internal_service_client::StoreInternalServiceClient;
-use pos_store::StoreRepo;
-use pos_user::{UserRepo, tokens::Tokens};
-use tower::Layer;
 
 use crate::{
-    cli::{Role, ServeArgs, announce, wait_for_shutdown},
-    roles::{self, UserDeps},
-    startup::{self, Running},
+    flags::{RoleFlags, TokenFlags},
+    registry::{self, RegisteredRole},
+    startup,
 };
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (mut running, db) = match args.role {
-        Role::Store => serve_store(&args).await?,
-        Role::User => serve_user(&args).await?,
-        Role::Edge => (serve_edge(&args).await?, None),
-    };
-    announce(running.addr);
-    wait_for_shutdown(&mut running, &args.shutdown).await?;
-    if let Some(db) = db {
-        db.close().await;
+pub async fn serve(role: &dyn RegisteredRole, flags: RoleFlags, matches: &ArgMatches) -> anyhow::Result<()> {
+    let (context, database) = context(role, &flags).await?;
+    let served = role
+        .build(matches, context)
+        .await
+        .map_err(|err| anyhow::anyhow!(err))
+        .with_context(|| format!("cannot start the {} role", role.name()))?;
+    let mut running = startup::serve(flags.serve.listen, served).await?;
+    startup::announce(running.addr);
+    startup::wait_for_shutdown(&mut running, flags.serve.shutdown.grace_secs).await?;
+    if let Some(database) = database {
+        database.close().await;
     }
     Ok(())
 }
 
-fn required<'a>(value: &'a Option<String>, what: &str) -> anyhow::Result<&'a str> {
-    value
-        .as_deref()
-        .with_context(|| format!("{what} is required for this role"))
-}
-
-async fn database(args: &ServeArgs) -> anyhow::Result<Db> {
-    let db = Db::connect(required(
-        &args.database_url,
-        "POS_DATABASE_URL (--database-url)",
-    )?)
-    .await?;
-    if args.migrate {
-        pos_store::migrate(&db).await?;
-        pos_user::migrate(&db).await?;
-    }
-    Ok(db)
-}
-
-fn issuer_from(args: &ServeArgs, path: &std::path::Path) -> anyhow::Result<TokenIssuer> {
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read key {}", path.display()))?;
-    let key = SigningKey::from_pkcs8_pem(&pem).map_err(anyhow::Error::msg)?;
+fn issuer(tokens: &TokenFlags, path: &Path) -> anyhow::Result<TokenIssuer> {
+    let key = SigningKey::from_file(path)
+        .with_context(|| format!("cannot use the key in {}", path.display()))?;
     Ok(TokenIssuer::new(
         Arc::new(key),
-        &args.auth.jwt_issuer,
-        &args.auth.jwt_audience,
+        &tokens.jwt_issuer,
+        &tokens.jwt_audience,
     ))
 }
 
-fn signing_key(args: &ServeArgs) -> anyhow::Result<Option<TokenIssuer>> {
-    args.signing_key_file
-        .as_deref()
-        .map(|path| issuer_from(args, path))
-        .transpose()
+fn jwks(path: &Path) -> anyhow::Result<JwkSet> {
+    read_jwks(path).with_context(|| format!("cannot use the key set in {}", path.display()))
 }
 
-fn required_signing_key(args: &ServeArgs) -> anyhow::Result<TokenIssuer> {
-    signing_key(args)?
-        .context("POS_SIGNING_KEY_FILE (--signing-key-file) is required for this role")
-}
-
-/// What signs this role's service tokens: the service key, else the signing key.
-fn service_issuer(args: &ServeArgs) -> anyhow::Result<TokenIssuer> {
-    match &args.service_key_file {
-        Some(path) => issuer_from(args, path),
-        None => signing_key(args)?.context(
-            "POS_SERVICE_KEY_FILE (or POS_SIGNING_KEY_FILE) is required for this role: it signs its service token",
-        ),
-    }
-}
-
-/// Redis: the user role writes refresh families and the logout deny-list that the edge
-/// must read, so separate processes cannot run on per-process memory.
-async fn shared_state(args: &ServeArgs) -> anyhow::Result<SharedEphemeral> {
-    let url = args.ephemeral.redis_url.as_deref().context(
-        "POS_REDIS_URL is required for this role: logins, logouts and rate limits are shared through Redis",
-    )?;
-    Ok(ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?)
-}
-
-/// The keys that verify tokens: a JWKS file, else the user service's GetJwks.
-fn key_source(args: &ServeArgs) -> anyhow::Result<Arc<dyn JwksSource>> {
-    if let Some(path) = &args.auth.jwks_file {
-        let jwks = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
-        return Ok(Arc::new(StaticJwks(jwks)));
-    }
-    match &args.peers.user_addr {
-        Some(addr) => Ok(Arc::new(GrpcJwks::new(peer(addr)?))),
-        None => bail!(
-            "POS_JWKS_FILE (--jwks-file) or POS_USER_ADDR is required: the public keys that verify tokens"
-        ),
-    }
-}
-
-fn peer(addr: &str) -> anyhow::Result<Backend> {
-    backend::connect_lazy(addr).map_err(anyhow::Error::msg)
-}
-
-async fn authenticator(
-    args: &ServeArgs,
-    source: Arc<dyn JwksSource>,
-    state: Option<SharedEphemeral>,
-) -> Authenticator {
-    let keys = KeyCache::new(source, &args.auth.jwt_issuer, &args.auth.jwt_audience).await;
-    Authenticator::new(Arc::new(keys), state.map(Revocations::new))
-}
-
-async fn serve_store(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
-    let db = database(args).await?;
-    let state = match &args.ephemeral.redis_url {
-        Some(url) => Some(ephemeral::connect(Some(url), &args.ephemeral.redis_key_prefix).await?),
+/// What the role is built from, out of its flags.
+async fn context(
+    role: &dyn RegisteredRole,
+    flags: &RoleFlags,
+) -> anyhow::Result<(RoleContext, Option<Database>)> {
+    let needs = role.needs();
+    let clock = clock::system();
+    let database = match (&flags.database, needs.migrations) {
+        (Some(db), Some(migrations)) => {
+            let database = Database::connect(&db.database_url).await?;
+            if db.migrate_on_start {
+                database.migrate(migrations).await?;
+            }
+            Some(database)
+        }
+        _ => None,
+    };
+    let shared_state = match &flags.shared_state {
+        Some(state) => match &state.redis_url {
+            Some(url) => Some(ephemeral::connect(Some(url), &state.redis_key_prefix).await?),
+            None => None,
+        },
         None => None,
     };
-    let mut auth = authenticator(args, key_source(args)?, state).await;
-    if let Some(path) = &args.service_jwks_file {
-        let jwks = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
-        let keys = KeyCache::new(
-            Arc::new(StaticJwks(jwks)),
-            &args.auth.jwt_issuer,
-            &args.auth.jwt_audience,
-        )
-        .await;
-        auth = auth.with_service_keys(Arc::new(keys));
-    }
-    let services = roles::store(StoreRepo::new(db.clone()), signing_key(args)?);
-    Ok((
-        startup::serve_role(args.listen, services, auth).await?,
-        Some(db),
-    ))
-}
-
-async fn serve_user(args: &ServeArgs) -> anyhow::Result<(Running, Option<Db>)> {
-    let db = database(args).await?;
-    let issuer = required_signing_key(args)?;
-    let state = shared_state(args).await?;
-    // The user service owns the signing key: it verifies with its own public key, and
-    // with retired ones while tokens they signed may still be alive.
-    let mut published = issuer.jwks();
-    if let Some(path) = &args.auth.previous_jwks_file {
-        let retired = Jwks::from_file(path).map_err(anyhow::Error::msg)?;
-        let current: Vec<String> = published.keys.iter().map(|k| k.kid.clone()).collect();
-        published.keys.extend(
-            retired
-                .keys
-                .into_iter()
-                .filter(|k| !current.contains(&k.kid)),
-        );
-    }
-    let auth = authenticator(
-        args,
-        Arc::new(StaticJwks(published.clone())),
-        Some(state.clone()),
-    )
-    .await;
-    let store = peer(required(&args.peers.store_addr, "POS_STORE_ADDR")?)?;
-    let service_token = ServiceTokenLayer::new(service_issuer(args)?, "user");
-    let services = roles::user(UserDeps {
-        repo: UserRepo::new(db.clone()),
-        providers: args.identity.providers(false)?,
-        ephemeral: state.clone(),
-        tokens: Tokens::new(
-            issuer.clone(),
-            auth.keys().clone(),
-            state,
-            args.identity.lifetimes(),
-        ),
-        stores: StoreInternalServiceClient::new(service_token.layer(store)),
-        redirect_uris: args.identity.oauth_redirect_uris.clone(),
-        published_keys: published,
-    });
-    Ok((
-        startup::serve_role(args.listen, services, auth).await?,
-        Some(db),
-    ))
-}
-
-async fn serve_edge(args: &ServeArgs) -> anyhow::Result<Running> {
-    let store = peer(required(&args.peers.store_addr, "POS_STORE_ADDR")?)?;
-    let user = peer(required(&args.peers.user_addr, "POS_USER_ADDR")?)?;
-    let mut backends = HashMap::from([
-        ("pos.v1.StoreService", store.clone()),
-        ("pos.v1.UserService", user),
-    ]);
-    if let Some(addr) = &args.peers.trade_addr {
-        backends.insert("pos.v1.TradeService", peer(addr)?);
-    }
-    if let Some(addr) = &args.peers.settlement_addr {
-        backends.insert("pos.v1.SettlementService", peer(addr)?);
-    }
-    let state = shared_state(args).await?;
-    let jwks = key_source(args)?;
-    let auth = authenticator(args, jwks.clone(), Some(state.clone())).await;
-    let service_token = ServiceTokenLayer::new(service_issuer(args)?, "edge");
-    let router = pos_edge::router(
-        &args.limits.edge_config(args.cors_allowed_origins.clone()),
-        EdgeDeps {
-            backends,
-            auth,
-            devices: Arc::new(StoreDeviceCredentials::new(store, &service_token)),
-            ephemeral: state,
-            jwks,
-        },
-    )
-    .await
-    .map_err(anyhow::Error::msg)?;
-    startup::serve_http(args.listen, router).await
+    let tokens = &flags.tokens;
+    let signing = flags
+        .signing
+        .as_ref()
+        .and_then(|s| s.signing_key_file.as_deref())
+        .map(|path| issuer(tokens, path))
+        .transpose()?;
+    let service_issuer = match flags
+        .service_key
+        .as_ref()
+        .and_then(|s| s.service_key_file.as_deref())
+    {
+        Some(path) => Some(issuer(tokens, path)?),
+        None => signing.clone(),
+    };
+    let peers: HashMap<&'static str, PeerRole> = flags
+        .peers
+        .iter()
+        .map(|(name, address)| {
+            let services = registry::role(name).map_or(&[][..], |r| r.services());
+            Ok((
+                *name,
+                PeerRole {
+                    services,
+                    peer: connect_lazy(address)?,
+                },
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let (key_source, published_keys): (Arc<dyn JwksSource>, Option<JwkSet>) =
+        if let Some(own) = &flags.own_keys {
+            let Some(issuer) = &signing else {
+                bail!("POS_SIGNING_KEY_FILE is required: the {} role signs tokens", role.name());
+            };
+            // Our key, and retired ones while tokens they signed may still be alive.
+            let mut published = issuer.jwks();
+            if let Some(path) = &own.previous_jwks_file {
+                for key in jwks(path)?.keys {
+                    if published.find(key.common.key_id.as_deref().unwrap_or_default()).is_none() {
+                        published.keys.push(key);
+                    }
+                }
+            }
+            (Arc::new(StaticJwks(published.clone())), Some(published))
+        } else if let Some(path) = flags.published_keys.as_ref().and_then(|k| k.jwks_file.as_deref()) {
+            (Arc::new(StaticJwks(jwks(path)?)), None)
+        } else if let Some(user) = peers.get("user") {
+            (Arc::new(GrpcJwks::new(user.peer.clone())), None)
+        } else {
+            bail!(
+                "POS_JWKS_FILE (--jwks-file) or POS_USER_ADDR (--user-addr) is required: the public keys that verify tokens"
+            );
+        };
+    let keys = Arc::new(KeyCache::new(key_source.clone(), &tokens.jwt_issuer, &tokens.jwt_audience).await);
+    let service_keys = match &tokens.service_jwks_file {
+        Some(path) => Some(Arc::new(
+            KeyCache::new(
+                Arc::new(StaticJwks(jwks(path)?)),
+                &tokens.jwt_issuer,
+                &tokens.jwt_audience,
+            )
+            .await,
+        )),
+        None => None,
+    };
+    let context = RoleContext {
+        database: database.clone(),
+        shared_state,
+        keys,
+        key_source,
+        published_keys,
+        service_keys,
+        signing,
+        service_credential: service_issuer
+            .map(|issuer| ServiceCredential::new(issuer, role.name(), clock.clone())),
+        peers,
+        clock,
+        listen: flags.serve.listen,
+        embedded: false,
+    };
+    Ok((context, database))
 }

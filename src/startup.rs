@@ -1,52 +1,35 @@
 //! Starts servers and returns their bound address (port 0 picks a free one), so
 //! `pos serve`, `pos up` and the tests all run exactly the same assembly.
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
-    backend::{self, Backend},
     introspection::add_health_and_reflection,
+    peer::{self, Peer},
+    role::{GrpcServices, Served},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
-use tower::{Layer, Service};
+use tower::Layer;
 
-/// Largest request or response message any service accepts (4 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Requests without a shorter `grpc-timeout` are cut off after this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A role's gRPC services and their names.
-#[derive(Default)]
-pub struct RoleServices {
-    routes: RoutesBuilder,
-    names: Vec<&'static str>,
+/// A role's gRPC services in this process behind their auth layer: how the edge and
+/// other roles call it in `pos up`.
+pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
+    let (routes, _) = services.into_parts();
+    peer::in_process(AuthLayer::new(auth).layer(routes.routes()))
 }
 
-impl RoleServices {
-    pub fn add<S>(&mut self, service: S) -> &mut Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
-        self.names.push(S::NAME);
-        self.routes.add_service(service);
-        self
-    }
-
-    /// The services in this process behind their auth layer: what the edge and other
-    /// services call in `pos up`.
-    pub fn into_backend(self, auth: Authenticator) -> Backend {
-        backend::in_process(AuthLayer::new(auth).layer(self.routes.routes()))
+/// Serves what a role built on `listen`.
+pub async fn serve(listen: SocketAddr, served: Served) -> anyhow::Result<Running> {
+    match served {
+        Served::Grpc { services, auth } => serve_grpc(listen, services, auth).await,
+        Served::Front(router) => serve_http(listen, router).await,
     }
 }
 
@@ -87,17 +70,15 @@ impl Running {
 }
 
 /// Serves one role's services with health, reflection and the auth layer.
-pub async fn serve_role(
+pub async fn serve_grpc(
     listen: SocketAddr,
-    services: RoleServices,
+    services: GrpcServices,
     auth: Authenticator,
 ) -> anyhow::Result<Running> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
-    let RoleServices { mut routes, names } = services;
-    add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (mut routes, names) = services.into_parts();
+    add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET).await?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(DEFAULT_REQUEST_TIMEOUT)
@@ -175,4 +156,22 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested, finishing in-flight calls");
+}
+
+/// The line scripts and tests wait for before calling the server.
+pub fn announce(addr: SocketAddr) {
+    use std::io::Write;
+    println!("listening on {addr}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs until a fatal error or a stop signal, then stops within the grace period.
+pub async fn wait_for_shutdown(running: &mut Running, grace_secs: u64) -> anyhow::Result<()> {
+    tokio::select! {
+        result = running.wait() => return result,
+        _ = shutdown_signal() => {}
+    }
+    running
+        .stop_in_place(Duration::from_secs(grace_secs))
+        .await
 }

@@ -14,14 +14,11 @@ use std::{
 use anyhow::Context;
 use clap::Parser;
 use pos::{
-    roles,
-    stack::{self, StackConfig},
-    startup,
+    demo, registry, startup,
+    up::{self, Databases, Plumbing},
 };
-use pos_common::{auth::SigningKey, ephemeral::MemoryStore, storage::Db};
-use pos_edge::EdgeConfig;
+use pos_common::{auth::SigningKey, clock, ephemeral::MemoryStore};
 use pos_proto::v1::{GetMyStoreRequest, store_service_client::StoreServiceClient};
-use pos_store::domain::{Grade, SettlementDay, StoreName};
 use tonic::{metadata::MetadataValue, transport::Channel};
 
 #[derive(Debug, Parser)]
@@ -150,40 +147,31 @@ async fn main() -> anyhow::Result<()> {
         args.what
     );
     let dir = std::env::temp_dir().join(format!("pos-bench-{}", std::process::id()));
-    let store_db = Db::sqlite_in_dir(&dir, "store.db").await?;
-    let user_db = Db::sqlite_in_dir(&dir, "user.db").await?;
-    let stack = stack::start(StackConfig {
-        listen: "127.0.0.1:0".parse()?,
-        store_db,
-        user_db,
-        ephemeral: Arc::new(MemoryStore::new()),
-        signing_key: Arc::new(SigningKey::generate()),
-        edge: EdgeConfig {
-            cors_allowed_origins: vec![],
-            // The limit is not what is measured here.
-            rate_limit_per_minute: u32::MAX,
-            default_deadline: Duration::from_secs(30),
-            max_message_bytes: startup::MAX_MESSAGE_BYTES,
+    // The limit is not what is measured here.
+    let unlimited = u32::MAX.to_string();
+    let matches = up::matches(&["--rate-limit-per-minute", &unlimited])?;
+    let stack = up::start(
+        Plumbing {
+            listen: "127.0.0.1:0".parse()?,
+            databases: Databases::SqliteIn(dir.clone()),
+            ephemeral: Arc::new(MemoryStore::new(clock::system())),
+            signing_key: Arc::new(SigningKey::generate()),
+            clock: clock::system(),
         },
-        providers: Default::default(),
-        redirect_uris: vec![],
-        lifetimes: Default::default(),
-    })
-    .await?;
-    let direct = startup::serve_role(
-        "127.0.0.1:0".parse()?,
-        roles::store(stack.store_repo.clone(), None),
-        stack.auth.clone(),
+        &matches,
     )
     .await?;
-    let name = StoreName::parse("Bench").map_err(anyhow::Error::msg)?;
-    let day = SettlementDay::parse(1).map_err(anyhow::Error::msg)?;
-    let (store, _) = stack
-        .store_repo
-        .create_store_for_owner(1, &name, Grade::Bronze, day)
+    // The same store role once more, on a port of its own: the direct path.
+    let store = registry::role("store").context("the registry has a store role")?;
+    let context = stack.context(store, Default::default()).await?;
+    let served = store
+        .build(&matches, context)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = stack.issuer.owner_access(1, Some(store.id), 3600);
+        .map_err(|err| anyhow::anyhow!(err))?;
+    let direct = startup::serve("127.0.0.1:0".parse()?, served).await?;
+    let token = demo::seed(stack.running.addr, &stack.issuer)
+        .await?
+        .owner_token;
 
     println!(
         "GetMyStore, {} callers on {} connections, {} s x {} rounds per target, {} cores",
@@ -218,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
         edge_p99 - direct_p99
     );
     direct.stop(Duration::from_secs(2)).await?;
-    stack.running.stop(Duration::from_secs(2)).await?;
+    stack.stop(Duration::from_secs(2)).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

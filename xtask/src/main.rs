@@ -20,6 +20,7 @@
 //! Tool caches (venv, npm) live in `$POS_CACHE_DIR` (default `~/.cache/pos-mesh`).
 
 mod services;
+mod sqlx_data;
 mod tools;
 mod util;
 
@@ -29,7 +30,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 use util::{cache_dir, cargo, interrupted, run, succeeds};
 
-const USAGE: &str = "usage: cargo xtask <test [FILTER/NEXTEST ARGS...] | lint | setup>";
+const USAGE: &str =
+    "usage: cargo xtask <test [FILTER/NEXTEST ARGS...] | lint | setup | sqlx-prepare [--check]>";
 
 fn main() -> ExitCode {
     util::install_ctrlc_handler();
@@ -42,6 +44,12 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "lint" => lint(),
         "setup" => setup(),
+        "sqlx-prepare" => {
+            let mut steps = Steps::new("sqlx-prepare");
+            let check = rest.iter().any(|a| a == "--check");
+            steps.run("query data", || sqlx_data::prepare(check));
+            steps.finish()
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -101,6 +101,24 @@ impl Postgres {
         })
     }
 
+    /// The URL of database `name` on this server.
+    pub fn database_url(&self, name: &str) -> String {
+        let (base, query) = match self.url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (self.url.as_str(), None),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        let mut url = format!("{}/{name}", &base[..host_end]);
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
+        }
+        url
+    }
+
     /// Drops every database whose name starts with `run_id`; returns their names.
     pub fn drop_databases(&self, run_id: &str) -> Result<Vec<String>> {
         ensure!(

@@ -1,21 +1,87 @@
-//! Domain values shared by more than one service (the store a signup asks for is
-//! validated by the user service before the store service creates it), parsed once
-//! (parse, don't validate). Parse errors are the reasons that become field violations.
+//! Domain values shared by more than one service, parsed once (parse, don't validate):
+//! ids, and the store a signup asks for (validated by the user service before the store
+//! service creates it). A failed parse is an [`Invalid`] saying why, which handlers turn
+//! into a field violation.
+
+use std::borrow::Cow;
 
 use pos_proto::v1::PosGrade;
 
+/// Why a value was refused, in words a client can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(Cow<'static, str>);
+
+impl Invalid {
+    pub fn new(why: impl Into<Cow<'static, str>>) -> Self {
+        Self(why.into())
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(i64);
+
+        impl $name {
+            /// A positive id, as clients send it.
+            pub fn parse(raw: i64) -> Result<Self, Invalid> {
+                if raw > 0 {
+                    Ok(Self(raw))
+                } else {
+                    Err(Invalid::new("must be a positive id"))
+                }
+            }
+
+            /// An id the database handed out (always positive: sequences start at 1).
+            pub fn from_stored(raw: i64) -> Self {
+                Self(raw)
+            }
+
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An owner (a row of the user service).
+    UserId
+);
+id_type!(
+    /// A store (one per owner).
+    StoreId
+);
+id_type!(
+    /// An ordering tablet of a store.
+    DeviceId
+);
+id_type!(
+    /// A product of a store's menu.
+    ProductId
+);
+
+/// A store's name: 1-20 characters after trimming, on one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreName(String);
 
 impl StoreName {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let name = raw.trim();
         let chars = name.chars().count();
         if chars == 0 || chars > 20 {
-            return Err("must be 1-20 characters".into());
+            return Err(Invalid::new("must be 1-20 characters"));
         }
         if name.chars().any(|c| c == '\n' || c == '\r') {
-            return Err("must not contain line breaks".into());
+            return Err(Invalid::new("must not contain line breaks"));
         }
         Ok(Self(name.to_string()))
     }
@@ -25,6 +91,7 @@ impl StoreName {
     }
 }
 
+/// The POS plan a store signed up for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grade {
     Bronze,
@@ -33,17 +100,19 @@ pub enum Grade {
 }
 
 impl Grade {
-    pub fn parse(raw: i32) -> Result<Self, String> {
+    pub const ALL: [Grade; 3] = [Grade::Bronze, Grade::Silver, Grade::Gold];
+
+    pub fn parse(raw: i32) -> Result<Self, Invalid> {
         match PosGrade::try_from(raw) {
             Ok(PosGrade::Bronze) => Ok(Self::Bronze),
             Ok(PosGrade::Silver) => Ok(Self::Silver),
             Ok(PosGrade::Gold) => Ok(Self::Gold),
-            _ => Err("must be BRONZE, SILVER or GOLD".into()),
+            _ => Err(Invalid::new("must be BRONZE, SILVER or GOLD")),
         }
     }
 
     /// How many ordering tablets a store of this grade gets at signup.
-    pub fn device_count(self) -> i64 {
+    pub fn device_count(self) -> i32 {
         match self {
             Self::Bronze => 30,
             Self::Silver => 50,
@@ -51,7 +120,8 @@ impl Grade {
         }
     }
 
-    pub fn as_db(self) -> &'static str {
+    /// The name stored in databases.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Bronze => "BRONZE",
             Self::Silver => "SILVER",
@@ -59,12 +129,16 @@ impl Grade {
         }
     }
 
-    pub fn proto_from_db(stored: &str) -> PosGrade {
-        match stored {
-            "BRONZE" => PosGrade::Bronze,
-            "SILVER" => PosGrade::Silver,
-            "GOLD" => PosGrade::Gold,
-            _ => PosGrade::Unspecified,
+    /// The grade a stored name stands for; `None` for a name this build does not know.
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|grade| grade.as_str() == stored)
+    }
+
+    pub fn to_proto(self) -> PosGrade {
+        match self {
+            Self::Bronze => PosGrade::Bronze,
+            Self::Silver => PosGrade::Silver,
+            Self::Gold => PosGrade::Gold,
         }
     }
 }
@@ -76,17 +150,26 @@ pub struct SettlementDay(i32);
 impl SettlementDay {
     pub const ALLOWED: [i32; 6] = [1, 5, 10, 15, 20, 25];
 
-    pub fn parse(raw: i32) -> Result<Self, String> {
+    pub fn parse(raw: i32) -> Result<Self, Invalid> {
         if Self::ALLOWED.contains(&raw) {
             Ok(Self(raw))
         } else {
-            Err("must be one of 1, 5, 10, 15, 20, 25".into())
+            Err(Invalid::new("must be one of 1, 5, 10, 15, 20, 25"))
         }
     }
 
     pub fn get(self) -> i32 {
         self.0
     }
+}
+
+/// What a new owner's store is to be: validated by the user service at signup, kept
+/// until the store service has created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRequest {
+    pub name: StoreName,
+    pub grade: Grade,
+    pub settlement_day: SettlementDay,
 }
 
 #[cfg(test)]
@@ -108,7 +191,13 @@ mod tests {
             Ok(100)
         );
         assert!(Grade::parse(0).is_err());
+        for grade in Grade::ALL {
+            assert_eq!(Grade::from_name(grade.as_str()), Some(grade));
+        }
+        assert_eq!(Grade::from_name("PLATINUM"), None);
         assert!(SettlementDay::parse(25).is_ok());
         assert!(SettlementDay::parse(2).is_err());
+        assert!(StoreId::parse(0).is_err());
+        assert_eq!(StoreId::parse(7).map(StoreId::get), Ok(7));
     }
 }

@@ -1,5 +1,5 @@
 //! Short-lived shared state (token deny-lists, refresh families, rate-limit counters,
-//! caches, locks): Redis in production so every replica sees the same state, and an
+//! login state): Redis in production so every replica sees the same state, and an
 //! in-memory map when no Redis is configured (`pos up`, one process).
 
 mod memory;
@@ -13,12 +13,25 @@ pub use memory::MemoryStore;
 pub use redis_store::RedisStore;
 
 #[derive(Debug, thiserror::Error)]
-#[error("ephemeral store unavailable: {0}")]
-pub struct EphemeralError(pub String);
+pub enum EphemeralError {
+    #[error("the ephemeral store is unreachable")]
+    Unavailable(#[source] redis::RedisError),
+    #[error("{key} does not hold a counter")]
+    NotACounter { key: String },
+}
 
 impl From<EphemeralError> for crate::ApiError {
     fn from(err: EphemeralError) -> Self {
-        crate::ApiError::unavailable("ephemeral store", err)
+        match err {
+            EphemeralError::Unavailable(_) => crate::ApiError::unavailable("ephemeral store", err),
+            EphemeralError::NotACounter { .. } => crate::ApiError::internal(err),
+        }
+    }
+}
+
+impl From<EphemeralError> for tonic::Status {
+    fn from(err: EphemeralError) -> Self {
+        crate::ApiError::from(err).into()
     }
 }
 
@@ -46,28 +59,37 @@ pub trait EphemeralStore: Send + Sync + 'static {
         new: &str,
         ttl: Duration,
     ) -> EphemeralResult<bool>;
+    /// Whether any of `keys` exists, in one round trip however many keys are asked.
+    async fn exists_any(&self, keys: &[String]) -> EphemeralResult<bool>;
 }
 
 pub type SharedEphemeral = Arc<dyn EphemeralStore>;
 
-/// Redis when a URL is given, else in memory.
+/// Redis when a URL is given, else in memory on the system clock.
 pub async fn connect(
     redis_url: Option<&str>,
     key_prefix: &str,
 ) -> EphemeralResult<SharedEphemeral> {
     Ok(match redis_url {
         Some(url) => Arc::new(RedisStore::connect(url, key_prefix).await?),
-        None => Arc::new(MemoryStore::new()),
+        None => Arc::new(MemoryStore::new(crate::clock::system())),
     })
 }
 
 #[cfg(test)]
 pub(crate) mod contract {
-    //! The behaviour every implementation must show; run against each.
+    //! The behaviour every implementation must show; run against each. `expire` makes
+    //! `ttl` pass: a manual clock moves for the in-memory store, real time for Redis.
+    use std::future::Future;
+
     use super::*;
 
-    pub async fn check(store: &dyn EphemeralStore) {
-        let ttl = Duration::from_secs(60);
+    pub async fn check<F, Fut>(store: &dyn EphemeralStore, ttl_short: Duration, expire: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let ttl = Duration::from_secs(600);
         assert_eq!(store.get("missing").await.expect("get"), None);
 
         store.set("k", "v1", ttl).await.expect("set");
@@ -80,17 +102,46 @@ pub(crate) mod contract {
         assert_eq!(store.increment("n", 1, ttl).await.expect("incr"), 1);
         assert_eq!(store.increment("n", 5, ttl).await.expect("incr"), 6);
 
+        assert!(
+            store
+                .exists_any(&["none-1".into(), "k".into()])
+                .await
+                .expect("exists")
+        );
+        assert!(
+            !store
+                .exists_any(&["none-1".into(), "none-2".into()])
+                .await
+                .expect("exists")
+        );
         assert!(store.delete("k").await.expect("del"));
         assert!(!store.delete("k").await.expect("del"));
         assert_eq!(store.get("k").await.expect("get"), None);
 
-        let short = Duration::from_millis(1100);
-        store.set("brief", "x", short).await.expect("set");
-        assert_eq!(store.increment("brief-n", 2, short).await.expect("incr"), 2);
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        store.set("brief", "x", ttl_short).await.expect("set");
+        assert_eq!(
+            store.increment("brief-n", 2, ttl_short).await.expect("incr"),
+            2
+        );
+        // A later increment does not extend the counter's life.
+        assert_eq!(
+            store.increment("brief-n", 1, ttl).await.expect("incr"),
+            3
+        );
+        expire().await;
         assert_eq!(store.get("brief").await.expect("get"), None);
-        assert_eq!(store.increment("brief-n", 1, short).await.expect("incr"), 1);
-        assert!(store.set_if_absent("brief", "y", short).await.expect("nx"));
+        assert!(
+            !store
+                .exists_any(&["brief".into()])
+                .await
+                .expect("exists")
+        );
+        assert_eq!(
+            store.increment("brief-n", 1, ttl_short).await.expect("incr"),
+            1
+        );
+        assert!(store.set_if_absent("brief", "y", ttl).await.expect("nx"));
+        assert!(!store.delete("expired-never-set").await.expect("del"));
 
         store.set("cas", "a", ttl).await.expect("set");
         assert!(

@@ -1,16 +1,19 @@
 //! The one error type every RPC returns. It maps to a gRPC status carrying
 //! `google.rpc.ErrorInfo` (reason, domain `pos.v1`, metadata) and, for validation,
-//! `google.rpc.BadRequest` field violations. Internal causes are logged, never sent.
+//! `google.rpc.BadRequest` field violations. An internal cause travels with the error so
+//! it can be logged where the error leaves the process, and is never sent to a client.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::domain::Invalid;
+
 /// The `ErrorInfo.domain` of every error this system returns.
 pub const ERROR_DOMAIN: &str = "pos.v1";
 
-/// Machine-readable reasons of SPEC section 5, sent as `ErrorInfo.reason`.
+/// Machine-readable reasons, sent as `ErrorInfo.reason`; each travels with one gRPC code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     TokenMissing,
@@ -33,6 +36,7 @@ pub enum Reason {
     AmountChanged,
     SignupTicketExpired,
     ReservationClosed,
+    IdempotencyKeyReused,
     InvalidArgument,
     RateLimited,
     DependencyUnavailable,
@@ -62,6 +66,7 @@ impl Reason {
             Reason::AmountChanged => "AMOUNT_CHANGED",
             Reason::SignupTicketExpired => "SIGNUP_TICKET_EXPIRED",
             Reason::ReservationClosed => "RESERVATION_CLOSED",
+            Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
             Reason::RateLimited => "RATE_LIMITED",
             Reason::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
@@ -82,9 +87,8 @@ impl Reason {
             UserNotFound | StoreNotFound | ProductNotFound | DeviceNotFound | OpenTradeNotFound
             | ReservationNotFound => Code::NotFound,
             EmailAlreadyUsed => Code::AlreadyExists,
-            OutOfStock | AmountChanged | SignupTicketExpired | ReservationClosed => {
-                Code::FailedPrecondition
-            }
+            OutOfStock | AmountChanged | SignupTicketExpired | ReservationClosed
+            | IdempotencyKeyReused => Code::FailedPrecondition,
             InvalidArgument => Code::InvalidArgument,
             RateLimited => Code::ResourceExhausted,
             DependencyUnavailable => Code::Unavailable,
@@ -100,13 +104,18 @@ pub struct FieldViolation {
     pub description: String,
 }
 
-/// An RPC failure: a reason, a human message, optional metadata and field violations.
+/// What caused an internal or unavailable error: kept for the log, never sent.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An RPC failure: a reason, a human message, optional metadata and field violations,
+/// and for internal failures the cause.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     reason: Reason,
     message: String,
     metadata: HashMap<String, String>,
     violations: Vec<FieldViolation>,
+    cause: Option<Cause>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -118,14 +127,15 @@ impl ApiError {
             message: message.into(),
             metadata: HashMap::new(),
             violations: Vec::new(),
+            cause: None,
         }
     }
 
     /// A validation failure naming one field.
-    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<String>, why: impl std::fmt::Display) -> Self {
         Self::invalid_fields(vec![FieldViolation {
             field: field.into(),
-            description: description.into(),
+            description: why.to_string(),
         }])
     }
 
@@ -139,19 +149,27 @@ impl ApiError {
         }
     }
 
-    /// An unexpected failure. The cause is logged here and replaced by an opaque message.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
-        Self::new(Reason::Internal, "internal error")
+    /// An unexpected failure. The client sees an opaque message; the cause is logged when
+    /// the error becomes a status.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::new(Reason::Internal, "internal error").caused_by(cause)
     }
 
     /// A dependency (database, cache, another service) is down; the client may retry.
-    pub fn unavailable(what: &str, cause: impl std::fmt::Display) -> Self {
-        tracing::warn!(%cause, dependency = what, "dependency unavailable");
+    pub fn unavailable(
+        what: &str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Self::new(
             Reason::DependencyUnavailable,
             format!("{what} is unavailable, retry later"),
         )
+        .caused_by(cause)
+    }
+
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
     }
 
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl ToString) -> Self {
@@ -162,6 +180,33 @@ impl ApiError {
     pub fn reason(&self) -> Reason {
         self.reason
     }
+
+    /// The message a client sees.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Writes the error and its whole cause chain to the log, at a level that fits it.
+    fn log(&self) {
+        let Some(cause) = &self.cause else { return };
+        let chain = cause_chain(cause.as_ref());
+        match self.reason {
+            Reason::Internal => tracing::error!(cause = %chain, "internal error"),
+            _ => tracing::warn!(cause = %chain, reason = self.reason.as_str(), "{}", self.message),
+        }
+    }
+}
+
+/// `cause: its cause: ...`, so one log line says everything.
+fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        chain.push_str(": ");
+        chain.push_str(&source.to_string());
+        next = source.source();
+    }
+    chain
 }
 
 impl std::fmt::Display for ApiError {
@@ -170,46 +215,23 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
+        err.log();
         let mut details =
-            ErrorDetails::with_error_info(err.reason.as_str(), ERROR_DOMAIN, err.metadata.clone());
+            ErrorDetails::with_error_info(err.reason.as_str(), ERROR_DOMAIN, err.metadata);
         for violation in &err.violations {
             details.add_bad_request_violation(&violation.field, &violation.description);
         }
         Status::with_error_details(err.reason.code(), err.message, details)
-    }
-}
-
-/// Database failures: connection trouble and lock contention (a deadlock victim, a
-/// serialization failure, SQLite still busy after its timeout) are retryable
-/// UNAVAILABLE; anything else is INTERNAL.
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => ApiError::unavailable("database", err),
-            sqlx::Error::Database(ref db) if is_contention(db.code().as_deref()) => {
-                ApiError::unavailable("database", err)
-            }
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-/// PostgreSQL deadlock (40P01), serialization failure (40001), lock not available
-/// (55P03); SQLite BUSY (5) and LOCKED (6) with their extended codes.
-fn is_contention(code: Option<&str>) -> bool {
-    match code {
-        Some("40P01" | "40001" | "55P03") => true,
-        Some(sqlite) => sqlite
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-        None => false,
     }
 }
 
@@ -222,15 +244,15 @@ impl Violations {
         Self::default()
     }
 
-    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+    pub fn add(&mut self, field: &str, why: impl std::fmt::Display) {
         self.0.push(FieldViolation {
             field: field.to_string(),
-            description: description.into(),
+            description: why.to_string(),
         });
     }
 
     /// Records the error of a parse, keeping the parsed value when it succeeded.
-    pub fn check<T>(&mut self, field: &str, parsed: Result<T, String>) -> Option<T> {
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, Invalid>) -> Option<T> {
         match parsed {
             Ok(value) => Some(value),
             Err(why) => {
@@ -240,12 +262,19 @@ impl Violations {
         }
     }
 
-    pub fn into_result(self) -> ApiResult<()> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::invalid_fields(self.0))
+    /// `Err` naming every recorded field, or `Ok` with `value` when there were none.
+    /// `value` is only computed when every check passed, so it may unwrap what they parsed.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> ApiResult<T> {
+        if !self.0.is_empty() {
+            return Err(ApiError::invalid_fields(self.0));
         }
+        value().ok_or_else(|| {
+            ApiError::internal("a field passed validation without a parsed value")
+        })
+    }
+
+    pub fn into_result(self) -> ApiResult<()> {
+        self.finish(|| Some(()))
     }
 }
 
@@ -266,19 +295,23 @@ mod tests {
     }
 
     #[test]
-    fn lock_contention_is_retryable() {
-        for code in ["40P01", "40001", "55P03", "5", "517", "6"] {
-            assert!(is_contention(Some(code)), "{code}");
-        }
-        for code in ["23505", "19", "2067"] {
-            assert!(!is_contention(Some(code)), "{code}");
-        }
+    fn internal_errors_keep_their_cause_but_never_send_it() {
+        let io = std::io::Error::other("SELECT * FROM secret failed");
+        let err = ApiError::internal(io);
+        let source = std::error::Error::source(&err).expect("the cause is kept");
+        assert!(source.to_string().contains("SELECT"));
+        let status: Status = err.into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
     }
 
     #[test]
-    fn internal_errors_hide_their_cause() {
-        let status: Status = ApiError::internal("SELECT * FROM secret failed").into();
-        assert_eq!(status.code(), Code::Internal);
-        assert!(!status.message().contains("SELECT"));
+    fn violations_name_every_field() {
+        let mut violations = Violations::new();
+        let name: Option<u8> = violations.check("name", Err(Invalid::new("too long")));
+        violations.add("price", "negative");
+        let err = violations.finish(|| name).unwrap_err();
+        assert_eq!(err.violations.len(), 2);
+        assert_eq!(err.reason(), Reason::InvalidArgument);
     }
 }

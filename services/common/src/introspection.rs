@@ -4,13 +4,15 @@
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
+pub use tonic_reflection::server::Error as ReflectionError;
+
 /// Adds health (SERVING for each name) and reflection advertising exactly `names`, with
 /// schemas from `descriptor_set` (plus health's own).
 pub async fn add_health_and_reflection(
     routes: &mut RoutesBuilder,
     names: &[&'static str],
     descriptor_set: &'static [u8],
-) -> Result<(), String> {
+) -> Result<(), ReflectionError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in names {
         reporter
@@ -30,7 +32,7 @@ pub async fn add_health_and_reflection(
     }
     routes
         .add_service(health)
-        .add_service(v1.build_v1().map_err(|e| e.to_string())?)
-        .add_service(v1alpha.build_v1alpha().map_err(|e| e.to_string())?);
+        .add_service(v1.build_v1()?)
+        .add_service(v1alpha.build_v1alpha()?);
     Ok(())
 }

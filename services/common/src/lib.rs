@@ -1,14 +1,16 @@
-//! Shared plumbing for every pos service: configuration, telemetry, the typed API error,
-//! storage on PostgreSQL or SQLite, ephemeral state on Redis or in memory, and token
-//! verification into a [`auth::Principal`], and health and reflection.
+//! Shared plumbing for every role: the typed API error, domain ids and values shared
+//! between services, the clock, opening a database, ephemeral state on Redis or in
+//! memory, token verification into a [`auth::Principal`], reaching other roles, health
+//! and reflection, telemetry, and the [`role::Role`] every service crate exports.
 
 pub mod auth;
-pub mod backend;
-pub mod config;
+pub mod clock;
 pub mod domain;
 pub mod ephemeral;
 pub mod error;
 pub mod introspection;
+pub mod peer;
+pub mod role;
 pub mod storage;
 pub mod telemetry;
 pub mod time;

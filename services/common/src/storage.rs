@@ -1,127 +1,240 @@
-//! One storage handle for PostgreSQL (production) and SQLite (embedded default), chosen
-//! by URL, through sqlx's `Any` driver so each query is written once. Queries use `$N`
-//! placeholders, which both backends accept. Each service keeps its own migrations per
-//! backend and its own migration table, so several services can share one database.
+//! Opening a service's database: PostgreSQL in production, SQLite for `pos up`, chosen by
+//! URL. Each service defines its storage as a trait with one implementation per engine
+//! (checked queries in its own crate); this module only hands out the pool of the right
+//! engine, applies a service's migrations, and classifies database failures.
+//!
+//! Every service keeps its own migrations per engine and its own migration table, so
+//! several services can share one database or each have their own.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, str::FromStr, time::Duration};
 
+use chrono::{DateTime, Utc};
 use sqlx::{
-    AnyPool, Executor,
-    any::{AnyPoolOptions, install_default_drivers},
     migrate::Migrator,
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
-/// Which database engine a URL points at.
+use crate::{ApiError, error::Reason};
+
+/// Which database engine serves a URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum Engine {
     Postgres,
     Sqlite,
 }
 
-impl Backend {
+impl Engine {
     pub fn of_url(url: &str) -> Result<Self, StorageError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Backend::Postgres)
+            Ok(Engine::Postgres)
         } else if url.starts_with("sqlite:") {
-            Ok(Backend::Sqlite)
+            Ok(Engine::Sqlite)
         } else {
             Err(StorageError::UnsupportedUrl)
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("database URL must start with postgres://, postgresql:// or sqlite:")]
-    UnsupportedUrl,
-    #[error("cannot connect to the database: {0}")]
-    Connect(#[source] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+/// A connection pool of one engine.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
 }
 
-/// A service's migrations for both backends.
+/// A service's migrations for both engines.
 pub struct Migrations {
     /// The table that records this service's applied migrations, e.g. `store_migrations`.
     pub table: &'static str,
-    pub postgres: Migrator,
-    pub sqlite: Migrator,
+    pub postgres: fn() -> Migrator,
+    pub sqlite: fn() -> Migrator,
 }
 
-/// A connection pool and the backend behind it.
-#[derive(Clone, Debug)]
-pub struct Db {
-    pool: AnyPool,
-    backend: Backend,
-}
-
-impl Db {
+impl Database {
     /// Connects to `url`. A SQLite file is created if missing.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        install_default_drivers();
-        let backend = Backend::of_url(url)?;
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        let pool = match backend {
-            Backend::Postgres => options.max_connections(16).connect(url).await,
-            Backend::Sqlite => {
-                options
-                    // One writer at a time is SQLite's model; a few readers share WAL.
-                    .max_connections(4)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&sqlite_url_creating_file(url))
+        match Engine::of_url(url)? {
+            Engine::Postgres => {
+                let options = PgConnectOptions::from_str(url).map_err(StorageError::Connect)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
                     .await
+                    .map_err(StorageError::Connect)?;
+                Ok(Self::Postgres(pool))
+            }
+            Engine::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(StorageError::Connect)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    // One writer at a time is SQLite's model; a few readers share the WAL.
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .map_err(StorageError::Connect)?;
+                Ok(Self::Sqlite(pool))
             }
         }
-        .map_err(StorageError::Connect)?;
-        Ok(Self { pool, backend })
     }
 
-    /// Connects to a SQLite file in `dir`, creating the directory.
+    /// Connects to the SQLite file `file` in `dir`, creating both.
     pub async fn sqlite_in_dir(dir: &Path, file: &str) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::Connect(sqlx::Error::Io(e)))?;
         Self::connect(&format!("sqlite://{}", dir.join(file).display())).await
     }
 
-    /// Applies the service's migrations for this backend.
-    pub async fn migrate(&self, migrations: Migrations) -> Result<(), StorageError> {
-        let mut migrator = match self.backend {
-            Backend::Postgres => migrations.postgres,
-            Backend::Sqlite => migrations.sqlite,
-        };
-        migrator.dangerous_set_table_name(migrations.table);
-        migrator.run(&self.pool).await?;
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Postgres(_) => Engine::Postgres,
+            Self::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Applies a service's migrations for this engine.
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<(), StorageError> {
+        match self {
+            Self::Postgres(pool) => {
+                let mut migrator = (migrations.postgres)();
+                migrator.dangerous_set_table_name(migrations.table);
+                migrator.run(pool).await?;
+            }
+            Self::Sqlite(pool) => {
+                let mut migrator = (migrations.sqlite)();
+                migrator.dangerous_set_table_name(migrations.table);
+                migrator.run(pool).await?;
+            }
+        }
         Ok(())
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     pub async fn close(&self) {
-        self.pool.close().await;
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
     }
 }
 
-/// Adds `mode=rwc` so a missing SQLite file is created rather than refused.
-fn sqlite_url_creating_file(url: &str) -> String {
-    if url.contains("mode=") || url.contains(":memory:") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&mode=rwc")
-    } else {
-        format!("{url}?mode=rwc")
+/// Why storage failed. Callers see domain outcomes (not found, out of stock) as values,
+/// never as errors: an error here is always the database's or the data's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database URL must start with postgres://, postgresql:// or sqlite:")]
+    UnsupportedUrl,
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database cannot be reached right now (retryable).
+    #[error("the database is unreachable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Lock contention: a deadlock victim, a serialization failure, SQLite still busy
+    /// after its timeout (retryable).
+    #[error("the database is busy")]
+    Contention(#[source] sqlx::Error),
+    /// A stored value this build does not understand: a newer schema, or corruption.
+    #[error("stored {column} holds a value this build does not know: {value:?}")]
+    UnknownValue { column: &'static str, value: String },
+    /// Rows contradict each other (a row a constraint promised is missing).
+    #[error("storage is inconsistent: {0}")]
+    Inconsistent(&'static str),
+    #[error("query failed")]
+    Query(#[source] sqlx::Error),
+}
+
+impl StorageError {
+    /// A stored value that does not decode.
+    pub fn unknown(column: &'static str, value: impl std::fmt::Display) -> Self {
+        Self::UnknownValue {
+            column,
+            value: value.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StorageError::Unavailable(err),
+            sqlx::Error::Database(ref db) if is_contention(db.code().as_deref()) => {
+                StorageError::Contention(err)
+            }
+            other => StorageError::Query(other),
+        }
+    }
+}
+
+/// Unreachable or busy databases are retryable UNAVAILABLE; anything else is INTERNAL,
+/// with the cause kept for the log.
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Unavailable(_) | StorageError::Contention(_) => {
+                ApiError::unavailable("database", err)
+            }
+            other => ApiError::new(Reason::Internal, "internal error").caused_by(other),
+        }
+    }
+}
+
+impl From<StorageError> for tonic::Status {
+    fn from(err: StorageError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+/// PostgreSQL deadlock (40P01), serialization failure (40001), lock not available
+/// (55P03); SQLite BUSY (5) and LOCKED (6) with their extended codes.
+fn is_contention(code: Option<&str>) -> bool {
+    match code {
+        Some("40P01" | "40001" | "55P03") => true,
+        Some(sqlite) => sqlite
+            .parse::<i32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
+        None => false,
+    }
+}
+
+/// SQLite has no timestamp type: its tables keep instants as UTC Unix milliseconds.
+pub fn to_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+/// The instant of stored UTC Unix milliseconds.
+pub fn from_millis(column: &'static str, millis: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| StorageError::unknown(column, millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_contention_is_retryable() {
+        for code in ["40P01", "40001", "55P03", "5", "517", "6"] {
+            assert!(is_contention(Some(code)), "{code}");
+        }
+        for code in ["23505", "19", "2067"] {
+            assert!(!is_contention(Some(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn unknown_values_are_internal_errors_that_keep_their_cause() {
+        let err: ApiError = StorageError::unknown("products.category", "DESSERT").into();
+        assert_eq!(err.reason(), Reason::Internal);
+        let cause = std::error::Error::source(&err).expect("cause");
+        assert!(cause.to_string().contains("DESSERT"));
     }
 }

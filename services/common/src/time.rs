@@ -1,26 +1,20 @@
-//! Instants are stored as UTC Unix milliseconds (`BIGINT`) so both databases and the
-//! `Any` driver handle them alike; these helpers convert at the edges.
+//! Instants on the wire: protobuf `Timestamp`s to and from UTC `DateTime`s.
 
+use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
-/// Now, in UTC Unix milliseconds.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// A protobuf timestamp for stored UTC Unix milliseconds.
-pub fn timestamp_from_millis(millis: i64) -> Timestamp {
+/// The protobuf timestamp of an instant.
+pub fn to_timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {
-        seconds: millis.div_euclid(1000),
-        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
     }
 }
 
-/// Stored UTC Unix milliseconds for a protobuf timestamp (sub-millisecond part dropped).
-pub fn millis_from_timestamp(ts: &Timestamp) -> Option<i64> {
-    ts.seconds
-        .checked_mul(1000)?
-        .checked_add(i64::from(ts.nanos) / 1_000_000)
+/// The instant of a protobuf timestamp; `None` when it is out of range or malformed.
+pub fn from_timestamp(ts: &Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(ts.nanos).ok()?;
+    DateTime::from_timestamp(ts.seconds, nanos)
 }
 
 #[cfg(test)]
@@ -28,12 +22,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn millis_round_trip_including_before_epoch() {
+    fn timestamps_round_trip_including_before_epoch() {
         for millis in [0, 1, 999, 1_733_011_200_123, -1, -1001] {
-            assert_eq!(
-                millis_from_timestamp(&timestamp_from_millis(millis)),
-                Some(millis)
-            );
+            let at = DateTime::from_timestamp_millis(millis).expect("in range");
+            assert_eq!(from_timestamp(&to_timestamp(at)), Some(at));
         }
+        let bad = Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert_eq!(from_timestamp(&bad), None);
     }
 }

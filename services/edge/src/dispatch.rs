@@ -10,7 +10,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use pos_common::backend::Backend;
+use pos_common::peer::Peer;
 use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt};
 
@@ -18,12 +18,12 @@ use crate::{gates::parse_grpc_timeout, policy::Route};
 
 #[derive(Clone)]
 pub struct Dispatch {
-    backends: Arc<HashMap<&'static str, Backend>>,
+    backends: Arc<HashMap<&'static str, Peer>>,
     max_message_bytes: usize,
 }
 
 impl Dispatch {
-    pub fn new(backends: HashMap<&'static str, Backend>, max_message_bytes: usize) -> Self {
+    pub fn new(backends: HashMap<&'static str, Peer>, max_message_bytes: usize) -> Self {
         Self {
             backends: Arc::new(backends),
             max_message_bytes,

@@ -6,7 +6,7 @@ mod deadline;
 mod rate_limit;
 mod strip;
 
-pub use authenticate::{Authenticate, CurrentDevice, DeviceCredentials};
+pub use authenticate::{Authenticate, CurrentDevice};
 pub use classify::Classify;
 pub use deadline::{DefaultDeadline, parse_grpc_timeout};
 pub use rate_limit::RateLimit;

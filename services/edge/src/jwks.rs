@@ -7,14 +7,14 @@ use std::{
 };
 
 use axum::{Json, extract::State};
-use pos_common::auth::{Jwks, JwksSource};
+use pos_common::auth::{JwkSet, JwksSource, KeySourceError};
 
 const FRESH_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct JwksDocument {
     source: Arc<dyn JwksSource>,
-    cached: Arc<Mutex<Option<(Instant, Jwks)>>>,
+    cached: Arc<Mutex<Option<(Instant, JwkSet)>>>,
 }
 
 impl JwksDocument {
@@ -25,7 +25,7 @@ impl JwksDocument {
         }
     }
 
-    async fn current(&self) -> Result<Jwks, String> {
+    async fn current(&self) -> Result<JwkSet, KeySourceError> {
         if let Some((at, jwks)) = self
             .cached
             .lock()
@@ -44,9 +44,9 @@ impl JwksDocument {
 
 pub async fn handler(
     State(document): State<JwksDocument>,
-) -> Result<Json<Jwks>, (http::StatusCode, &'static str)> {
+) -> Result<Json<JwkSet>, (http::StatusCode, &'static str)> {
     document.current().await.map(Json).map_err(|err| {
-        tracing::warn!(%err, "cannot fetch the public keys");
+        tracing::warn!(error = %err, "cannot fetch the public keys");
         (
             http::StatusCode::SERVICE_UNAVAILABLE,
             "keys unavailable, retry later",

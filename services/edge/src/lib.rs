@@ -7,7 +7,6 @@
 //!
 //! Internal services and unknown methods never get past classification.
 
-pub mod devices;
 pub mod dispatch;
 pub mod gate;
 pub mod gates;
@@ -16,12 +15,18 @@ pub mod policy;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use axum::{Router, routing::get};
 use pos_common::{
-    auth::{Authenticator, JwksSource},
-    backend::{self, Backend},
+    auth::{Authenticator, JwksSource, StoreDeviceCredentials},
+    clock::SharedClock,
     ephemeral::SharedEphemeral,
-    introspection::add_health_and_reflection,
+    introspection::{ReflectionError, add_health_and_reflection},
+    peer::{self, Peer, attested_by_edge},
+    role::{
+        KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds, Requirement, Role, RoleContext,
+        Served, StartError,
+    },
 };
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -30,8 +35,7 @@ use crate::{
     dispatch::Dispatch,
     gate::GateLayer,
     gates::{
-        Authenticate, Classify, CurrentDevice, DefaultDeadline, DeviceCredentials, RateLimit,
-        StripInternalMetadata,
+        Authenticate, Classify, CurrentDevice, DefaultDeadline, RateLimit, StripInternalMetadata,
     },
 };
 
@@ -51,20 +55,21 @@ pub struct EdgeConfig {
 /// What the edge talks to.
 pub struct EdgeDeps {
     /// Backends of the public services, by full service name.
-    pub backends: HashMap<&'static str, Backend>,
+    pub backends: HashMap<&'static str, Peer>,
+    /// Verifies tokens, the deny-list and tablet credentials.
     pub auth: Authenticator,
-    pub devices: Arc<dyn DeviceCredentials>,
     pub ephemeral: SharedEphemeral,
     /// The public keys served at `/.well-known/jwks.json`.
     pub jwks: Arc<dyn JwksSource>,
+    pub clock: SharedClock,
 }
 
 /// Builds the edge as an HTTP router; serve it with connect info so anonymous callers
 /// can be rate-limited by address.
-pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, String> {
+pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, ReflectionError> {
     let mut backends = deps.backends;
     let served: Vec<&'static str> = backends.keys().copied().collect();
-    let infrastructure = backend::in_process(infrastructure(&served).await?);
+    let infrastructure = peer::in_process(infrastructure(&served).await?);
     for name in policy::INFRASTRUCTURE {
         backends.insert(name, infrastructure.clone());
     }
@@ -72,12 +77,13 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
     let grpc = ServiceBuilder::new()
         .layer(GateLayer(StripInternalMetadata))
         .layer(GateLayer(Classify))
-        .layer(GateLayer(Authenticate::new(deps.auth)))
+        .layer(GateLayer(Authenticate::new(deps.auth.clone())))
         .layer(GateLayer(RateLimit::new(
             deps.ephemeral,
             config.rate_limit_per_minute,
+            deps.clock,
         )))
-        .layer(GateLayer(CurrentDevice::new(deps.devices)))
+        .layer(GateLayer(CurrentDevice::new(deps.auth)))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
         .service(Dispatch::new(backends, config.max_message_bytes));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
@@ -89,9 +95,101 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Strin
         .layer(cors(&config.cors_allowed_origins)))
 }
 
+/// The edge's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Browser origins allowed to call (CORS), comma-separated; `*` allows any. `pos up`
+    /// allows any when unset; `pos serve edge` none.
+    #[arg(long, env = "POS_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+    /// Calls each principal (or anonymous IP) may make per minute.
+    #[arg(long, env = "POS_RATE_LIMIT_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_per_minute: u32,
+    /// Deadline of unary calls through the edge, in seconds: given to calls without
+    /// `grpc-timeout`, and the most a client may ask for.
+    #[arg(long, env = "POS_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
+    pub default_deadline_secs: u64,
+}
+
+pub struct EdgeRole;
+
+#[async_trait]
+impl Role for EdgeRole {
+    const NAME: &'static str = "edge";
+    const ABOUT: &'static str =
+        "The only public entry: gRPC + grpc-web, CORS, auth policy, rate limits, routing";
+    const SERVICES: &'static [&'static str] = &[];
+    const NEEDS: Needs = Needs {
+        migrations: None,
+        // Rate limits and the deny-list are shared by every replica.
+        shared_state: Requirement::Required,
+        // Only to sign its service token when it has no service key of its own.
+        signing_key: Requirement::Optional,
+        key_source: KeySource::Published,
+        peers: PeerNeeds::Every {
+            required: &["store", "user"],
+        },
+    };
+    type Args = EdgeArgs;
+
+    async fn build(args: EdgeArgs, context: RoleContext) -> Result<Served, StartError> {
+        let missing = |what| Missing {
+            role: Self::NAME,
+            what,
+        };
+        let credential = context
+            .service_credential
+            .clone()
+            .ok_or(missing(
+                "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
+            ))?;
+        let ephemeral = context
+            .shared_state
+            .clone()
+            .ok_or(missing("shared state (POS_REDIS_URL)"))?;
+        let store = context.peer("store", Self::NAME)?;
+        let auth = context
+            .authenticator()
+            .with_devices(Arc::new(StoreDeviceCredentials::new(store, &credential)));
+        // Every public service of every other role, each call vouched for by the edge.
+        let mut backends = HashMap::new();
+        for peer in context.peers.values() {
+            for service in peer.services {
+                if pos_proto::PUBLIC_SERVICES.contains(service) {
+                    backends.insert(*service, attested_by_edge(peer.peer.clone(), &credential));
+                }
+            }
+        }
+        let mut cors_allowed_origins = args.cors_allowed_origins;
+        if cors_allowed_origins.is_empty() && context.embedded {
+            cors_allowed_origins.push("*".into());
+        }
+        let config = EdgeConfig {
+            cors_allowed_origins,
+            rate_limit_per_minute: args.rate_limit_per_minute,
+            default_deadline: Duration::from_secs(args.default_deadline_secs),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        };
+        let router = router(
+            &config,
+            EdgeDeps {
+                backends,
+                auth,
+                ephemeral,
+                jwks: context.key_source.clone(),
+                clock: context.clock.clone(),
+            },
+        )
+        .await?;
+        Ok(Served::Front(router))
+    }
+}
+
 /// Health and reflection answered by the edge itself, for what it routes. Only public
 /// services are advertised, from a descriptor set without the internal APIs.
-async fn infrastructure(served: &[&'static str]) -> Result<tonic::service::Routes, String> {
+async fn infrastructure(
+    served: &[&'static str],
+) -> Result<tonic::service::Routes, ReflectionError> {
     let public: Vec<&'static str> = served
         .iter()
         .copied()

@@ -1,42 +1,45 @@
 //! `pos.v1.StoreService`: what owners and tablets call. Every handler resolves the caller
-//! to rows it may touch (object-level authorization) before doing anything.
+//! to rows it may touch (object-level authorization) before doing anything. A tablet's
+//! credential was checked before the handler runs (by the auth layer, or by the edge).
+
+use std::sync::Arc;
 
 use pos_common::{
     ApiError, ApiResult, Reason,
     auth::{Principal, TokenIssuer},
+    domain::{DeviceId, ProductId, StoreId},
     error::Violations,
 };
 use pos_proto::v1::{self as pb, store_service_server::StoreService};
+use pos_store_storage::{
+    Amount, Category, NewProduct, ProductChange, ProductFilter, ProductName, Store, StoreStorage,
+};
 use tonic::{Request, Response, Status};
 
-use crate::{
-    convert,
-    domain::{Bounded, Category, ProductName, parse_id},
-    repo::{NewProduct, ProductChange, StoreRepo, StoreRow},
-};
+use crate::convert;
 
 /// The public store API over the store's storage.
 #[derive(Clone)]
 pub struct StoreApi {
-    repo: StoreRepo,
+    storage: Arc<dyn StoreStorage>,
     device_tokens: Option<TokenIssuer>,
 }
 
 impl StoreApi {
     /// `device_tokens` signs tablet credentials; without it IssueDeviceToken is unavailable.
-    pub fn new(repo: StoreRepo, device_tokens: Option<TokenIssuer>) -> Self {
+    pub fn new(storage: Arc<dyn StoreStorage>, device_tokens: Option<TokenIssuer>) -> Self {
         Self {
-            repo,
+            storage,
             device_tokens,
         }
     }
 
     /// The calling owner's store. The owner's user id is the source of truth; a token that
     /// names a different store is refused.
-    async fn owner_store(&self, principal: &Principal) -> ApiResult<StoreRow> {
+    async fn owner_store(&self, principal: &Principal) -> ApiResult<Store> {
         let (user_id, claimed_store) = principal.require_owner()?;
         let store = self
-            .repo
+            .storage
             .store_of_owner(user_id)
             .await?
             .ok_or_else(|| ApiError::new(Reason::StoreNotFound, "this owner has no store"))?;
@@ -49,38 +52,44 @@ impl StoreApi {
         Ok(store)
     }
 
-    /// The calling tablet's store id, after checking its credential is still current.
-    async fn device_store(&self, principal: &Principal) -> ApiResult<i64> {
-        let (store_id, device_id, credential_version) = principal.require_device()?;
-        let device = self.repo.device(store_id, device_id).await?;
-        match device {
-            Some(d) if d.revoked_at.is_none() && d.credential_version == credential_version => {
-                Ok(store_id)
-            }
-            _ => Err(ApiError::new(
-                Reason::TokenRevoked,
-                "this device credential was revoked or replaced",
-            )),
-        }
-    }
-
-    async fn owner_product_id<T>(
+    /// The owner's store and the product id a request names.
+    async fn owner_product<T>(
         &self,
         request: &Request<T>,
         raw_id: i64,
-    ) -> ApiResult<(StoreRow, i64)> {
+    ) -> ApiResult<(Store, ProductId)> {
         let store = self.owner_store(Principal::of(request)?).await?;
-        let product_id = parse_id(raw_id).map_err(|why| ApiError::invalid("product_id", why))?;
+        let product_id =
+            ProductId::parse(raw_id).map_err(|why| ApiError::invalid("product_id", why))?;
         Ok((store, product_id))
+    }
+
+    async fn owner_device<T>(
+        &self,
+        request: &Request<T>,
+        raw_id: i64,
+    ) -> ApiResult<(Store, DeviceId)> {
+        let store = self.owner_store(Principal::of(request)?).await?;
+        let device_id =
+            DeviceId::parse(raw_id).map_err(|why| ApiError::invalid("device_id", why))?;
+        Ok((store, device_id))
     }
 }
 
-fn product_not_found(product_id: i64) -> ApiError {
+fn product_not_found(product_id: ProductId) -> ApiError {
     ApiError::new(
         Reason::ProductNotFound,
         format!("product {product_id} not found in your store"),
     )
     .with_metadata("product_id", product_id)
+}
+
+fn device_not_found(device_id: DeviceId) -> ApiError {
+    ApiError::new(
+        Reason::DeviceNotFound,
+        format!("device {device_id} not found in your store"),
+    )
+    .with_metadata("device_id", device_id)
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
@@ -102,7 +111,7 @@ impl StoreService for StoreApi {
         request: Request<pb::ListDevicesRequest>,
     ) -> RpcResult<pb::ListDevicesResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let devices = self.repo.devices_of_store(store.id).await?;
+        let devices = self.storage.devices_of_store(store.id).await?;
         Ok(Response::new(pb::ListDevicesResponse {
             devices: devices.into_iter().map(convert::device).collect(),
         }))
@@ -112,14 +121,14 @@ impl StoreService for StoreApi {
         &self,
         request: Request<pb::IssueDeviceTokenRequest>,
     ) -> RpcResult<pb::IssueDeviceTokenResponse> {
-        let store = self.owner_store(Principal::of(&request)?).await?;
-        let device_id = parse_id(request.get_ref().device_id)
-            .map_err(|why| ApiError::invalid("device_id", why))?;
+        let (store, device_id) = self
+            .owner_device(&request, request.get_ref().device_id)
+            .await?;
         let issuer = self.device_tokens.as_ref().ok_or_else(|| {
             ApiError::unavailable("device token signing", "no signing key configured")
         })?;
         let device = self
-            .repo
+            .storage
             .rotate_device_credential(store.id, device_id, false)
             .await?
             .ok_or_else(|| device_not_found(device_id))?;
@@ -134,11 +143,11 @@ impl StoreService for StoreApi {
         &self,
         request: Request<pb::RevokeDeviceRequest>,
     ) -> RpcResult<pb::RevokeDeviceResponse> {
-        let store = self.owner_store(Principal::of(&request)?).await?;
-        let device_id = parse_id(request.get_ref().device_id)
-            .map_err(|why| ApiError::invalid("device_id", why))?;
+        let (store, device_id) = self
+            .owner_device(&request, request.get_ref().device_id)
+            .await?;
         let device = self
-            .repo
+            .storage
             .rotate_device_credential(store.id, device_id, true)
             .await?
             .ok_or_else(|| device_not_found(device_id))?;
@@ -156,26 +165,17 @@ impl StoreService for StoreApi {
         let mut violations = Violations::new();
         let name = violations.check("name", ProductName::parse(&body.name));
         let category = violations.check("category", Category::parse(body.category));
-        let price = violations.check("price", Bounded::parse(body.price));
-        let base_stock = violations.check("base_stock", Bounded::parse(body.base_stock));
-        violations.into_result()?;
-        let (Some(name), Some(category), Some(price), Some(base_stock)) =
-            (name, category, price, base_stock)
-        else {
-            return Err(ApiError::internal("validated fields missing").into());
-        };
-        let product = self
-            .repo
-            .create_product(
-                store.id,
-                &NewProduct {
-                    name,
-                    category,
-                    price,
-                    base_stock,
-                },
-            )
-            .await?;
+        let price = violations.check("price", Amount::parse(body.price));
+        let base_stock = violations.check("base_stock", Amount::parse(body.base_stock));
+        let new = violations.finish(|| {
+            Some(NewProduct {
+                name: name?,
+                category: category?,
+                price: price?,
+                base_stock: base_stock?,
+            })
+        })?;
+        let product = self.storage.create_product(store.id, &new).await?;
         Ok(Response::new(pb::CreateProductResponse {
             product: Some(convert::product(product)),
         }))
@@ -186,21 +186,27 @@ impl StoreService for StoreApi {
         request: Request<pb::UpdateProductRequest>,
     ) -> RpcResult<pb::UpdateProductResponse> {
         let body = request.get_ref();
-        let (store, product_id) = self.owner_product_id(&request, body.product_id).await?;
+        let (store, product_id) = self.owner_product(&request, body.product_id).await?;
         let mut violations = Violations::new();
         let price = body
             .price
-            .and_then(|p| violations.check("price", Bounded::parse(p)));
+            .and_then(|p| violations.check("price", Amount::parse(p)));
         let base_stock = body
             .base_stock
-            .and_then(|b| violations.check("base_stock", Bounded::parse(b)));
-        if body.price.is_none() && body.base_stock.is_none() {
-            violations.add("price", "set price and/or base_stock");
-        }
-        violations.into_result()?;
+            .and_then(|b| violations.check("base_stock", Amount::parse(b)));
+        let change = match ProductChange::new(price, base_stock) {
+            Ok(change) => Some(change),
+            // Only report "set one" when neither was sent, not when one was invalid.
+            Err(why) if body.price.is_none() && body.base_stock.is_none() => {
+                violations.add("price", why);
+                None
+            }
+            Err(_) => None,
+        };
+        let change = violations.finish(|| change)?;
         let product = self
-            .repo
-            .update_product(store.id, product_id, &ProductChange { price, base_stock })
+            .storage
+            .update_product(store.id, product_id, &change)
             .await?
             .ok_or_else(|| product_not_found(product_id))?;
         Ok(Response::new(pb::UpdateProductResponse {
@@ -213,10 +219,10 @@ impl StoreService for StoreApi {
         request: Request<pb::DeleteProductRequest>,
     ) -> RpcResult<pb::DeleteProductResponse> {
         let (store, product_id) = self
-            .owner_product_id(&request, request.get_ref().product_id)
+            .owner_product(&request, request.get_ref().product_id)
             .await?;
         let product = self
-            .repo
+            .storage
             .delete_product(store.id, product_id)
             .await?
             .ok_or_else(|| product_not_found(product_id))?;
@@ -230,7 +236,7 @@ impl StoreService for StoreApi {
         request: Request<pb::RestockRequest>,
     ) -> RpcResult<pb::RestockResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let products = self.repo.restock(store.id).await?;
+        let products = self.storage.restock(store.id).await?;
         Ok(Response::new(pb::RestockResponse {
             products: products.into_iter().map(convert::product).collect(),
         }))
@@ -241,12 +247,13 @@ impl StoreService for StoreApi {
         request: Request<pb::ListProductHistoryRequest>,
     ) -> RpcResult<pb::ListProductHistoryResponse> {
         let (store, product_id) = self
-            .owner_product_id(&request, request.get_ref().product_id)
+            .owner_product(&request, request.get_ref().product_id)
             .await?;
-        if self.repo.product(store.id, product_id).await?.is_none() {
-            return Err(product_not_found(product_id).into());
-        }
-        let entries = self.repo.product_history(product_id).await?;
+        let entries = self
+            .storage
+            .product_history(store.id, product_id)
+            .await?
+            .ok_or_else(|| product_not_found(product_id))?;
         Ok(Response::new(pb::ListProductHistoryResponse {
             entries: entries.into_iter().map(convert::history).collect(),
         }))
@@ -260,8 +267,8 @@ impl StoreService for StoreApi {
         let body = request.get_ref();
         let category = Category::parse_filter(body.category)
             .map_err(|why| ApiError::invalid("category", why))?;
-        let (store_id, include_deleted) = match principal {
-            Principal::Device { .. } => {
+        let (store_id, include_deleted): (StoreId, bool) = match principal {
+            Principal::Device(tablet) => {
                 if body.include_deleted {
                     return Err(ApiError::new(
                         Reason::RoleNotAllowed,
@@ -269,24 +276,22 @@ impl StoreService for StoreApi {
                     )
                     .into());
                 }
-                (self.device_store(principal).await?, false)
+                (tablet.store_id, false)
             }
             _ => (self.owner_store(principal).await?.id, body.include_deleted),
         };
         let products = self
-            .repo
-            .list_products(store_id, category, include_deleted)
+            .storage
+            .list_products(
+                store_id,
+                ProductFilter {
+                    category,
+                    include_deleted,
+                },
+            )
             .await?;
         Ok(Response::new(pb::ListProductsResponse {
             products: products.into_iter().map(convert::product).collect(),
         }))
     }
-}
-
-fn device_not_found(device_id: i64) -> ApiError {
-    ApiError::new(
-        Reason::DeviceNotFound,
-        format!("device {device_id} not found in your store"),
-    )
-    .with_metadata("device_id", device_id)
 }

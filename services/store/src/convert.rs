@@ -1,81 +1,77 @@
-//! Rows to protobuf messages.
+//! Domain records to protobuf messages.
 
-use pos_common::time::timestamp_from_millis;
-use pos_proto::v1::{self as pb, ReservationStatus};
+use pos_common::time::to_timestamp;
+use pos_proto::v1::{self as pb, ReservationStatus as PbStatus};
+use pos_store_storage::{Device, HistoryEntry, Product, Reservation, ReservationStatus, Store};
 
-use crate::{
-    domain::{Category, Grade},
-    repo::{DeviceRow, HistoryRow, ProductRow, ReservationRecord, StoreRow},
-};
-
-pub fn store(row: StoreRow) -> pb::Store {
+pub fn store(store: Store) -> pb::Store {
     pb::Store {
-        id: row.id,
-        owner_user_id: row.owner_user_id,
-        name: row.name,
-        pos_grade: Grade::proto_from_db(&row.pos_grade) as i32,
-        settlement_day: i32::try_from(row.settlement_day).unwrap_or_default(),
-        created_at: Some(timestamp_from_millis(row.created_at)),
+        id: store.id.get(),
+        owner_user_id: store.owner.get(),
+        name: store.name.as_str().to_string(),
+        pos_grade: store.grade.to_proto() as i32,
+        settlement_day: store.settlement_day.get(),
+        created_at: Some(to_timestamp(store.created_at)),
     }
 }
 
-pub fn device(row: DeviceRow) -> pb::Device {
+pub fn device(device: Device) -> pb::Device {
     pb::Device {
-        id: row.id,
-        store_id: row.store_id,
-        label: row.label,
-        credential_version: row.credential_version,
-        revoked: row.revoked_at.is_some(),
-        created_at: Some(timestamp_from_millis(row.created_at)),
+        id: device.id.get(),
+        store_id: device.store_id.get(),
+        label: device.label,
+        credential_version: device.credential_version,
+        revoked: device.revoked_at.is_some(),
+        created_at: Some(to_timestamp(device.created_at)),
     }
 }
 
-pub fn product(row: ProductRow) -> pb::Product {
+pub fn product(product: Product) -> pb::Product {
     pb::Product {
-        id: row.id,
-        store_id: row.store_id,
-        name: row.name,
-        category: Category::proto_from_db(&row.category) as i32,
-        price: row.price,
-        stock: row.stock,
-        base_stock: row.base_stock,
-        deleted: row.deleted_at.is_some(),
-        created_at: Some(timestamp_from_millis(row.created_at)),
-        updated_at: Some(timestamp_from_millis(row.updated_at)),
+        id: product.id.get(),
+        store_id: product.store_id.get(),
+        name: product.name.into_string(),
+        category: product.category.to_proto() as i32,
+        price: product.price.get(),
+        stock: product.stock,
+        base_stock: product.base_stock.get(),
+        deleted: product.deleted_at.is_some(),
+        created_at: Some(to_timestamp(product.created_at)),
+        updated_at: Some(to_timestamp(product.updated_at)),
     }
 }
 
-pub fn history(row: HistoryRow) -> pb::ProductHistoryEntry {
+pub fn history(entry: HistoryEntry) -> pb::ProductHistoryEntry {
     pb::ProductHistoryEntry {
-        product_id: row.product_id,
-        price: row.price,
-        base_stock: row.base_stock,
-        at: Some(timestamp_from_millis(row.at)),
+        product_id: entry.product_id.get(),
+        price: entry.price.get(),
+        base_stock: entry.base_stock.get(),
+        at: Some(to_timestamp(entry.at)),
     }
 }
 
-pub fn reservation(record: ReservationRecord) -> pb::Reservation {
-    let status = match record.status.as_str() {
-        "RESERVED" => ReservationStatus::Reserved,
-        "CONFIRMED" => ReservationStatus::Confirmed,
-        "RELEASED" => ReservationStatus::Released,
-        _ => ReservationStatus::Unspecified,
+pub fn reservation(record: Reservation) -> pb::Reservation {
+    let status = match record.status {
+        ReservationStatus::Reserved => PbStatus::Reserved,
+        ReservationStatus::Confirmed => PbStatus::Confirmed,
+        ReservationStatus::Released => PbStatus::Released,
     };
     pb::Reservation {
-        order_id: record.order_id,
-        store_id: record.store_id,
+        order_id: record.order_id.as_str().to_string(),
+        // A tombstone belongs to no store.
+        store_id: record.store_id.map_or(0, |id| id.get()),
         status: status as i32,
         lines: record
             .lines
             .into_iter()
             .map(|line| pb::ReservedLine {
-                product_id: line.product_id,
+                product_id: line.product_id.get(),
                 product_name: line.product_name,
-                category: Category::proto_from_db(&line.category) as i32,
+                category: line.category.to_proto() as i32,
                 unit_price: line.unit_price,
                 count: line.count,
             })
             .collect(),
-        created_at: Some(timestamp_from_millis(record.created_at)),
+        created_at: Some(to_timestamp(record.created_at)),
     }
 }

@@ -1,13 +1,16 @@
 //! `pos.v1.UserService`: social login, signup and token rotation.
 
+use std::sync::Arc;
+
 use pos_common::{
     ApiError, ApiResult, Reason,
-    auth::{Claims, Jwks, Principal},
-    backend::{Backend, WithServiceToken},
-    domain::{Grade, SettlementDay, StoreName},
+    auth::{Claims, JwkSet, Principal, jwk_to_proto},
+    domain::{Grade, SettlementDay, StoreId, StoreName, StoreRequest},
     error::Violations,
-    time::timestamp_from_millis,
+    peer::{Peer, WithServiceToken},
+    time::to_timestamp,
 };
+use pos_user_storage::{User, UserStorage};
 use pos_proto::v1::{
     self as pb, login_result, sign_up_request,
     store_internal_service_client::StoreInternalServiceClient, user_service_server::UserService,
@@ -16,39 +19,38 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::{
     provider::{ProviderProfile, Providers},
-    repo::{StoreRequest, UserRepo, UserRow},
-    sessions::{SIGNUP_TICKET_TTL, Sessions},
+    sessions::{OAUTH_STATE_TTL, SIGNUP_TICKET_TTL, Sessions},
     tokens::Tokens,
 };
 
-pub type StoreInternalClient = StoreInternalServiceClient<WithServiceToken<Backend>>;
+pub type StoreInternalClient = StoreInternalServiceClient<WithServiceToken<Peer>>;
 
 #[derive(Clone)]
 pub struct UserApi {
-    repo: UserRepo,
+    storage: Arc<dyn UserStorage>,
     providers: Providers,
     sessions: Sessions,
     tokens: Tokens,
     stores: StoreInternalClient,
     redirect_uris: Vec<String>,
     /// The public keys GetJwks publishes: the current signing key's and retired ones.
-    published: Jwks,
+    published: JwkSet,
 }
 
 type RpcResult<T> = Result<Response<T>, Status>;
 
 impl UserApi {
     pub fn new(
-        repo: UserRepo,
+        storage: Arc<dyn UserStorage>,
         providers: Providers,
         sessions: Sessions,
         tokens: Tokens,
         stores: StoreInternalClient,
         redirect_uris: Vec<String>,
-        published: Jwks,
+        published: JwkSet,
     ) -> Self {
         Self {
-            repo,
+            storage,
             providers,
             sessions,
             tokens,
@@ -63,7 +65,7 @@ impl UserApi {
     /// already used by another identity never opens that account.
     async fn login(&self, profile: ProviderProfile) -> ApiResult<pb::LoginResult> {
         let known = self
-            .repo
+            .storage
             .by_identity(&profile.provider, &profile.subject)
             .await?;
         let result = match known {
@@ -71,15 +73,14 @@ impl UserApi {
                 let store_id = self.ensure_store(&user).await?;
                 login_result::Result::Tokens(self.tokens.login(user.id, Some(store_id)).await?)
             }
-            None if self.repo.by_email(profile.email.as_str()).await?.is_some() => {
+            None if self.storage.by_email(&profile.email).await?.is_some() => {
                 return Err(email_taken());
             }
             None => {
                 let ticket = self.sessions.issue_ticket(&profile).await?;
-                let expires = pos_common::time::now_millis() + SIGNUP_TICKET_TTL.as_millis() as i64;
                 login_result::Result::SignupTicket(pb::SignupTicket {
                     ticket,
-                    expires_at: Some(timestamp_from_millis(expires)),
+                    expires_at: Some(expires_in(SIGNUP_TICKET_TTL)),
                     email: profile.email.as_str().to_string(),
                     name: profile.name.as_str().to_string(),
                     phone: profile.phone_digits().to_string(),
@@ -92,40 +93,47 @@ impl UserApi {
     }
 
     /// The user's store id, finishing a signup that stopped before its store existed.
-    async fn ensure_store(&self, user: &UserRow) -> ApiResult<i64> {
+    async fn ensure_store(&self, user: &User) -> ApiResult<StoreId> {
         if let Some(store_id) = user.store_id {
             return Ok(store_id);
         }
-        let wanted = user.pending_store().ok_or_else(|| {
+        let wanted = user.pending_store.clone().ok_or_else(|| {
             ApiError::internal(format!(
                 "user {} has neither a store nor a pending one",
                 user.id
             ))
         })?;
-        Ok(self.provision_store(user, wanted).await?.id)
+        self.provision_store(user, &wanted).await
     }
 
     /// Creates (or, on a retry, finds) the owner's store and records it on the user. The
     /// store service's call is idempotent on the owner, so repeating it is safe.
-    async fn provision_store(&self, user: &UserRow, wanted: StoreRequest) -> ApiResult<pb::Store> {
+    async fn provision_store(&self, user: &User, wanted: &StoreRequest) -> ApiResult<StoreId> {
+        Ok(self.create_store(user, wanted).await?.0)
+    }
+
+    /// The store service's store for the owner, and its message.
+    async fn create_store(&self, user: &User, wanted: &StoreRequest) -> ApiResult<(StoreId, pb::Store)> {
         let store = self
             .stores
             .clone()
             .create_store_for_owner(pb::CreateStoreForOwnerRequest {
-                owner_user_id: user.id,
-                store_name: wanted.store_name,
-                pos_grade: wanted.pos_grade,
-                settlement_day: wanted.settlement_day,
+                owner_user_id: user.id.get(),
+                store_name: wanted.name.as_str().to_string(),
+                pos_grade: wanted.grade.to_proto() as i32,
+                settlement_day: wanted.settlement_day.get(),
             })
             .await
             .map_err(store_failure)?
             .into_inner()
             .store
             .ok_or_else(|| ApiError::internal("store service returned no store"))?;
-        if user.store_id != Some(store.id) {
-            self.repo.complete_store(user.id, store.id).await?;
+        let store_id = StoreId::parse(store.id)
+            .map_err(|_| ApiError::internal("store service returned a store without an id"))?;
+        if user.store_id != Some(store_id) {
+            self.storage.complete_store(user.id, store_id).await?;
         }
-        Ok(store)
+        Ok((store_id, store))
     }
 
     async fn identity(
@@ -165,36 +173,41 @@ fn store_failure(status: Status) -> ApiError {
         | Code::Internal
         | Code::DeadlineExceeded
         | Code::Cancelled => ApiError::unavailable("store service", status.message()),
-        _ => ApiError::internal(format!(
-            "store service refused a validated signup: {status:?}"
-        )),
+        _ => ApiError::internal(status),
     }
 }
 
 fn validate_store_request(request: &pb::SignUpRequest) -> ApiResult<StoreRequest> {
     let mut violations = Violations::new();
     let name = violations.check("store_name", StoreName::parse(&request.store_name));
-    violations.check("pos_grade", Grade::parse(request.pos_grade));
-    violations.check(
+    let grade = violations.check("pos_grade", Grade::parse(request.pos_grade));
+    let day = violations.check(
         "settlement_day",
         SettlementDay::parse(request.settlement_day),
     );
-    violations.into_result()?;
-    Ok(StoreRequest {
-        store_name: name.map(|n| n.as_str().to_string()).unwrap_or_default(),
-        pos_grade: request.pos_grade,
-        settlement_day: request.settlement_day,
+    violations.finish(|| {
+        Some(StoreRequest {
+            name: name?,
+            grade: grade?,
+            settlement_day: day?,
+        })
     })
 }
 
-fn user_message(user: UserRow) -> pb::User {
+/// The instant `ttl` from now, on the wire.
+fn expires_in(ttl: std::time::Duration) -> prost_types::Timestamp {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    to_timestamp(chrono::Utc::now().checked_add_signed(ttl).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC))
+}
+
+fn user_message(user: User) -> pb::User {
     pb::User {
-        id: user.id,
-        email: user.email,
-        name: user.name,
-        phone: user.phone,
-        provider: user.provider,
-        created_at: Some(timestamp_from_millis(user.created_at)),
+        id: user.id.get(),
+        phone: user.profile.phone_digits().to_string(),
+        email: user.profile.email.as_str().to_string(),
+        name: user.profile.name.as_str().to_string(),
+        provider: user.profile.provider,
+        created_at: Some(to_timestamp(user.created_at)),
     }
 }
 
@@ -217,12 +230,10 @@ impl UserService for UserApi {
             .sessions
             .begin_oauth(&body.provider, &body.redirect_uri)
             .await?;
-        let expires =
-            pos_common::time::now_millis() + crate::sessions::OAUTH_STATE_TTL.as_millis() as i64;
         Ok(Response::new(pb::StartOAuthLoginResponse {
             authorize_url: provider.authorize_url(&state, &challenge, &body.redirect_uri),
             state,
-            expires_at: Some(timestamp_from_millis(expires)),
+            expires_at: Some(expires_in(OAUTH_STATE_TTL)),
             login_session,
         }))
     }
@@ -276,17 +287,17 @@ impl UserService for UserApi {
         let body = request.into_inner();
         let store_request = validate_store_request(&body)?;
         let profile = self.identity(body.identity).await?;
-        let user = match self.repo.insert_pending(&profile, &store_request).await? {
+        let user = match self.storage.insert_pending(&profile, &store_request).await? {
             Some(user) => user,
             // The same identity again: a retried signup, completed below.
             None => self
-                .repo
+                .storage
                 .by_identity(&profile.provider, &profile.subject)
                 .await?
                 .ok_or_else(email_taken)?,
         };
-        let store = self.provision_store(&user, store_request).await?;
-        let tokens = self.tokens.login(user.id, Some(store.id)).await?;
+        let (store_id, store) = self.create_store(&user, &store_request).await?;
+        let tokens = self.tokens.login(user.id, Some(store_id)).await?;
         Ok(Response::new(pb::SignUpResponse {
             user: Some(user_message(user)),
             store: Some(store),
@@ -303,7 +314,7 @@ impl UserService for UserApi {
             .rotate(&request.into_inner().refresh_token)
             .await?;
         let user = self
-            .repo
+            .storage
             .by_id(rotation.user_id)
             .await?
             .ok_or_else(|| ApiError::new(Reason::UserNotFound, "the user no longer exists"))?;
@@ -334,11 +345,12 @@ impl UserService for UserApi {
     async fn get_me(&self, request: Request<pb::GetMeRequest>) -> RpcResult<pb::GetMeResponse> {
         let (user_id, _) = Principal::of(&request)?.require_owner()?;
         let user = self
-            .repo
+            .storage
             .by_id(user_id)
             .await?
             .ok_or_else(|| ApiError::new(Reason::UserNotFound, "no such user"))?;
-        let store_id = user.store_id.unwrap_or_default();
+        // 0 on the wire: no store yet.
+        let store_id = user.store_id.map_or(0, StoreId::get);
         Ok(Response::new(pb::GetMeResponse {
             user: Some(user_message(user)),
             store_id,
@@ -349,20 +361,7 @@ impl UserService for UserApi {
         &self,
         _request: Request<pb::GetJwksRequest>,
     ) -> RpcResult<pb::GetJwksResponse> {
-        let keys = self
-            .published
-            .keys
-            .iter()
-            .cloned()
-            .map(|k| pb::Jwk {
-                kty: k.kty,
-                crv: k.crv,
-                x: k.x,
-                kid: k.kid,
-                alg: k.alg,
-                r#use: k.use_,
-            })
-            .collect();
+        let keys = self.published.keys.iter().map(jwk_to_proto).collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }
 }

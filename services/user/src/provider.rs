@@ -7,25 +7,8 @@ use async_trait::async_trait;
 use pos_common::{ApiError, ApiResult, Reason};
 use serde::Deserialize;
 
-use crate::domain::{Email, Phone, UserName};
-
-/// Who the provider says the caller is.
-#[derive(Debug, Clone)]
-pub struct ProviderProfile {
-    pub provider: String,
-    pub subject: String,
-    pub email: Email,
-    pub name: UserName,
-    /// Absent when the owner did not share one (Kakao's phone scope needs consent).
-    pub phone: Option<Phone>,
-}
-
-impl ProviderProfile {
-    /// The normalised phone number, or "" when the provider shared none.
-    pub fn phone_digits(&self) -> &str {
-        self.phone.as_ref().map_or("", Phone::as_str)
-    }
-}
+pub use pos_user_storage::ProviderProfile;
+use pos_user_storage::{Email, Phone, UserName};
 
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + 'static {
@@ -70,13 +53,12 @@ pub struct Kakao {
 }
 
 impl Kakao {
-    pub fn new(config: KakaoConfig) -> Result<Self, String> {
+    pub fn new(config: KakaoConfig) -> Result<Self, reqwest::Error> {
         // TLS uses ring (pure Rust and asm, no cmake); installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .build()?;
         Ok(Self { config, http })
     }
 }
@@ -155,12 +137,7 @@ impl IdentityProvider for Kakao {
         if response.status().is_client_error() {
             return Err(refused("authorization code"));
         }
-        if !response.status().is_success() {
-            return Err(ApiError::unavailable(
-                "identity provider",
-                response.status(),
-            ));
-        }
+        let response = response.error_for_status().map_err(provider_down)?;
         let token: TokenResponse = response.json().await.map_err(provider_down)?;
         Ok(token.access_token)
     }
@@ -176,12 +153,7 @@ impl IdentityProvider for Kakao {
         if response.status().is_client_error() {
             return Err(refused("access token"));
         }
-        if !response.status().is_success() {
-            return Err(ApiError::unavailable(
-                "identity provider",
-                response.status(),
-            ));
-        }
+        let response = response.error_for_status().map_err(provider_down)?;
         let profile: KakaoProfile = response.json().await.map_err(provider_down)?;
         let account = profile.kakao_account;
         if account.is_email_verified == Some(false) {

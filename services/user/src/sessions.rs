@@ -10,10 +10,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    domain::{Email, Phone, UserName},
-    provider::ProviderProfile,
-};
+use pos_user_storage::{Email, Phone, ProviderProfile, UserName};
 
 /// How long a user has to finish logging in at the provider.
 pub const OAUTH_STATE_TTL: Duration = Duration::from_secs(600);

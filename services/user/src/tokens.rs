@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 use pos_common::{
     ApiError, ApiResult, Reason,
     auth::{Claims, KeyCache, Revocations, TokenIssuer, TokenType},
+    domain::{StoreId, UserId},
     ephemeral::SharedEphemeral,
-    time::timestamp_from_millis,
 };
 use pos_proto::v1::TokenPair;
 
@@ -39,7 +39,7 @@ pub struct Tokens {
 
 /// A verified refresh token that is its family's current one.
 pub struct Rotation {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub family: String,
     pub next_refresh_id: String,
 }
@@ -73,7 +73,7 @@ impl Tokens {
     }
 
     /// A fresh login: a new family and a new pair.
-    pub async fn login(&self, user_id: i64, store_id: Option<i64>) -> ApiResult<TokenPair> {
+    pub async fn login(&self, user_id: UserId, store_id: Option<StoreId>) -> ApiResult<TokenPair> {
         let family = uuid::Uuid::new_v4().to_string();
         let refresh_id = uuid::Uuid::new_v4().to_string();
         self.store
@@ -85,8 +85,8 @@ impl Tokens {
     /// The pair for a family whose current refresh id is `refresh_id`.
     pub fn pair(
         &self,
-        user_id: i64,
-        store_id: Option<i64>,
+        user_id: UserId,
+        store_id: Option<StoreId>,
         family: &str,
         refresh_id: &str,
     ) -> TokenPair {
@@ -94,7 +94,7 @@ impl Tokens {
         let mut access =
             self.issuer
                 .claims(&subject, TokenType::Access, self.lifetimes.access_secs);
-        access.store_id = store_id;
+        access.store_id = store_id.map(StoreId::get);
         let mut refresh =
             self.issuer
                 .claims(&subject, TokenType::Refresh, self.lifetimes.refresh_secs);
@@ -103,14 +103,14 @@ impl Tokens {
         TokenPair {
             access_token: self.issuer.sign(&access),
             refresh_token: self.issuer.sign(&refresh),
-            access_expires_at: Some(timestamp_from_millis(access.exp * 1000)),
-            refresh_expires_at: Some(timestamp_from_millis(refresh.exp * 1000)),
+            access_expires_at: Some(expiry(access.exp)),
+            refresh_expires_at: Some(expiry(refresh.exp)),
             token_type: "Bearer".into(),
         }
     }
 
     /// Verifies a refresh token: signature, expiry and type.
-    async fn verify_refresh(&self, token: &str) -> ApiResult<(i64, String, Claims)> {
+    async fn verify_refresh(&self, token: &str) -> ApiResult<(UserId, String, Claims)> {
         if token.is_empty() {
             return Err(ApiError::invalid("refresh_token", "required"));
         }
@@ -122,7 +122,12 @@ impl Tokens {
             ));
         }
         let invalid = || ApiError::new(Reason::TokenInvalid, "token invalid: malformed claims");
-        let user_id = claims.sub.parse::<i64>().map_err(|_| invalid())?;
+        let user_id = claims
+            .sub
+            .parse::<i64>()
+            .ok()
+            .and_then(|id| UserId::parse(id).ok())
+            .ok_or_else(invalid)?;
         let family = claims.fam.clone().ok_or_else(invalid)?;
         Ok((user_id, family, claims))
     }
@@ -146,7 +151,7 @@ impl Tokens {
             // same token, which is reuse too): nobody keeps this login.
             self.store.delete(&key).await?;
             tracing::warn!(
-                user_id,
+                user_id = user_id.get(),
                 family,
                 "refresh token reuse detected; family revoked"
             );
@@ -165,7 +170,7 @@ impl Tokens {
     /// Ends a login: the refresh family and the calling access token both stop working.
     pub async fn logout(
         &self,
-        user_id: i64,
+        user_id: UserId,
         refresh_token: &str,
         access: &Claims,
     ) -> ApiResult<()> {
@@ -181,5 +186,13 @@ impl Tokens {
             .deny_family(&family, self.access_lifetime())
             .await?;
         self.revocations.deny(access).await
+    }
+}
+
+/// A token's `exp` (Unix seconds) on the wire.
+fn expiry(exp: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: exp,
+        nanos: 0,
     }
 }

@@ -1,227 +1,35 @@
-//! Async token checks shared by the edge and every service: signature against a JWKS that
-//! is refetched when a token names an unknown `kid` (key rotation), and the deny-list of
-//! logged-out access tokens.
+//! Turns a bearer token into a [`Principal`]. Three checks, each of which can run once per
+//! call: the signature (cheap after the first time, see [`KeyCache`]), the deny-list of
+//! revoked logins (one lookup in the shared state), and a tablet's current credential
+//! (asked of the store role). The edge runs all three; a service behind the edge only
+//! re-verifies the signature when the edge vouches for the call (see
+//! [`EDGE_ATTESTATION`]), and runs all three for calls that did not come through it.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::{Duration, Instant},
+use std::sync::Arc;
+
+use super::{
+    Claims, DeviceCredentials, KeyCache, Principal, Revocations, TokenType, check_device,
 };
+use crate::{ApiError, ApiResult, Reason};
 
-use async_trait::async_trait;
-use tokio::sync::Mutex;
+/// The header the edge adds to every call it forwards, holding its own service token:
+/// "the edge has checked revocation and the tablet credential of this call". The edge
+/// strips every client-supplied `x-pos-*` header first, and only a service key can sign
+/// an edge token, so a client cannot forge it.
+pub const EDGE_ATTESTATION: &str = "x-pos-edge";
 
-use super::{Claims, Jwks, Principal, TokenType, Verifier};
-use crate::{ApiError, ApiResult, Reason, ephemeral::SharedEphemeral};
+/// The name service tokens of the edge carry.
+pub const EDGE_ROLE: &str = "edge";
 
-/// Where the public keys come from: a file or our own key (`pos up`), or the user
-/// service's GetJwks (Kubernetes).
-#[async_trait]
-pub trait JwksSource: Send + Sync + 'static {
-    async fn fetch(&self) -> Result<Jwks, String>;
+/// Which checks a call still needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Signature, revocation and tablet credential: a call straight to a service.
+    Full,
+    /// Signature only: the edge already checked the rest.
+    VouchedByEdge,
 }
 
-/// A fixed key set.
-pub struct StaticJwks(pub Jwks);
-
-#[async_trait]
-impl JwksSource for StaticJwks {
-    async fn fetch(&self) -> Result<Jwks, String> {
-        Ok(self.0.clone())
-    }
-}
-
-/// Refetching more often than this on unknown `kid`s would let garbage tokens hammer the
-/// key source.
-const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
-/// Keys are refetched at least this often, so a key withdrawn at the source (a
-/// compromised one) stops verifying within this time.
-const REFRESH_EVERY: Duration = Duration::from_secs(300);
-
-/// How many verified tokens [`KeyCache`] remembers.
-const VERIFIED_CAPACITY: usize = 16_384;
-
-/// The current verifier, refreshed from its source on an unknown `kid`. It remembers
-/// tokens it verified: the edge and then the service check every call's token, and an
-/// Ed25519 verification costs far more than the lookup (expiry is still checked on
-/// every use; the memory is dropped whenever the keys change).
-pub struct KeyCache {
-    source: Arc<dyn JwksSource>,
-    issuer: String,
-    audience: String,
-    verifier: RwLock<Arc<Verifier>>,
-    /// When the keys were last fetched, and how that fetch went.
-    last_fetch: Mutex<Option<(Instant, Result<(), String>)>>,
-    /// When the keys were last loaded successfully.
-    loaded_at: std::sync::Mutex<Option<Instant>>,
-    verified: std::sync::Mutex<HashMap<String, Claims>>,
-}
-
-impl KeyCache {
-    /// Starts with whatever the source has now; an unreachable source is retried later.
-    pub async fn new(source: Arc<dyn JwksSource>, issuer: &str, audience: &str) -> Self {
-        let empty =
-            Verifier::new(&Jwks::default(), issuer, audience).expect("an empty key set is valid");
-        let cache = Self {
-            source,
-            issuer: issuer.to_string(),
-            audience: audience.to_string(),
-            verifier: RwLock::new(Arc::new(empty)),
-            last_fetch: Mutex::new(None),
-            loaded_at: std::sync::Mutex::new(None),
-            verified: std::sync::Mutex::new(HashMap::new()),
-        };
-        if let Err(err) = cache.load().await {
-            tracing::warn!(%err, "cannot fetch the token keys yet; will retry on first use");
-        }
-        cache
-    }
-
-    pub(crate) fn current(&self) -> Arc<Verifier> {
-        self.verifier
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// Refetches because a token named an unknown key, at most once per interval.
-    async fn refresh(&self) -> Result<(), String> {
-        let mut last = self.last_fetch.lock().await;
-        if let Some((at, outcome)) = last.as_ref()
-            && at.elapsed() < MIN_REFETCH_INTERVAL
-        {
-            // Too soon to ask again: the last answer stands.
-            return outcome.clone();
-        }
-        let outcome = self.load().await;
-        *last = Some((Instant::now(), outcome.clone()));
-        outcome
-    }
-
-    async fn load(&self) -> Result<(), String> {
-        let jwks = self.source.fetch().await?;
-        let verifier = Verifier::new(&jwks, &self.issuer, &self.audience)?;
-        *self
-            .verifier
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(verifier);
-        self.remembered().clear();
-        *self.loaded_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        Ok(())
-    }
-
-    fn stale(&self) -> bool {
-        self.loaded_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none_or(|at| at.elapsed() > REFRESH_EVERY)
-    }
-
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
-        self.verified
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn recall(&self, token: &str) -> Option<Claims> {
-        let claims = self.remembered().get(token).cloned()?;
-        // Past its expiry a remembered token goes through full verification (and fails).
-        (claims.exp > chrono::Utc::now().timestamp()).then_some(claims)
-    }
-
-    fn remember(&self, token: &str, claims: &Claims) {
-        let mut verified = self.remembered();
-        if verified.len() >= VERIFIED_CAPACITY {
-            let now = chrono::Utc::now().timestamp();
-            verified.retain(|_, c| c.exp > now);
-            if verified.len() >= VERIFIED_CAPACITY {
-                verified.clear();
-            }
-        }
-        verified.insert(token.to_string(), claims.clone());
-    }
-
-    /// Verifies a token, refetching the keys once if it names a key we do not know.
-    pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
-        if self.stale()
-            && let Err(err) = self.refresh().await
-        {
-            tracing::warn!(%err, "cannot refresh the token keys; using the ones we have");
-        }
-        if let Some(claims) = self.recall(token) {
-            return Ok(claims);
-        }
-        let mut verifier = self.current();
-        if verifier.knows_key_of(token) == Some(false) {
-            if let Err(err) = self.refresh().await {
-                // We cannot tell a forged key id from a new key we failed to fetch.
-                tracing::warn!(%err, "cannot refresh the token keys");
-                if self.current().knows_key_of(token) == Some(false) {
-                    return Err(ApiError::unavailable("token keys", err));
-                }
-            }
-            verifier = self.current();
-        }
-        let claims = verifier.verify(token)?;
-        self.remember(token, &claims);
-        Ok(claims)
-    }
-}
-
-/// Access tokens revoked before they expire: one token (its `jti`, at logout) or every
-/// token of a login (its refresh family `fam`, at logout or when refresh reuse is caught).
-#[derive(Clone)]
-pub struct Revocations {
-    store: SharedEphemeral,
-}
-
-impl Revocations {
-    pub fn new(store: SharedEphemeral) -> Self {
-        Self { store }
-    }
-
-    fn key(jti: &str) -> String {
-        format!("denied-jti:{jti}")
-    }
-
-    /// Denies the token until its own expiry (after which it is refused anyway).
-    pub async fn deny(&self, claims: &Claims) -> ApiResult<()> {
-        let remaining = claims.exp - chrono::Utc::now().timestamp();
-        if remaining > 0 {
-            let ttl = Duration::from_secs(remaining.unsigned_abs() + 5);
-            self.store.set(&Self::key(&claims.jti), "1", ttl).await?;
-        }
-        Ok(())
-    }
-
-    /// Revokes every access token of a login for as long as any of them can live.
-    pub async fn deny_family(&self, family: &str, access_lifetime: Duration) -> ApiResult<()> {
-        self.store
-            .set(
-                &format!("denied-family:{family}"),
-                "1",
-                access_lifetime + Duration::from_secs(5),
-            )
-            .await?;
-        Ok(())
-    }
-
-    pub async fn is_denied(&self, claims: &Claims) -> ApiResult<bool> {
-        if self.store.get(&Self::key(&claims.jti)).await?.is_some() {
-            return Ok(true);
-        }
-        match &claims.fam {
-            Some(family) => Ok(self
-                .store
-                .get(&format!("denied-family:{family}"))
-                .await?
-                .is_some()),
-            None => Ok(false),
-        }
-    }
-}
-
-/// Turns a bearer token into a principal: signature, expiry, type, deny-list.
 #[derive(Clone)]
 pub struct Authenticator {
     keys: Arc<KeyCache>,
@@ -229,16 +37,30 @@ pub struct Authenticator {
     /// nothing else: whoever holds a service key (the edge) cannot mint owner tokens.
     service_keys: Option<Arc<KeyCache>>,
     revocations: Option<Revocations>,
+    devices: Option<Arc<dyn DeviceCredentials>>,
 }
 
 impl Authenticator {
-    /// `revocations` is absent where no shared state is configured; the edge always has it.
-    pub fn new(keys: Arc<KeyCache>, revocations: Option<Revocations>) -> Self {
+    /// Signature checks only, until revocations and device credentials are added.
+    pub fn new(keys: Arc<KeyCache>) -> Self {
         Self {
             keys,
             service_keys: None,
-            revocations,
+            revocations: None,
+            devices: None,
         }
+    }
+
+    /// Refuses revoked access tokens (the deny-list in the shared state).
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Refuses tablet tokens whose credential was rotated or revoked.
+    pub fn with_devices(mut self, devices: Arc<dyn DeviceCredentials>) -> Self {
+        self.devices = Some(devices);
+        self
     }
 
     /// Accepts service tokens only when signed by `service_keys`.
@@ -247,7 +69,18 @@ impl Authenticator {
         self
     }
 
-    async fn verify(&self, token: &str) -> ApiResult<Claims> {
+    pub fn keys(&self) -> &Arc<KeyCache> {
+        &self.keys
+    }
+
+    /// Signature, expiry and token type; no lookups.
+    pub async fn verify(&self, token: &str) -> ApiResult<(Principal, Claims)> {
+        let claims = self.verify_claims(token).await?;
+        let principal = Principal::from_claims(&claims)?;
+        Ok((principal, claims))
+    }
+
+    async fn verify_claims(&self, token: &str) -> ApiResult<Claims> {
         let Some(service_keys) = &self.service_keys else {
             return self.keys.verify(token).await;
         };
@@ -267,24 +100,44 @@ impl Authenticator {
         Ok(claims)
     }
 
-    /// Verifies the token and returns who it names, with its claims.
-    pub async fn authenticate(&self, token: &str) -> ApiResult<(Principal, Claims)> {
-        let claims = self.verify(token).await?;
-        let principal = Principal::from_claims(&claims)?;
+    /// `TOKEN_REVOKED` for an access token whose login (or itself) was revoked.
+    pub async fn check_revocation(&self, claims: &Claims) -> ApiResult<()> {
         if claims.typ == TokenType::Access
             && let Some(revocations) = &self.revocations
-            && revocations.is_denied(&claims).await?
+            && revocations.is_revoked(claims).await?
         {
             return Err(ApiError::new(
                 Reason::TokenRevoked,
                 "this token was revoked",
             ));
         }
+        Ok(())
+    }
+
+    /// `TOKEN_REVOKED` for a tablet token that is no longer the tablet's credential.
+    pub async fn check_device(&self, principal: &Principal) -> ApiResult<()> {
+        if let (Principal::Device(caller), Some(devices)) = (principal, &self.devices) {
+            check_device(devices.as_ref(), caller).await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies the token and runs the checks the call still needs.
+    pub async fn authenticate(&self, token: &str, checks: Checks) -> ApiResult<(Principal, Claims)> {
+        let (principal, claims) = self.verify(token).await?;
+        if checks == Checks::Full {
+            self.check_revocation(&claims).await?;
+            self.check_device(&principal).await?;
+        }
         Ok((principal, claims))
     }
 
-    pub fn keys(&self) -> &Arc<KeyCache> {
-        &self.keys
+    /// Whether `attestation` is a valid service token of the edge.
+    pub async fn vouched_by_edge(&self, attestation: &str) -> bool {
+        matches!(
+            self.verify(attestation).await,
+            Ok((Principal::Service { role }, _)) if role == EDGE_ROLE
+        )
     }
 }
 
@@ -309,97 +162,161 @@ pub fn bearer_token(headers: &http::HeaderMap) -> ApiResult<Option<&str>> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
     use super::*;
     use crate::{
-        auth::{SigningKey, TokenIssuer},
-        ephemeral::MemoryStore,
+        auth::{DeviceCredential, SigningKey, StaticJwks, TokenIssuer},
+        clock,
+        domain::{DeviceId, StoreId, UserId},
+        ephemeral::{EphemeralResult, EphemeralStore, MemoryStore},
     };
 
-    struct Rotating(std::sync::Mutex<Jwks>);
-
-    #[async_trait]
-    impl JwksSource for Rotating {
-        async fn fetch(&self) -> Result<Jwks, String> {
-            Ok(self.0.lock().expect("lock").clone())
-        }
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a")
     }
 
-    struct Down;
-
-    #[async_trait]
-    impl JwksSource for Down {
-        async fn fetch(&self) -> Result<Jwks, String> {
-            Err("connection refused".into())
-        }
+    async fn keys_of(issuer: &TokenIssuer) -> Arc<KeyCache> {
+        Arc::new(KeyCache::new(Arc::new(StaticJwks(issuer.jwks())), "i", "a").await)
     }
 
-    #[tokio::test]
-    async fn an_unreachable_key_source_is_unavailable_not_invalid() {
-        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
-        let keys = KeyCache::new(Arc::new(Down), "i", "a").await;
-        let err = keys
-            .verify(&issuer.owner_access(1, None, 60))
-            .await
-            .unwrap_err();
-        assert_eq!(err.reason(), Reason::DependencyUnavailable);
-        // A token that is not even a JWT is still simply invalid.
-        assert_eq!(
-            keys.verify("junk").await.unwrap_err().reason(),
-            Reason::TokenInvalid
-        );
+    fn owner(id: i64) -> UserId {
+        UserId::from_stored(id)
     }
 
     #[tokio::test]
     async fn service_keys_sign_service_tokens_only_and_only_they_do() {
-        let users = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
-        let services = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
-        let keys = Arc::new(KeyCache::new(Arc::new(StaticJwks(users.jwks())), "i", "a").await);
-        let service_keys =
-            Arc::new(KeyCache::new(Arc::new(StaticJwks(services.jwks())), "i", "a").await);
-        let auth = Authenticator::new(keys, None).with_service_keys(service_keys);
+        let users = issuer();
+        let services = issuer();
+        let auth = Authenticator::new(keys_of(&users).await)
+            .with_service_keys(keys_of(&services).await);
+        let store = Some(StoreId::from_stored(1));
 
-        assert!(auth.authenticate(&services.service("edge")).await.is_ok());
-        assert!(
-            auth.authenticate(&users.owner_access(1, Some(1), 60))
-                .await
-                .is_ok()
-        );
-        for forged in [services.owner_access(1, Some(1), 60), users.service("edge")] {
+        assert!(auth.verify(&services.service("edge")).await.is_ok());
+        assert!(auth.verify(&users.owner_access(owner(1), store, 60)).await.is_ok());
+        for forged in [services.owner_access(owner(1), store, 60), users.service("edge")] {
             assert_eq!(
-                auth.authenticate(&forged).await.unwrap_err().reason(),
+                auth.verify(&forged).await.unwrap_err().reason(),
                 Reason::TokenInvalid
             );
+        }
+        assert!(auth.vouched_by_edge(&services.service("edge")).await);
+        assert!(!auth.vouched_by_edge(&services.service("user")).await);
+        assert!(!auth.vouched_by_edge(&users.service("edge")).await);
+    }
+
+    /// Counts lookups, to prove each check costs one.
+    struct Counting {
+        inner: MemoryStore,
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl EphemeralStore for Counting {
+        async fn get(&self, key: &str) -> EphemeralResult<Option<String>> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(key).await
+        }
+        async fn set(&self, key: &str, value: &str, ttl: std::time::Duration) -> EphemeralResult<()> {
+            self.inner.set(key, value, ttl).await
+        }
+        async fn set_if_absent(&self, key: &str, value: &str, ttl: std::time::Duration) -> EphemeralResult<bool> {
+            self.inner.set_if_absent(key, value, ttl).await
+        }
+        async fn increment(&self, key: &str, by: i64, ttl: std::time::Duration) -> EphemeralResult<i64> {
+            self.inner.increment(key, by, ttl).await
+        }
+        async fn delete(&self, key: &str) -> EphemeralResult<bool> {
+            self.inner.delete(key).await
+        }
+        async fn compare_and_swap(&self, key: &str, expected: &str, new: &str, ttl: std::time::Duration) -> EphemeralResult<bool> {
+            self.inner.compare_and_swap(key, expected, new, ttl).await
+        }
+        async fn exists_any(&self, keys: &[String]) -> EphemeralResult<bool> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.exists_any(keys).await
+        }
+    }
+
+    struct OneTablet {
+        current: DeviceCredential,
+        asked: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl DeviceCredentials for OneTablet {
+        async fn current(&self, _: StoreId, _: DeviceId) -> ApiResult<Option<DeviceCredential>> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(self.current))
         }
     }
 
     #[tokio::test]
-    async fn unknown_kid_triggers_one_refetch_and_logout_denies_access() {
-        let old = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
-        let new = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
-        let source = Arc::new(Rotating(std::sync::Mutex::new(old.jwks())));
-        let keys = Arc::new(KeyCache::new(source.clone(), "i", "a").await);
-        let revocations = Revocations::new(Arc::new(MemoryStore::new()));
-        let auth = Authenticator::new(keys, Some(revocations.clone()));
+    async fn revocation_is_one_lookup_and_vouched_calls_skip_it() {
+        let issuer = issuer();
+        let state = Arc::new(Counting {
+            inner: MemoryStore::new(clock::system()),
+            lookups: AtomicUsize::new(0),
+        });
+        let revocations = Revocations::new(state.clone());
+        let tablet = Arc::new(OneTablet {
+            current: DeviceCredential { version: 2, revoked: false },
+            asked: AtomicUsize::new(0),
+        });
+        let auth = Authenticator::new(keys_of(&issuer).await)
+            .with_revocations(revocations.clone())
+            .with_devices(tablet.clone());
 
-        let token = old.owner_access(1, Some(2), 60);
-        assert!(auth.authenticate(&token).await.is_ok());
-        // The key set rotates: a token of the new key is accepted after one refetch.
-        let mut both = old.jwks();
-        both.keys.extend(new.jwks().keys);
-        *source.0.lock().expect("lock") = both;
-        assert!(
-            auth.authenticate(&new.owner_access(1, Some(2), 60))
-                .await
-                .is_ok()
+        let mut claims = issuer.claims("1", TokenType::Access, 60);
+        claims.fam = Some("login-1".into());
+        let token = issuer.sign(&claims);
+        auth.authenticate(&token, Checks::Full).await.expect("valid");
+        assert_eq!(state.lookups.load(Ordering::SeqCst), 1, "token and login in one lookup");
+        auth.authenticate(&token, Checks::VouchedByEdge).await.expect("valid");
+        assert_eq!(state.lookups.load(Ordering::SeqCst), 1, "the edge already looked");
+
+        revocations
+            .deny_family("login-1", std::time::Duration::from_secs(60))
+            .await
+            .expect("deny");
+        assert_eq!(
+            auth.authenticate(&token, Checks::Full).await.unwrap_err().reason(),
+            Reason::TokenRevoked
         );
 
-        let (_, claims) = auth.authenticate(&token).await.expect("valid");
-        revocations.deny(&claims).await.expect("deny");
-        let err = auth.authenticate(&token).await.unwrap_err();
-        assert_eq!(err.reason(), Reason::TokenRevoked);
-        let refresh = old.sign(&old.claims("1", TokenType::Refresh, 60));
+        let store = StoreId::from_stored(1);
+        let device = DeviceId::from_stored(9);
+        let current = issuer.device(store, device, 2);
+        let replaced = issuer.device(store, device, 1);
+        auth.authenticate(&current, Checks::Full).await.expect("current tablet");
         assert_eq!(
-            auth.authenticate(&refresh).await.unwrap_err().reason(),
+            auth.authenticate(&replaced, Checks::Full).await.unwrap_err().reason(),
+            Reason::TokenRevoked
+        );
+        assert_eq!(tablet.asked.load(Ordering::SeqCst), 2);
+        auth.authenticate(&replaced, Checks::VouchedByEdge)
+            .await
+            .expect("the edge answers for the credential");
+        assert_eq!(tablet.asked.load(Ordering::SeqCst), 2, "not asked again");
+    }
+
+    #[tokio::test]
+    async fn logout_denies_the_token_and_refresh_tokens_never_authorize() {
+        let issuer = issuer();
+        let revocations = Revocations::new(Arc::new(MemoryStore::new(clock::system())));
+        let auth = Authenticator::new(keys_of(&issuer).await).with_revocations(revocations.clone());
+        let token = issuer.owner_access(owner(1), Some(StoreId::from_stored(2)), 60);
+        let (_, claims) = auth.authenticate(&token, Checks::Full).await.expect("valid");
+        revocations.deny(&claims).await.expect("deny");
+        assert_eq!(
+            auth.authenticate(&token, Checks::Full).await.unwrap_err().reason(),
+            Reason::TokenRevoked
+        );
+        let refresh = issuer.sign(&issuer.claims("1", TokenType::Refresh, 60));
+        assert_eq!(
+            auth.authenticate(&refresh, Checks::Full).await.unwrap_err().reason(),
             Reason::WrongTokenType
         );
     }

@@ -1,15 +1,20 @@
-//! Minting tokens with a signing key. The user service issues owner tokens; the store
-//! service issues device tokens; tests and `pos up --demo` use it to mint any kind.
+//! Minting tokens with a signing key. The user role issues owner tokens, the store role
+//! tablet credentials, every role its own service token; tests and `pos up --demo` use it
+//! to mint any kind.
 
 use std::sync::Arc;
 
-use super::{Claims, Jwks, SigningKey, TokenType};
+use jsonwebtoken::jwk::JwkSet;
+
+use super::{Claims, SigningKey, TokenType};
+use crate::domain::{DeviceId, StoreId, UserId};
 
 /// Device tokens live until revoked or rotated; the expiry only bounds a leaked key's reach.
 pub const DEVICE_TOKEN_TTL_SECS: i64 = 10 * 365 * 24 * 3600;
-/// Default owner access token lifetime (SPEC section 6).
+/// Default owner access token lifetime: one hour.
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 3600;
-/// Service-to-service token lifetime; `ServiceTokenLayer` re-mints them at half of it.
+/// Service-to-service token lifetime; [`crate::peer::ServiceCredential`] re-mints them
+/// at half of it.
 pub const SERVICE_TOKEN_TTL_SECS: i64 = 24 * 3600;
 
 #[derive(Clone)]
@@ -37,13 +42,13 @@ impl TokenIssuer {
         self.key.sign(claims)
     }
 
-    pub fn owner_access(&self, user_id: i64, store_id: Option<i64>, ttl_secs: i64) -> String {
+    pub fn owner_access(&self, user_id: UserId, store_id: Option<StoreId>, ttl_secs: i64) -> String {
         let mut claims = self.claims(&user_id.to_string(), TokenType::Access, ttl_secs);
-        claims.store_id = store_id;
+        claims.store_id = store_id.map(StoreId::get);
         self.sign(&claims)
     }
 
-    pub fn device(&self, store_id: i64, device_id: i64, credential_version: i64) -> String {
+    pub fn device(&self, store_id: StoreId, device_id: DeviceId, credential_version: i64) -> String {
         let claims = self
             .claims(
                 &format!("device:{device_id}"),
@@ -55,12 +60,14 @@ impl TokenIssuer {
         self.sign(&claims)
     }
 
-    pub fn service(&self, name: &str) -> String {
-        self.sign(&self.claims(name, TokenType::Service, SERVICE_TOKEN_TTL_SECS))
+    /// A token naming `role` (`user`, `edge`, `trade`, ...) for another role's internal API.
+    pub fn service(&self, role: &str) -> String {
+        self.sign(&self.claims(role, TokenType::Service, SERVICE_TOKEN_TTL_SECS))
     }
 
-    pub fn jwks(&self) -> Jwks {
-        Jwks {
+    /// The public key that verifies what this issuer signs.
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
             keys: vec![self.key.jwk()],
         }
     }

@@ -1,50 +1,62 @@
-//! Ed25519 signing keys (PKCS#8 PEM on disk) and the JWKS-based verifier.
+//! Ed25519 signing keys (PKCS#8 PEM on disk) and the verifier of a key set. Key sets are
+//! `jsonwebtoken`'s JWK types, so the JWKS document, files and GetJwks all share them.
 
 use std::{collections::HashMap, path::Path};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+    errors::ErrorKind,
+    jwk::{
+        AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
+        OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+    },
+};
 use sha2::{Digest, Sha256};
 
-use super::principal::{Claims, Principal};
+use super::principal::Claims;
 use crate::{ApiError, ApiResult, Reason};
 
-/// One public key in JWK form (RFC 8037 OKP / Ed25519).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub kid: String,
-    #[serde(default = "eddsa")]
-    pub alg: String,
-    #[serde(rename = "use", default = "sig")]
-    pub use_: String,
+/// Why a key or key set could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a JWKS document")]
+    NotJwks {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("not an Ed25519 PKCS#8 PEM key")]
+    NotEd25519Pem(#[source] ed25519_dalek::pkcs8::Error),
+    #[error("a key without a key id (kid) cannot be looked up")]
+    MissingKeyId,
+    #[error("key {kid} is not an Ed25519 (OKP) key")]
+    NotEd25519 { kid: String },
+    #[error("key {kid} does not decode")]
+    Undecodable {
+        kid: String,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
 }
 
-fn eddsa() -> String {
-    "EdDSA".into()
-}
-fn sig() -> String {
-    "sig".into()
-}
-
-/// A JSON Web Key Set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwks {
-    pub keys: Vec<Jwk>,
-}
-
-impl Jwks {
-    /// Reads a JWKS file (`{"keys":[...]}`), e.g. a mounted ConfigMap.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read JWKS file {}: {e}", path.display()))?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("JWKS file {} is not valid: {e}", path.display()))
-    }
+/// Reads a JWKS file (`{"keys":[...]}`), e.g. a mounted ConfigMap.
+pub fn read_jwks(path: &Path) -> Result<JwkSet, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| KeyError::NotJwks {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A private signing key and its key id.
@@ -59,10 +71,19 @@ impl SigningKey {
         Self::from_dalek(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng))
     }
 
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, String> {
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
             .map(Self::from_dalek)
-            .map_err(|e| format!("not an Ed25519 PKCS#8 PEM key: {e}"))
+            .map_err(KeyError::NotEd25519Pem)
+    }
+
+    /// Reads a PKCS#8 PEM key file (a mounted Secret).
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_pkcs8_pem(&pem)
     }
 
     fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
@@ -70,8 +91,9 @@ impl SigningKey {
             .to_pkcs8_der()
             .expect("encoding a valid Ed25519 key as PKCS#8 cannot fail");
         let encoding = EncodingKey::from_ed_der(der.as_bytes());
+        // The kid is derived from the public key (its JWK `x`), so the same key always
+        // has the same id.
         let x = URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-        // The kid is derived from the public key, so the same key always has the same id.
         let kid = URL_SAFE_NO_PAD.encode(&Sha256::digest(x.as_bytes())[..12]);
         Self { key, encoding, kid }
     }
@@ -103,14 +125,20 @@ impl SigningKey {
         &self.kid
     }
 
+    /// The public half as a JWK, with this key's `kid`, `alg: EdDSA` and `use: sig`.
     pub fn jwk(&self) -> Jwk {
         Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
-            kid: self.kid.clone(),
-            alg: eddsa(),
-            use_: sig(),
+            common: CommonParameters {
+                key_id: Some(self.kid.clone()),
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: URL_SAFE_NO_PAD.encode(self.key.verifying_key().to_bytes()),
+            }),
         }
     }
 
@@ -147,15 +175,24 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(jwks: &Jwks, issuer: &str, audience: &str) -> Result<Self, String> {
+    /// Accepts Ed25519 keys only: a key set holding anything else is refused as a whole,
+    /// rather than silently verifying with fewer keys than the operator meant.
+    pub fn new(jwks: &JwkSet, issuer: &str, audience: &str) -> Result<Self, KeyError> {
         let mut keys = HashMap::new();
         for jwk in &jwks.keys {
-            if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
-                return Err(format!("key {} is not an Ed25519 OKP key", jwk.kid));
+            let kid = jwk.common.key_id.clone().ok_or(KeyError::MissingKeyId)?;
+            let ed25519 = matches!(
+                &jwk.algorithm,
+                AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519
+            );
+            if !ed25519 {
+                return Err(KeyError::NotEd25519 { kid });
             }
-            let key = DecodingKey::from_ed_components(&jwk.x)
-                .map_err(|e| format!("key {}: {e}", jwk.kid))?;
-            keys.insert(jwk.kid.clone(), key);
+            let key = DecodingKey::from_jwk(jwk).map_err(|source| KeyError::Undecodable {
+                kid: kid.clone(),
+                source,
+            })?;
+            keys.insert(kid, key);
         }
         // Only EdDSA: a token claiming any other algorithm (including "none") is refused.
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -196,21 +233,16 @@ impl Verifier {
         let header = jsonwebtoken::decode_header(token).ok()?;
         Some(header.kid.is_some_and(|kid| self.keys.contains_key(&kid)))
     }
-
-    /// Verifies a bearer token and turns its claims into who is calling.
-    pub fn principal(&self, token: &str) -> ApiResult<Principal> {
-        Principal::from_claims(&self.verify(token)?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::TokenType;
+    use crate::auth::{Principal, TokenType};
 
     fn verifier_for(key: &SigningKey) -> Verifier {
         Verifier::new(
-            &Jwks {
+            &JwkSet {
                 keys: vec![key.jwk()],
             },
             "iss",
@@ -220,7 +252,8 @@ mod tests {
     }
 
     fn claims(exp_offset: i64) -> Claims {
-        Claims::new("iss", "aud", "7", TokenType::Access, exp_offset).with_store(3)
+        Claims::new("iss", "aud", "7", TokenType::Access, exp_offset)
+            .with_store(crate::domain::StoreId::from_stored(3))
     }
 
     #[test]
@@ -229,14 +262,20 @@ mod tests {
         let again = SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem()).expect("pem");
         assert_eq!(key.kid(), again.kid());
         let token = again.sign(&claims(60));
-        let principal = verifier_for(&key).principal(&token).expect("valid");
+        let verified = verifier_for(&key).verify(&token).expect("valid");
         assert_eq!(
-            principal,
+            Principal::from_claims(&verified).expect("principal"),
             Principal::Owner {
-                user_id: 7,
-                store_id: Some(3)
+                user_id: crate::domain::UserId::from_stored(7),
+                store_id: Some(crate::domain::StoreId::from_stored(3))
             }
         );
+        let jwk = serde_json::to_value(key.jwk()).expect("json");
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert_eq!(jwk["alg"], "EdDSA");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["kid"], key.kid());
     }
 
     #[test]
@@ -261,5 +300,23 @@ mod tests {
             verifier.verify("garbage").unwrap_err().reason(),
             Reason::TokenInvalid
         );
+    }
+
+    #[test]
+    fn key_sets_with_other_kinds_of_key_are_refused() {
+        let rsa: JwkSet = serde_json::from_value(serde_json::json!({"keys": [{
+            "kty": "RSA", "kid": "r", "n": "sXch", "e": "AQAB"
+        }]}))
+        .expect("jwks");
+        assert!(matches!(
+            Verifier::new(&rsa, "i", "a"),
+            Err(KeyError::NotEd25519 { .. })
+        ));
+        let mut no_kid = SigningKey::generate().jwk();
+        no_kid.common.key_id = None;
+        assert!(matches!(
+            Verifier::new(&JwkSet { keys: vec![no_kid] }, "i", "a"),
+            Err(KeyError::MissingKeyId)
+        ));
     }
 }

@@ -1,7 +1,8 @@
-//! The tower layer every service runs behind: it authenticates a bearer token (if any)
-//! and puts the [`Principal`] (and the token's [`Claims`]) into the request's extensions, where handlers find it with
-//! [`Principal::of`]. Requests without a token pass through (public RPCs, health,
-//! reflection); a bad token is answered here with UNAUTHENTICATED.
+//! The tower layer every role's gRPC services run behind: it authenticates a bearer
+//! token (if any) and puts the [`Principal`] and the token's [`Claims`] into the
+//! request's extensions, where handlers find them with [`Principal::of`]. Requests
+//! without a token pass through (public RPCs, health, reflection); a bad token is
+//! answered here with UNAUTHENTICATED. A call the edge vouches for is only re-verified.
 
 use std::{
     future::Future,
@@ -12,7 +13,7 @@ use std::{
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{Authenticator, Claims, Principal, bearer_token};
+use super::{Authenticator, Checks, Claims, EDGE_ATTESTATION, Principal, bearer_token};
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -73,7 +74,15 @@ where
                 Err(err) => return Ok(Status::from(err).into_http()),
             };
             if let Some(token) = token {
-                match auth.authenticate(&token).await {
+                let attestation = request
+                    .headers_mut()
+                    .remove(EDGE_ATTESTATION)
+                    .and_then(|value| value.to_str().ok().map(str::to_owned));
+                let checks = match attestation {
+                    Some(edge) if auth.vouched_by_edge(&edge).await => Checks::VouchedByEdge,
+                    _ => Checks::Full,
+                };
+                match auth.authenticate(&token, checks).await {
                     Ok((principal, claims)) => {
                         request.extensions_mut().insert(principal);
                         request.extensions_mut().insert(claims);

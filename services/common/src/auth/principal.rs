@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 use tonic::Request;
 
-use crate::{ApiError, ApiResult, Reason};
+use crate::{
+    ApiError, ApiResult, Reason,
+    domain::{DeviceId, StoreId, UserId},
+};
 
 /// The `typ` claim: what a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,11 +18,11 @@ pub enum TokenType {
     Refresh,
     /// An ordering tablet's credential.
     Device,
-    /// A service calling another service's internal API.
+    /// A role of this system calling another role's internal API; `sub` names the role.
     Service,
 }
 
-/// JWT claims (SPEC section 6).
+/// JWT claims: iss, aud, sub, exp, iat, jti, typ, role, and what the token is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -55,7 +58,7 @@ impl Claims {
             iss: iss.into(),
             aud: aud.into(),
             sub: sub.into(),
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             typ,
@@ -67,49 +70,62 @@ impl Claims {
         }
     }
 
-    pub fn with_store(mut self, store_id: i64) -> Self {
-        self.store_id = Some(store_id);
+    pub fn with_store(mut self, store_id: StoreId) -> Self {
+        self.store_id = Some(store_id.get());
         self
     }
 
-    pub fn with_device(mut self, device_id: i64, credential_version: i64) -> Self {
-        self.device_id = Some(device_id);
+    pub fn with_device(mut self, device_id: DeviceId, credential_version: i64) -> Self {
+        self.device_id = Some(device_id.get());
         self.ver = Some(credential_version);
         self
     }
+}
+
+/// A tablet, as its token names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceCaller {
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    pub credential_version: i64,
 }
 
 /// Who is calling, as proven by a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A restaurant owner; `store_id` is absent until signup created the store.
-    Owner { user_id: i64, store_id: Option<i64> },
-    /// An ordering tablet of one store.
-    Device {
-        store_id: i64,
-        device_id: i64,
-        credential_version: i64,
+    Owner {
+        user_id: UserId,
+        store_id: Option<StoreId>,
     },
-    /// Another service of this system.
-    Service { name: String },
+    /// An ordering tablet of one store.
+    Device(DeviceCaller),
+    /// Another role of this system, by name (`user`, `trade`, `edge`, ...).
+    Service { role: String },
 }
 
 impl Principal {
     pub fn from_claims(claims: &Claims) -> ApiResult<Self> {
         let invalid = || ApiError::new(Reason::TokenInvalid, "token invalid: malformed claims");
+        let id = |raw: Option<i64>| raw.filter(|id| *id > 0).ok_or_else(invalid);
         match claims.typ {
             TokenType::Access => Ok(Principal::Owner {
-                user_id: claims.sub.parse().map_err(|_| invalid())?,
-                store_id: claims.store_id,
+                user_id: UserId::parse(claims.sub.parse().map_err(|_| invalid())?)
+                    .map_err(|_| invalid())?,
+                store_id: claims
+                    .store_id
+                    .map(|raw| StoreId::parse(raw).map_err(|_| invalid()))
+                    .transpose()?,
             }),
-            TokenType::Device => Ok(Principal::Device {
-                store_id: claims.store_id.ok_or_else(invalid)?,
-                device_id: claims.device_id.ok_or_else(invalid)?,
+            TokenType::Device => Ok(Principal::Device(DeviceCaller {
+                store_id: StoreId::from_stored(id(claims.store_id)?),
+                device_id: DeviceId::from_stored(id(claims.device_id)?),
                 credential_version: claims.ver.ok_or_else(invalid)?,
+            })),
+            TokenType::Service if !claims.sub.is_empty() => Ok(Principal::Service {
+                role: claims.sub.clone(),
             }),
-            TokenType::Service => Ok(Principal::Service {
-                name: claims.sub.clone(),
-            }),
+            TokenType::Service => Err(invalid()),
             TokenType::Refresh => Err(ApiError::new(
                 Reason::WrongTokenType,
                 "a refresh token cannot authorize calls",
@@ -126,35 +142,38 @@ impl Principal {
     }
 
     /// The owner's user id and the store id their token names (absent before signup).
-    pub fn require_owner(&self) -> ApiResult<(i64, Option<i64>)> {
+    pub fn require_owner(&self) -> ApiResult<(UserId, Option<StoreId>)> {
         match self {
             Principal::Owner { user_id, store_id } => Ok((*user_id, *store_id)),
             _ => Err(role_not_allowed("an owner")),
         }
     }
 
-    /// The tablet's store id, device id and credential version.
-    pub fn require_device(&self) -> ApiResult<(i64, i64, i64)> {
+    /// The calling tablet.
+    pub fn require_device(&self) -> ApiResult<DeviceCaller> {
         match self {
-            Principal::Device {
-                store_id,
-                device_id,
-                credential_version,
-            } => Ok((*store_id, *device_id, *credential_version)),
+            Principal::Device(device) => Ok(*device),
             _ => Err(role_not_allowed("a tablet")),
         }
     }
 
-    /// Succeeds only for another service of this system.
-    pub fn require_service(&self) -> ApiResult<()> {
+    /// Succeeds only for one of the named roles of this system: internal APIs name who
+    /// may call each of their RPCs.
+    pub fn require_service(&self, allowed: &[&str]) -> ApiResult<()> {
         match self {
-            Principal::Service { .. } => Ok(()),
-            _ => Err(ApiError::new(
-                Reason::InternalOnly,
-                "this API is internal to the system",
+            Principal::Service { role } if allowed.contains(&role.as_str()) => Ok(()),
+            Principal::Service { role } => Err(ApiError::new(
+                Reason::RoleNotAllowed,
+                format!("the {role} role may not call this; only {}", allowed.join(", ")),
             )),
+            _ => Err(internal_only()),
         }
     }
+}
+
+/// A call to an internal API without a service token.
+pub fn internal_only() -> ApiError {
+    ApiError::new(Reason::InternalOnly, "this API is internal to the system")
 }
 
 /// A valid token of the wrong role (a tablet calling an owner RPC, or the reverse).

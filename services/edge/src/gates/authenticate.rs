@@ -1,9 +1,9 @@
 //! Authentication by policy: a public RPC needs no token (but a token that is sent must
-//! be valid, as the services would insist too); any other RPC needs a valid token of a
-//! role its policy row allows. [`CurrentDevice`] then checks, after rate limiting, that
-//! a tablet's credential is still current: that check costs a call to the store.
-
-use std::sync::Arc;
+//! be valid, as the services would insist too); any other RPC needs a valid, unrevoked
+//! token of a role its policy row allows. [`CurrentDevice`] then checks, after rate
+//! limiting, that a tablet's credential is still current: that check costs a call to
+//! the store. The services behind the edge do neither check again (see
+//! [`pos_common::auth::EDGE_ATTESTATION`]).
 
 use async_trait::async_trait;
 use pos_common::{
@@ -17,14 +17,6 @@ use crate::{
     policy::{Access, Route},
 };
 
-/// Whether a tablet token's credential version is still the device's current one.
-#[async_trait]
-pub trait DeviceCredentials: Send + Sync + 'static {
-    /// `Err(TOKEN_REVOKED)` when the device was revoked or issued a newer credential.
-    async fn verify(&self, store_id: i64, device_id: i64, credential_version: i64)
-    -> ApiResult<()>;
-}
-
 #[derive(Clone)]
 pub struct Authenticate {
     auth: Authenticator,
@@ -35,6 +27,13 @@ impl Authenticate {
         Self { auth }
     }
 
+    /// Signature, type and the deny-list (one lookup).
+    async fn principal(&self, token: &str) -> ApiResult<Principal> {
+        let (principal, claims) = self.auth.verify(token).await?;
+        self.auth.check_revocation(&claims).await?;
+        Ok(principal)
+    }
+
     async fn principal_for(
         &self,
         access: Access,
@@ -42,14 +41,14 @@ impl Authenticate {
     ) -> ApiResult<Principal> {
         let token = bearer_token(headers)?
             .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))?;
-        let (principal, _) = self.auth.authenticate(token).await?;
+        let principal = self.principal(token).await?;
         let allowed = matches!(
             (&principal, access),
             (
                 Principal::Owner { .. },
                 Access::Owner | Access::OwnerOrDevice
             ) | (
-                Principal::Device { .. },
+                Principal::Device(_),
                 Access::Device | Access::OwnerOrDevice
             )
         );
@@ -74,7 +73,7 @@ impl Gate for Authenticate {
         };
         if access == Access::Public {
             if let Some(token) = bearer_token(request.headers())? {
-                let (principal, _) = self.auth.authenticate(token).await?;
+                let principal = self.principal(token).await?;
                 request.extensions_mut().insert(principal);
             }
             return Ok(());
@@ -88,12 +87,12 @@ impl Gate for Authenticate {
 /// Refuses tablet tokens whose credential was revoked or replaced.
 #[derive(Clone)]
 pub struct CurrentDevice {
-    devices: Arc<dyn DeviceCredentials>,
+    auth: Authenticator,
 }
 
 impl CurrentDevice {
-    pub fn new(devices: Arc<dyn DeviceCredentials>) -> Self {
-        Self { devices }
+    pub fn new(auth: Authenticator) -> Self {
+        Self { auth }
     }
 }
 
@@ -104,18 +103,8 @@ impl Gate for CurrentDevice {
             request.extensions().get::<Route>(),
             Some(Route::Rpc { rule, .. }) if rule.access == Access::Public
         );
-        if let (
-            false,
-            Some(Principal::Device {
-                store_id,
-                device_id,
-                credential_version,
-            }),
-        ) = (public, request.extensions().get::<Principal>())
-        {
-            self.devices
-                .verify(*store_id, *device_id, *credential_version)
-                .await?;
+        if let (false, Some(principal)) = (public, request.extensions().get::<Principal>()) {
+            self.auth.check_device(principal).await?;
         }
         Ok(())
     }

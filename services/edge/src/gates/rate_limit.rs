@@ -5,7 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use async_trait::async_trait;
 use axum::extract::ConnectInfo;
-use pos_common::{ApiError, Reason, auth::Principal, ephemeral::SharedEphemeral};
+use pos_common::{
+    ApiError, Reason, auth::Principal, clock::SharedClock, ephemeral::SharedEphemeral,
+};
 use tonic::{Status, body::Body};
 
 use crate::gate::Gate;
@@ -16,13 +18,15 @@ const WINDOW_SECS: i64 = 60;
 pub struct RateLimit {
     store: SharedEphemeral,
     per_minute: i64,
+    clock: SharedClock,
 }
 
 impl RateLimit {
-    pub fn new(store: SharedEphemeral, per_minute: u32) -> Self {
+    pub fn new(store: SharedEphemeral, per_minute: u32, clock: SharedClock) -> Self {
         Self {
             store,
             per_minute: i64::from(per_minute),
+            clock,
         }
     }
 }
@@ -30,8 +34,8 @@ impl RateLimit {
 fn caller_key(request: &http::Request<Body>) -> String {
     match request.extensions().get::<Principal>() {
         Some(Principal::Owner { user_id, .. }) => format!("owner:{user_id}"),
-        Some(Principal::Device { device_id, .. }) => format!("device:{device_id}"),
-        Some(Principal::Service { name }) => format!("service:{name}"),
+        Some(Principal::Device(tablet)) => format!("device:{}", tablet.device_id),
+        Some(Principal::Service { role }) => format!("service:{role}"),
         None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
             Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
             None => "anonymous".to_string(),
@@ -42,7 +46,7 @@ fn caller_key(request: &http::Request<Body>) -> String {
 #[async_trait]
 impl Gate for RateLimit {
     async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
-        let now = pos_common::time::now_millis() / 1000;
+        let now = self.clock.now().timestamp();
         let window = now.div_euclid(WINDOW_SECS);
         let key = format!("rate:{}:{window}", caller_key(request));
         let ttl = Duration::from_secs(WINDOW_SECS as u64 + 1);

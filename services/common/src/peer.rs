@@ -1,0 +1,183 @@
+//! How one role reaches another role's gRPC services: over the network (a tonic
+//! `Channel`, in Kubernetes) or in the same process (the role's own routes, in `pos up`).
+//! Both are the same boxed tower service, so callers never care which.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use tonic::body::Body;
+use tower::{BoxError, Layer, Service, ServiceExt, util::BoxCloneSyncService};
+use tower_http::set_header::{MakeHeaderValue, SetRequestHeader, SetRequestHeaderLayer};
+
+use crate::{
+    auth::{EDGE_ATTESTATION, SERVICE_TOKEN_TTL_SECS, TokenIssuer},
+    clock::SharedClock,
+};
+
+/// A gRPC endpoint of another role: HTTP requests in, HTTP responses out.
+pub type Peer = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, PeerError>;
+
+/// Why a peer could not answer (connection refused, reset, ...).
+///
+/// A concrete type rather than a bare `BoxError`: generated clients over a boxed error
+/// trip a higher-ranked lifetime limitation of the compiler in async trait methods.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PeerError(BoxError);
+
+/// A peer address that is not a URI.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid service address {address}")]
+pub struct InvalidAddress {
+    address: String,
+    #[source]
+    source: tonic::transport::Error,
+}
+
+/// A peer over the network.
+pub fn remote(channel: tonic::transport::Channel) -> Peer {
+    BoxCloneSyncService::new(channel.map_err(|e| PeerError(e.into())))
+}
+
+/// A peer in this process, e.g. a role's tonic routes behind its auth layer.
+pub fn in_process<S>(service: S) -> Peer
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(service.map_err(|e| PeerError(e.into())))
+}
+
+/// Connects lazily to `uri` (`http://host:port`): a role that is down at start-up is
+/// reached once it is up, and calls meanwhile fail UNAVAILABLE.
+pub fn connect_lazy(uri: &str) -> Result<Peer, InvalidAddress> {
+    let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
+        .map_err(|source| InvalidAddress {
+            address: uri.to_string(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    Ok(remote(endpoint.connect_lazy()))
+}
+
+/// A role's service token, as a header value that renews itself: re-minted once half
+/// its lifetime has passed, so a long-running process never presents an expired one.
+#[derive(Clone)]
+pub struct ServiceCredential {
+    inner: Arc<Credential>,
+}
+
+struct Credential {
+    issuer: TokenIssuer,
+    role: String,
+    clock: SharedClock,
+    /// The token and the instant after which it is re-minted.
+    current: RwLock<(String, DateTime<Utc>)>,
+}
+
+impl Credential {
+    fn mint(&self) -> (String, DateTime<Utc>) {
+        let renew_at = self.clock.now() + chrono::Duration::seconds(SERVICE_TOKEN_TTL_SECS / 2);
+        (self.issuer.service(&self.role), renew_at)
+    }
+}
+
+impl ServiceCredential {
+    /// Service tokens naming `role`, signed by `issuer`.
+    pub fn new(issuer: TokenIssuer, role: &str, clock: SharedClock) -> Self {
+        let mut credential = Credential {
+            issuer,
+            role: role.to_string(),
+            clock,
+            current: RwLock::new((String::new(), DateTime::<Utc>::MIN_UTC)),
+        };
+        credential.current = RwLock::new(credential.mint());
+        Self {
+            inner: Arc::new(credential),
+        }
+    }
+
+    /// The current token.
+    pub fn token(&self) -> String {
+        let now = self.inner.clock.now();
+        {
+            let current = self.inner.current.read().unwrap_or_else(|p| p.into_inner());
+            if now < current.1 {
+                return current.0.clone();
+            }
+        }
+        let fresh = self.inner.mint();
+        let token = fresh.0.clone();
+        *self.inner.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        token
+    }
+}
+
+/// `authorization: Bearer <service token>`: how a role proves it is one of ours to
+/// another role's internal API.
+#[derive(Clone)]
+pub struct BearerServiceToken(ServiceCredential);
+
+impl<T> MakeHeaderValue<T> for BearerServiceToken {
+    fn make_header_value(&mut self, _: &T) -> Option<http::HeaderValue> {
+        // A compact JWT is base64url and dots: always a valid header value.
+        http::HeaderValue::from_str(&format!("Bearer {}", self.0.token())).ok()
+    }
+}
+
+/// The edge's attestation header: its bare service token.
+#[derive(Clone)]
+pub struct EdgeAttestation(ServiceCredential);
+
+impl<T> MakeHeaderValue<T> for EdgeAttestation {
+    fn make_header_value(&mut self, _: &T) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_str(&self.0.token()).ok()
+    }
+}
+
+/// A peer whose every call carries this role's service token.
+pub type WithServiceToken<S> = SetRequestHeader<S, BearerServiceToken>;
+
+pub fn with_service_token<S>(peer: S, credential: &ServiceCredential) -> WithServiceToken<S> {
+    SetRequestHeaderLayer::overriding(
+        http::header::AUTHORIZATION,
+        BearerServiceToken(credential.clone()),
+    )
+    .layer(peer)
+}
+
+/// A peer whose every call carries the edge's attestation (see
+/// [`EDGE_ATTESTATION`]): only the edge wraps its peers with it.
+pub fn attested_by_edge(peer: Peer, edge: &ServiceCredential) -> Peer {
+    let header = http::HeaderName::from_static(EDGE_ATTESTATION);
+    BoxCloneSyncService::new(
+        SetRequestHeaderLayer::overriding(header, EdgeAttestation(edge.clone())).layer(peer),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{auth::SigningKey, clock::ManualClock};
+
+    #[test]
+    fn service_tokens_are_reminted_once_half_their_life_has_passed() {
+        let clock = ManualClock::new(Utc::now());
+        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        let credential = ServiceCredential::new(issuer, "edge", clock.clone());
+        let first = credential.token();
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(credential.token(), first, "not due yet: the same token");
+        clock.advance(Duration::from_secs(SERVICE_TOKEN_TTL_SECS.unsigned_abs() / 2));
+        assert_ne!(credential.token(), first, "due: a fresh token");
+    }
+}

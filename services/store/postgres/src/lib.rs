@@ -1,0 +1,395 @@
+//! The store service's storage on PostgreSQL (production): compile-time checked queries
+//! (`sqlx::query!`, offline data in `.sqlx/`), `timestamptz` instants, enum types, and
+//! set-based statements — an order's lines are reserved, and a store's tablets created,
+//! by a constant number of statements however many rows they touch.
+//!
+//! Locking: stock changes lock product rows in id order (`SELECT ... ORDER BY id FOR
+//! UPDATE`) before changing them, so reservations, releases and restocks never deadlock
+//! each other; the `stock >= 0` check is the last guard against overselling.
+//!
+//! Enum columns are read as text and decoded by the domain's own names, so a value this
+//! build does not know (one added by a newer migration) is an error, never a default.
+
+mod reservations;
+mod rows;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pos_common::{
+    clock::SharedClock,
+    domain::{DeviceId, ProductId, SettlementDay, StoreId, StoreRequest, UserId},
+    storage::StorageError,
+};
+use pos_store_storage::{
+    Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter, StorageResult,
+    Store, StoreStorage,
+};
+use sqlx::{PgPool, migrate::Migrator};
+
+use rows::{DeviceRow, HistoryRow, ProductRow, StoreRow, decode_all};
+
+/// This engine's migrations (tracked per service; see `pos_store::MIGRATIONS`).
+pub fn migrator() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+#[derive(Clone)]
+pub struct PgStoreStorage {
+    pool: PgPool,
+    clock: SharedClock,
+}
+
+impl PgStoreStorage {
+    pub fn new(pool: PgPool, clock: SharedClock) -> Self {
+        Self { pool, clock }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+#[async_trait]
+impl StoreStorage for PgStoreStorage {
+    async fn create_store_for_owner(
+        &self,
+        owner: UserId,
+        request: &StoreRequest,
+    ) -> StorageResult<(Store, bool)> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query_as!(
+            StoreRow,
+            r#"INSERT INTO stores (owner_user_id, name, pos_grade, settlement_day, created_at)
+               VALUES ($1, $2, $3::text::store_pos_grade, $4, $5)
+               ON CONFLICT (owner_user_id) DO NOTHING
+               RETURNING id, owner_user_id, name, pos_grade::text AS "pos_grade!",
+                         settlement_day, created_at"#,
+            owner.get(),
+            request.name.as_str(),
+            request.grade.as_str(),
+            request.settlement_day.get(),
+            now,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(store) = inserted else {
+            // Another call created it first (it committed before our insert gave way).
+            tx.rollback().await?;
+            let existing = self.store_of_owner(owner).await?;
+            return existing
+                .map(|store| (store, false))
+                .ok_or(StorageError::Inconsistent(
+                    "a store conflicted on its owner but cannot be read",
+                ));
+        };
+        sqlx::query!(
+            "INSERT INTO devices (store_id, label, credential_version, created_at)
+             SELECT $1, 'table ' || n, 1, $2 FROM generate_series(1, $3::int) AS n",
+            store.id,
+            now,
+            request.grade.device_count(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((store.decode()?, true))
+    }
+
+    async fn store_of_owner(&self, owner: UserId) -> StorageResult<Option<Store>> {
+        sqlx::query_as!(
+            StoreRow,
+            r#"SELECT id, owner_user_id, name, pos_grade::text AS "pos_grade!", settlement_day,
+                      created_at
+               FROM stores WHERE owner_user_id = $1"#,
+            owner.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(StoreRow::decode)
+        .transpose()
+    }
+
+    async fn stores_by_settlement_day(
+        &self,
+        day: SettlementDay,
+        after: i64,
+        limit: i64,
+    ) -> StorageResult<Vec<Store>> {
+        let rows = sqlx::query_as!(
+            StoreRow,
+            r#"SELECT id, owner_user_id, name, pos_grade::text AS "pos_grade!", settlement_day,
+                      created_at
+               FROM stores WHERE settlement_day = $1 AND id > $2 ORDER BY id LIMIT $3"#,
+            day.get(),
+            after,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(rows, StoreRow::decode)
+    }
+
+    async fn devices_of_store(&self, store: StoreId) -> StorageResult<Vec<Device>> {
+        let rows = sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE store_id = $1 ORDER BY id",
+            store.get(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(DeviceRow::decode).collect())
+    }
+
+    async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>> {
+        Ok(sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE id = $1 AND store_id = $2",
+            device.get(),
+            store.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(DeviceRow::decode))
+    }
+
+    async fn rotate_device_credential(
+        &self,
+        store: StoreId,
+        device: DeviceId,
+        revoke: bool,
+    ) -> StorageResult<Option<Device>> {
+        Ok(sqlx::query_as!(
+            DeviceRow,
+            "UPDATE devices SET credential_version = credential_version + 1, revoked_at = $1
+             WHERE id = $2 AND store_id = $3
+             RETURNING id, store_id, label, credential_version, revoked_at, created_at",
+            revoke.then(|| self.now()),
+            device.get(),
+            store.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(DeviceRow::decode))
+    }
+
+    async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product> {
+        // The product and its first history entry in one statement.
+        sqlx::query_as!(
+            ProductRow,
+            r#"WITH created AS (
+                 INSERT INTO products
+                   (store_id, name, category, price, stock, base_stock, created_at, updated_at)
+                 VALUES ($1, $2, $3::text::store_product_category, $4, $5, $5, $6, $6)
+                 RETURNING *
+               ), history AS (
+                 INSERT INTO product_history (product_id, price, base_stock, at)
+                 SELECT id, price, base_stock, created_at FROM created
+               )
+               SELECT id AS "id!", store_id AS "store_id!", name AS "name!",
+                      category::text AS "category!", price AS "price!", stock AS "stock!",
+                      base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
+                      updated_at AS "updated_at!"
+               FROM created"#,
+            store.get(),
+            product.name.as_str(),
+            product.category.as_str(),
+            product.price.get(),
+            product.base_stock.get(),
+            self.now(),
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .decode()
+    }
+
+    async fn update_product(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        change: &ProductChange,
+    ) -> StorageResult<Option<Product>> {
+        sqlx::query_as!(
+            ProductRow,
+            r#"WITH changed AS (
+                 UPDATE products SET price = COALESCE($1, price),
+                                     base_stock = COALESCE($2, base_stock), updated_at = $3
+                 WHERE id = $4 AND store_id = $5 AND deleted_at IS NULL
+                 RETURNING *
+               ), history AS (
+                 INSERT INTO product_history (product_id, price, base_stock, at)
+                 SELECT id, price, base_stock, updated_at FROM changed
+               )
+               SELECT id AS "id!", store_id AS "store_id!", name AS "name!",
+                      category::text AS "category!", price AS "price!", stock AS "stock!",
+                      base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
+                      updated_at AS "updated_at!"
+               FROM changed"#,
+            change.price().map(|p| p.get()),
+            change.base_stock().map(|b| b.get()),
+            self.now(),
+            product.get(),
+            store.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ProductRow::decode)
+        .transpose()
+    }
+
+    async fn delete_product(
+        &self,
+        store: StoreId,
+        product: ProductId,
+    ) -> StorageResult<Option<Product>> {
+        sqlx::query_as!(
+            ProductRow,
+            r#"UPDATE products SET deleted_at = $1, updated_at = $1
+               WHERE id = $2 AND store_id = $3 AND deleted_at IS NULL
+               RETURNING id, store_id, name, category::text AS "category!", price, stock,
+                         base_stock, deleted_at, created_at, updated_at"#,
+            self.now(),
+            product.get(),
+            store.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ProductRow::decode)
+        .transpose()
+    }
+
+    async fn restock(&self, store: StoreId) -> StorageResult<Vec<Product>> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the rows first, in id order. The UPDATE below is then a new statement with
+        // a new snapshot: every reservation or release that held one of these rows has
+        // committed and is counted, and none can change them until we commit.
+        sqlx::query!(
+            "SELECT id FROM products WHERE store_id = $1 AND deleted_at IS NULL
+             ORDER BY id FOR UPDATE",
+            store.get(),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows = sqlx::query_as!(
+            ProductRow,
+            r#"WITH held AS (
+                 SELECT l.product_id, SUM(l.count)::bigint AS count
+                 FROM stock_reservations r
+                 JOIN stock_reservation_lines l ON l.order_id = r.order_id
+                 WHERE r.status = 'RESERVED' AND r.store_id = $1
+                 GROUP BY l.product_id
+               )
+               UPDATE products p
+               SET stock = GREATEST(
+                     p.base_stock
+                     - COALESCE((SELECT held.count FROM held WHERE held.product_id = p.id), 0),
+                     0),
+                   updated_at = $2
+               WHERE p.store_id = $1 AND p.deleted_at IS NULL
+               RETURNING p.id, p.store_id, p.name, p.category::text AS "category!", p.price,
+                         p.stock, p.base_stock, p.deleted_at, p.created_at, p.updated_at"#,
+            store.get(),
+            self.now(),
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut products = decode_all(rows, ProductRow::decode)?;
+        products.sort_by_key(|p| p.id);
+        Ok(products)
+    }
+
+    async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>> {
+        sqlx::query_as!(
+            ProductRow,
+            r#"SELECT id, store_id, name, category::text AS "category!", price, stock, base_stock,
+                      deleted_at, created_at, updated_at
+               FROM products WHERE id = $1 AND store_id = $2"#,
+            product.get(),
+            store.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?
+        .map(ProductRow::decode)
+        .transpose()
+    }
+
+    async fn list_products(
+        &self,
+        store: StoreId,
+        filter: ProductFilter,
+    ) -> StorageResult<Vec<Product>> {
+        let rows = sqlx::query_as!(
+            ProductRow,
+            r#"SELECT id, store_id, name, category::text AS "category!", price, stock, base_stock,
+                      deleted_at, created_at, updated_at
+               FROM products
+               WHERE store_id = $1
+                 AND ($2::text IS NULL OR category = $2::text::store_product_category)
+                 AND ($3 OR deleted_at IS NULL)
+               ORDER BY id"#,
+            store.get(),
+            filter.category.map(|c| c.as_str()),
+            filter.include_deleted,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(rows, ProductRow::decode)
+    }
+
+    async fn product_history(
+        &self,
+        store: StoreId,
+        product: ProductId,
+    ) -> StorageResult<Option<Vec<HistoryEntry>>> {
+        // Every product has a first entry, so no rows means no such product here.
+        let rows = sqlx::query_as!(
+            HistoryRow,
+            "SELECT h.product_id, h.price, h.base_stock, h.at
+             FROM products p JOIN product_history h ON h.product_id = p.id
+             WHERE p.id = $1 AND p.store_id = $2
+             ORDER BY h.id",
+            product.get(),
+            store.get(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        decode_all(rows, HistoryRow::decode).map(Some)
+    }
+
+    async fn reserve(
+        &self,
+        order: &pos_store_storage::OrderId,
+        store: StoreId,
+        lines: &pos_store_storage::OrderLines,
+    ) -> StorageResult<pos_store_storage::Reserved> {
+        reservations::reserve(&self.pool, self.now(), order, store, lines).await
+    }
+
+    async fn confirm(
+        &self,
+        order: &pos_store_storage::OrderId,
+    ) -> StorageResult<pos_store_storage::Confirmed> {
+        reservations::confirm(&self.pool, self.now(), order).await
+    }
+
+    async fn release(
+        &self,
+        order: &pos_store_storage::OrderId,
+    ) -> StorageResult<pos_store_storage::Released> {
+        reservations::release(&self.pool, self.now(), order).await
+    }
+
+    async fn reservation(
+        &self,
+        order: &pos_store_storage::OrderId,
+    ) -> StorageResult<Option<pos_store_storage::Reservation>> {
+        let mut conn = self.pool.acquire().await?;
+        reservations::read(&mut conn, order).await
+    }
+}

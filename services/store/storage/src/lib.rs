@@ -1,0 +1,125 @@
+//! What the store service keeps — stores, their tablets, menus with price history, and
+//! stock reservations — as one trait, [`StoreStorage`], in the service's own terms. Each
+//! database engine implements it in its own crate (`pos-store-postgres`,
+//! `pos-store-sqlite`), and one contract test suite runs against both.
+//!
+//! Promises every implementation keeps:
+//! - every method is atomic: it changes everything it says or nothing;
+//! - stock never goes below zero, however many reservations race;
+//! - reserve, confirm and release are idempotent on the order id, and a confirmed
+//!   reservation's stock is never given back;
+//! - products are locked in id order, so no two stock changes deadlock each other;
+//! - a stored value this build does not know is an error, never a default.
+
+pub mod model;
+pub mod reservations;
+
+use async_trait::async_trait;
+use pos_common::{
+    domain::{DeviceId, ProductId, SettlementDay, StoreId, StoreRequest, UserId},
+    storage::StorageError,
+};
+
+pub use model::{
+    Amount, Category, Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter,
+    ProductName, Store,
+};
+pub use reservations::{
+    Confirmed, OrderId, OrderLine, OrderLines, Released, Reservation, ReservationStatus,
+    Reserved, ReservedLine, Shortage,
+};
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The store service's storage.
+#[async_trait]
+pub trait StoreStorage: Send + Sync + 'static {
+    /// Creates the owner's store with its grade's number of tablets ("table 1", ...).
+    /// When the owner already has a store it is returned unchanged with `false`: a
+    /// retried signup completes instead of failing or duplicating.
+    async fn create_store_for_owner(
+        &self,
+        owner: UserId,
+        request: &StoreRequest,
+    ) -> StorageResult<(Store, bool)>;
+
+    async fn store_of_owner(&self, owner: UserId) -> StorageResult<Option<Store>>;
+
+    /// Stores closing their month on `day`, by id, after `after`, at most `limit`.
+    async fn stores_by_settlement_day(
+        &self,
+        day: SettlementDay,
+        after: i64,
+        limit: i64,
+    ) -> StorageResult<Vec<Store>>;
+
+    async fn devices_of_store(&self, store: StoreId) -> StorageResult<Vec<Device>>;
+
+    async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>>;
+
+    /// Bumps the tablet's credential version so every token issued before stops
+    /// working; `revoke` leaves it revoked until the next rotation.
+    async fn rotate_device_credential(
+        &self,
+        store: StoreId,
+        device: DeviceId,
+        revoke: bool,
+    ) -> StorageResult<Option<Device>>;
+
+    /// Creates a product with stock = base stock, and its first history entry.
+    async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product>;
+
+    /// Changes a live product's price and/or base stock (never its stock), recording
+    /// history. `None` when the store has no such live product.
+    async fn update_product(
+        &self,
+        store: StoreId,
+        product: ProductId,
+        change: &ProductChange,
+    ) -> StorageResult<Option<Product>>;
+
+    /// Soft-deletes a live product. `None` when the store has no such live product.
+    async fn delete_product(&self, store: StoreId, product: ProductId)
+    -> StorageResult<Option<Product>>;
+
+    /// Sets every live product's stock to its base stock less what unconfirmed
+    /// reservations hold (those are sold or given back soon, and either way the shelf
+    /// then holds exactly the base stock). Returns the products by id.
+    async fn restock(&self, store: StoreId) -> StorageResult<Vec<Product>>;
+
+    /// A product of the store, deleted or not.
+    async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>>;
+
+    /// The store's products by id.
+    async fn list_products(
+        &self,
+        store: StoreId,
+        filter: ProductFilter,
+    ) -> StorageResult<Vec<Product>>;
+
+    /// A product's history, oldest first; `None` when the store has no such product
+    /// (deleted ones included).
+    async fn product_history(
+        &self,
+        store: StoreId,
+        product: ProductId,
+    ) -> StorageResult<Option<Vec<HistoryEntry>>>;
+
+    /// Takes stock for every line, all or nothing, recording each product as it is now.
+    async fn reserve(
+        &self,
+        order: &OrderId,
+        store: StoreId,
+        lines: &OrderLines,
+    ) -> StorageResult<Reserved>;
+
+    /// Makes a reservation final.
+    async fn confirm(&self, order: &OrderId) -> StorageResult<Confirmed>;
+
+    /// Gives reserved stock back. For an unknown order id it records a tombstone, so a
+    /// reservation that arrives late takes nothing.
+    async fn release(&self, order: &OrderId) -> StorageResult<Released>;
+
+    /// A reservation with its lines, read in one consistent statement.
+    async fn reservation(&self, order: &OrderId) -> StorageResult<Option<Reservation>>;
+}

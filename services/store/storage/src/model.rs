@@ -1,0 +1,194 @@
+//! The store catalog's values, parsed once from requests so storage and handlers only
+//! ever see valid ones (parse, don't validate), and the records storage hands back.
+
+use chrono::{DateTime, Utc};
+use pos_common::domain::{
+    DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId,
+};
+use pos_proto::v1::ProductCategory;
+
+/// Largest price and base stock a product may have.
+pub const MAX_AMOUNT: i64 = 10_000_000;
+
+/// A product's name: 1-255 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        let chars = name.chars().count();
+        if chars == 0 || chars > 255 {
+            return Err(Invalid::new("must be 1-255 characters"));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid::new("must not contain control characters"));
+        }
+        Ok(Self(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A price or a base stock: whole won / units in 0..=10,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount(i64);
+
+impl Amount {
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if (0..=MAX_AMOUNT).contains(&raw) {
+            Ok(Self(raw))
+        } else {
+            Err(Invalid::new(format!("must be between 0 and {MAX_AMOUNT}")))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Menu category of a product; fixed once the product exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    MainMenu,
+    SubMenu,
+    Drink,
+}
+
+impl Category {
+    pub const ALL: [Category; 3] = [Category::MainMenu, Category::SubMenu, Category::Drink];
+
+    pub fn parse(raw: i32) -> Result<Self, Invalid> {
+        match ProductCategory::try_from(raw) {
+            Ok(ProductCategory::MainMenu) => Ok(Self::MainMenu),
+            Ok(ProductCategory::SubMenu) => Ok(Self::SubMenu),
+            Ok(ProductCategory::Drink) => Ok(Self::Drink),
+            _ => Err(Invalid::new("must be MAIN_MENU, SUB_MENU or DRINK")),
+        }
+    }
+
+    /// An optional filter: unspecified means every category.
+    pub fn parse_filter(raw: i32) -> Result<Option<Self>, Invalid> {
+        if raw == ProductCategory::Unspecified as i32 {
+            Ok(None)
+        } else {
+            Self::parse(raw).map(Some)
+        }
+    }
+
+    /// The name stored in databases.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MainMenu => "MAIN_MENU",
+            Self::SubMenu => "SUB_MENU",
+            Self::Drink => "DRINK",
+        }
+    }
+
+    /// The category a stored name stands for; `None` for one this build does not know.
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == stored)
+    }
+
+    pub fn to_proto(self) -> ProductCategory {
+        match self {
+            Self::MainMenu => ProductCategory::MainMenu,
+            Self::SubMenu => ProductCategory::SubMenu,
+            Self::Drink => ProductCategory::Drink,
+        }
+    }
+}
+
+/// A store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub id: StoreId,
+    pub owner: UserId,
+    pub name: StoreName,
+    pub grade: Grade,
+    pub settlement_day: SettlementDay,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An ordering tablet. Tokens carry its credential version; bumping the version revokes
+/// every token issued before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: DeviceId,
+    pub store_id: StoreId,
+    pub label: String,
+    pub credential_version: i64,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A product of a store's menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: ProductId,
+    pub store_id: StoreId,
+    pub name: ProductName,
+    pub category: Category,
+    pub price: Amount,
+    pub stock: i64,
+    pub base_stock: Amount,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated product to create; its stock starts at its base stock.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub category: Category,
+    pub price: Amount,
+    pub base_stock: Amount,
+}
+
+/// A validated update: price and/or base stock, at least one of them.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductChange {
+    price: Option<Amount>,
+    base_stock: Option<Amount>,
+}
+
+impl ProductChange {
+    pub fn new(price: Option<Amount>, base_stock: Option<Amount>) -> Result<Self, Invalid> {
+        if price.is_none() && base_stock.is_none() {
+            return Err(Invalid::new("set price and/or base_stock"));
+        }
+        Ok(Self { price, base_stock })
+    }
+
+    pub fn price(&self) -> Option<Amount> {
+        self.price
+    }
+
+    pub fn base_stock(&self) -> Option<Amount> {
+        self.base_stock
+    }
+}
+
+/// Which of a store's products to list.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProductFilter {
+    pub category: Option<Category>,
+    pub include_deleted: bool,
+}
+
+/// A product's price and base stock from some moment on (recorded on create and update).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub product_id: ProductId,
+    pub price: Amount,
+    pub base_stock: Amount,
+    pub at: DateTime<Utc>,
+}
