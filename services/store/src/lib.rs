@@ -99,3 +99,110 @@ impl Role for StoreRole {
         Ok(Served::Grpc { services, auth })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Reserving is set-based: as many statements for an order of 100 lines as for one.
+    //! Statements are counted from sqlx's own log of each one it runs, process-wide (the
+    //! SQLite driver runs them on a worker thread), so this is the only test of its
+    //! binary and runs both engines in turn.
+
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use pos_common::{
+        domain::{Grade, SettlementDay, StoreName, StoreRequest, UserId},
+        error::Violations,
+    };
+    use pos_store_storage::{Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Reserved};
+    use sqlx::{Connection, Executor, PgConnection};
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Statements(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
+        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            if event.metadata().target() == "sqlx::query" {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    async fn statements_per_reservation(database: &Database, counter: &Statements) -> (usize, usize) {
+        database.migrate(&MIGRATIONS).await.expect("migrate");
+        let storage = open_storage(database, pos_common::clock::system());
+        let request = StoreRequest {
+            name: StoreName::parse("Counted").expect("name"),
+            grade: Grade::Bronze,
+            settlement_day: SettlementDay::parse(1).expect("day"),
+        };
+        let (store, _) = storage
+            .create_store_for_owner(UserId::from_stored(1), &request)
+            .await
+            .expect("store");
+        let mut products = Vec::new();
+        for i in 0..100 {
+            let product = NewProduct {
+                name: ProductName::parse(&format!("P{i}")).expect("name"),
+                category: Category::MainMenu,
+                price: Amount::parse(100).expect("price"),
+                base_stock: Amount::parse(10).expect("stock"),
+            };
+            products.push(storage.create_product(store.id, &product).await.expect("product").id);
+        }
+        let mut counts = [0; 2];
+        for (slot, size) in [(0, 1), (1, 100)] {
+            let raw: Vec<(i64, i64)> = products[..size].iter().map(|id| (id.get(), 1)).collect();
+            let lines = OrderLines::parse(&raw, &mut Violations::new()).expect("lines");
+            let order = OrderId::parse(&format!("size-{size}")).expect("order id");
+            let before = counter.0.load(Ordering::SeqCst);
+            let outcome = storage.reserve(&order, store.id, &lines).await.expect("reserve");
+            assert!(matches!(outcome, Reserved::Taken(_)), "{outcome:?}");
+            counts[slot] = counter.0.load(Ordering::SeqCst) - before;
+        }
+        (counts[0], counts[1])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reserving_an_order_is_a_constant_number_of_statements() {
+        let counter = Statements::default();
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::Targets::new().with_target("sqlx::query", tracing::Level::TRACE))
+            .with(counter.clone())
+            .init();
+
+        let dir = std::env::temp_dir().join(format!("pos-statements-{}", std::process::id()));
+        let sqlite = Database::sqlite_in_dir(&dir, "store.db").await.expect("SQLite");
+        let (one, hundred) = statements_per_reservation(&sqlite, &counter).await;
+        assert!(one > 0, "statements are counted");
+        assert_eq!(one, hundred, "SQLite statements for 1 and 100 lines");
+        sqlite.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let admin = std::env::var("POS_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".to_string());
+        let name = format!("{run}_statements_{}", std::process::id());
+        let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .expect("create database");
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("POS_TEST_DATABASE_URL names no database"),
+        };
+        let postgres = Database::connect(&url).await.expect("connect");
+        let (one, hundred) = statements_per_reservation(&postgres, &counter).await;
+        postgres.close().await;
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)")))
+            .await
+            .expect("drop database");
+        assert!(one > 0, "statements are counted");
+        assert_eq!(one, hundred, "PostgreSQL statements for 1 and 100 lines");
+    }
+}

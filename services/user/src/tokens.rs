@@ -176,9 +176,10 @@ impl Tokens {
     ) -> ApiResult<()> {
         let (owner, family, _) = self.verify_refresh(refresh_token).await?;
         if owner != user_id {
-            return Err(ApiError::new(
-                Reason::TokenInvalid,
-                "the refresh token belongs to another login",
+            // The caller is who they say; the token in the request is not theirs.
+            return Err(ApiError::invalid(
+                "refresh_token",
+                "belongs to another owner's login",
             ));
         }
         self.store.delete(&Self::family_key(&family)).await?;

@@ -14,7 +14,7 @@ mod reservations;
 mod rows;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use pos_common::{
     clock::SharedClock,
     domain::{DeviceId, ProductId, SettlementDay, StoreId, StoreRequest, UserId},
@@ -44,8 +44,10 @@ impl PgStoreStorage {
         Self { pool, clock }
     }
 
+    /// Now, at the microseconds `timestamptz` keeps, so what a call returns equals what
+    /// a later read returns.
     fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.clock.now().trunc_subsecs(6)
     }
 }
 

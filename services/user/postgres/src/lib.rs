@@ -2,7 +2,7 @@
 //! (`sqlx::query!`, offline data in `.sqlx/`) and `timestamptz` instants.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use pos_common::{
     clock::SharedClock,
     domain::{Grade, SettlementDay, StoreId, StoreName, StoreRequest, UserId},
@@ -148,7 +148,7 @@ impl UserStorage for PgUserStorage {
             store.name.as_str(),
             store.grade.as_str(),
             store.settlement_day.get(),
-            self.clock.now(),
+            self.clock.now().trunc_subsecs(6),
         )
         .fetch_optional(&self.pool)
         .await?

@@ -2,20 +2,19 @@
 //! `pos serve edge` as separate processes over one database and Redis,
 //! and an owner going from signup to a tablet's menu through the edge.
 
-mod support;
-
+use pos_common::domain::UserId;
 use pos_proto::v1::{
     self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
 };
-use support::{
-    Backend, TestDb, bearer,
-    process::{PosProcess, pos},
+use crate::support::{
+    Engine, TestDb, bearer,
+    process::{PosProcess, output, pos},
 };
 use tonic::transport::Channel;
 
-on_both_backends!(three_roles_serve_a_signup_through_the_edge);
+crate::on_both_engines!(three_roles_serve_a_signup_through_the_edge);
 
-fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
+async fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
     let mut command = pos();
     command.args([
         "serve",
@@ -28,30 +27,25 @@ fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
     for (key, value) in envs {
         command.env(key, value);
     }
-    PosProcess::spawn(command)
+    PosProcess::spawn(name, command).await
 }
 
-async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
-    let (test_db, db) = TestDb::create(backend).await;
+async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
+    let (test_db, db) = TestDb::create(engine).await;
     let url = test_db.url();
-    let out = pos()
-        .args(["migrate", "--database-url", &url])
-        .output()
-        .expect("migrate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut migrate = pos();
+    migrate.args(["migrate", "--database-url", &url]);
+    let (status, _, stderr) = output(migrate).await;
+    assert!(status.success(), "{stderr}");
 
     let files = tempfile::tempdir().expect("dir");
-    let (_, key_file, jwks_file) = support::key_files(files.path());
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
     // A key retired from signing: tokens it signed stay valid while it is published.
     let retired_dir = tempfile::tempdir().expect("dir");
-    let (retired, _, retired_jwks) = support::key_files(retired_dir.path());
+    let (retired, _, retired_jwks) = crate::support::key_files(retired_dir.path());
     // Service tokens get a key of their own, so the edge holds no signing key.
     let service_dir = tempfile::tempdir().expect("dir");
-    let (_, service_key, service_jwks) = support::key_files(service_dir.path());
+    let (_, service_key, service_jwks) = crate::support::key_files(service_dir.path());
     let mut shared: Vec<(&'static str, String)> = vec![("POS_LOG_FORMAT", "json".to_string())];
     // Separate processes share logins and limits through Redis (required by user and edge).
     let redis =
@@ -78,7 +72,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
             ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
             ("POS_SERVICE_JWKS_FILE", service_jwks.display().to_string()),
         ]),
-    );
+    )
+    .await;
     let user = role(
         "user",
         &with(&[
@@ -89,7 +84,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
             ("POS_SIGNING_KEY_FILE", key_file.display().to_string()),
             ("POS_SERVICE_KEY_FILE", service_key.display().to_string()),
         ]),
-    );
+    )
+    .await;
     let edge = role(
         "edge",
         &with(&[
@@ -98,7 +94,8 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
             // No signing key on the internet-facing role: only the service key.
             ("POS_SERVICE_KEY_FILE", service_key.display().to_string()),
         ]),
-    );
+    )
+    .await;
 
     let channel = Channel::from_shared(format!("http://{}", edge.addr))
         .expect("uri")
@@ -106,7 +103,7 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         .await
         .expect("connect");
     let mut users = UserServiceClient::new(channel.clone());
-    let signed = support::dev_signup(
+    let signed = crate::support::dev_signup(
         channel.clone(),
         "mesh@example.com",
         "Mesh Diner",
@@ -157,7 +154,7 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         .list_products(pb::ListProductsRequest::default())
         .await
         .expect_err("revoked");
-    assert_eq!(support::reason(&status), "TOKEN_REVOKED");
+    assert_eq!(crate::support::reason(&status), "TOKEN_REVOKED");
     users
         .refresh_tokens(pb::RefreshTokensRequest {
             refresh_token: tokens.refresh_token,
@@ -173,7 +170,7 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         .keys;
     assert_eq!(published.len(), 2, "current and retired keys are published");
     let user_id = signed.user.expect("user").id;
-    let old_token = retired.owner_access(user_id, None, 600);
+    let old_token = retired.owner_access(UserId::from_stored(user_id), None, 600);
     let me = UserServiceClient::with_interceptor(channel.clone(), bearer(&old_token))
         .get_me(pb::GetMeRequest {})
         .await
@@ -181,9 +178,9 @@ async fn three_roles_serve_a_signup_through_the_edge(backend: Backend) {
         .into_inner();
     assert_eq!(me.user.expect("user").id, user_id);
 
-    edge.stop_with_sigterm();
-    user.stop_with_sigterm();
-    store.stop_with_sigterm();
+    edge.stop_with_sigterm().await;
+    user.stop_with_sigterm().await;
+    store.stop_with_sigterm().await;
     db.close().await;
     test_db.drop_database().await;
 }

@@ -1,18 +1,16 @@
 //! The real `pos` binary: `pos up --demo` serves on one port, its demo.json credentials
 //! work, SIGTERM shuts it down cleanly, and a restart keeps the data.
 
-mod support;
-
 use std::path::Path;
 
 use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
-use support::{
+use crate::support::{
     Bearer, bearer,
     process::{PosProcess, pos},
 };
 use tonic::transport::Channel;
 
-fn start_up(data_dir: &Path) -> PosProcess {
+async fn start_up(data_dir: &Path) -> PosProcess {
     let mut command = pos();
     command
         .args([
@@ -25,7 +23,7 @@ fn start_up(data_dir: &Path) -> PosProcess {
         ])
         .arg("--data-dir")
         .arg(data_dir);
-    PosProcess::spawn(command)
+    PosProcess::spawn("up", command).await
 }
 
 async fn client(
@@ -64,7 +62,7 @@ fn read_demo(data_dir: &Path) -> serde_json::Value {
 #[tokio::test]
 async fn pos_up_demo_serves_and_survives_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let up = start_up(dir.path());
+    let up = start_up(dir.path()).await;
     let demo = read_demo(dir.path());
     let owner = demo["owner_token"]
         .as_str()
@@ -91,11 +89,11 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
         .into_inner()
         .devices;
     assert_eq!(devices.len(), 30);
-    up.stop_with_sigterm();
+    up.stop_with_sigterm().await;
 
     // Restarting keeps the store and menu; the new demo.json tokens work and the old
     // tablet token was rotated out.
-    let up = start_up(dir.path());
+    let up = start_up(dir.path()).await;
     let demo = read_demo(dir.path());
     assert_eq!(demo["store_id"].as_i64(), Some(store_id));
     let new_tablet = demo["device_tokens"][0]
@@ -108,6 +106,6 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
         .list_products(pb::ListProductsRequest::default())
         .await
         .expect_err("rotated token");
-    assert_eq!(support::reason(&status), "TOKEN_REVOKED");
-    up.stop_with_sigterm();
+    assert_eq!(crate::support::reason(&status), "TOKEN_REVOKED");
+    up.stop_with_sigterm().await;
 }

@@ -1,9 +1,7 @@
 //! Server reflection, both protocol versions grpcurl and other tools use: the server
 //! lists exactly the services it serves and can describe them.
 
-mod support;
-
-use support::{Backend, TestApp};
+use crate::support::{Engine, app::TestApp};
 use tonic_reflection::pb::{v1, v1alpha};
 
 const SERVED: [&str; 3] = [
@@ -14,7 +12,7 @@ const SERVED: [&str; 3] = [
 
 #[tokio::test]
 async fn reflection_v1_and_v1alpha_list_and_describe_served_services() {
-    let app = TestApp::start(Backend::Sqlite).await;
+    let app = TestApp::start(Engine::Sqlite).await;
 
     let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel());
     let requests = [

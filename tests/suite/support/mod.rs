@@ -1,56 +1,44 @@
-//! Test support: a fresh database per test on either backend, the real server on a
-//! loopback port, authenticated clients, and helpers to read rich gRPC errors.
+//! Test support: a fresh database per test on either engine, a role or the whole stack
+//! on a loopback port, the binary as a child process, and helpers for clients and rich
+//! gRPC errors.
 
 #![allow(dead_code)]
 
+pub mod app;
 pub mod fake_kakao;
 pub mod process;
 pub mod stack;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
-use pos::{
-    roles,
-    startup::{self, Running},
-};
 use pos_common::{
-    auth::{
-        Authenticator, DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, SigningKey, StaticJwks,
-        TokenIssuer,
-    },
-    storage::Db,
+    auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
+    ephemeral::{self, MemoryStore, SharedEphemeral},
+    clock,
+    storage::Database,
 };
-use pos_proto::v1::{
-    self as pb, store_internal_service_client::StoreInternalServiceClient,
-    store_service_client::StoreServiceClient,
-};
-use pos_store::StoreRepo;
-use sqlx::{Connection, Executor};
-use tonic::{
-    Request, Status,
-    metadata::MetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel,
-};
+use pos_proto::v1::{self as pb, user_service_client::UserServiceClient};
+use sqlx::{Connection, Executor, PgConnection};
+use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor, transport::Channel};
 use tonic_types::StatusExt;
 
-/// Which database a test runs on.
+/// Which database engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub enum Engine {
     Sqlite,
     Postgres,
 }
 
-/// Runs each named `async fn(Backend)` test once per backend, as `sqlite::name` and
+/// Runs each named `async fn(Engine)` test once per engine, as `sqlite::name` and
 /// `postgres::name`.
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name(super::support::Backend::Sqlite).await
+                    super::$name($crate::support::Engine::Sqlite).await
                 }
             )*
         }
@@ -58,7 +46,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name(super::support::Backend::Postgres).await
+                    super::$name($crate::support::Engine::Postgres).await
                 }
             )*
         }
@@ -71,7 +59,7 @@ fn admin_url() -> String {
 }
 
 /// The run id xtask sets so it can sweep what a crashed test left behind.
-fn run_id() -> String {
+pub fn run_id() -> String {
     std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".to_string())
 }
 
@@ -82,34 +70,33 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    pub async fn create(backend: Backend) -> (Self, Db) {
-        sqlx::any::install_default_drivers();
-        match backend {
-            Backend::Sqlite => {
+    pub async fn create(engine: Engine) -> (Self, Database) {
+        match engine {
+            Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let db = Db::sqlite_in_dir(dir.path(), "test.db")
+                let db = Database::sqlite_in_dir(dir.path(), "test.db")
                     .await
                     .expect("open SQLite");
                 (Self::Sqlite { dir }, db)
             }
-            Backend::Postgres => {
+            Engine::Postgres => {
                 let name = format!(
                     "{}_{}",
                     run_id(),
                     &uuid::Uuid::new_v4().simple().to_string()[..12]
                 );
                 let admin = admin_url();
-                let mut conn = sqlx::AnyConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("PostgreSQL at {admin} is required (set POS_TEST_DATABASE_URL): {e}")
-                    });
+                let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is required (set POS_TEST_DATABASE_URL): {e}")
+                });
                 conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
                     .await
                     .expect("create test database");
                 conn.close().await.ok();
                 let url = database_url(&admin, &name);
-                let db = Db::connect(&url).await.expect("connect to test database");
+                let db = Database::connect(&url)
+                    .await
+                    .expect("connect to test database");
                 (Self::Postgres { name }, db)
             }
         }
@@ -125,7 +112,7 @@ impl TestDb {
 
     pub async fn drop_database(&self) {
         if let Self::Postgres { name } = self
-            && let Ok(mut conn) = sqlx::AnyConnection::connect(&admin_url()).await
+            && let Ok(mut conn) = PgConnection::connect(&admin_url()).await
         {
             let _ = conn
                 .execute(sqlx::AssertSqlSafe(format!(
@@ -155,6 +142,26 @@ fn database_url(admin: &str, name: &str) -> String {
     url
 }
 
+/// The shared state a test of `engine` runs with: real Redis beside PostgreSQL (under
+/// this run's key prefix), in memory beside SQLite.
+pub async fn shared_state(engine: Engine) -> SharedEphemeral {
+    match engine {
+        Engine::Sqlite => Arc::new(MemoryStore::new(clock::system())),
+        Engine::Postgres => ephemeral::connect(Some(&redis_url()), &redis_prefix())
+            .await
+            .expect("Redis must be reachable for the test suite"),
+    }
+}
+
+pub fn redis_url() -> String {
+    std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A key prefix of this run, unique to the caller.
+pub fn redis_prefix() -> String {
+    format!("{}:{}", run_id(), uuid::Uuid::new_v4().simple())
+}
+
 /// Adds a bearer token to every call.
 #[derive(Clone)]
 pub struct Bearer(pub Option<MetadataValue<tonic::metadata::Ascii>>);
@@ -177,139 +184,13 @@ pub fn bearer(token: &str) -> Bearer {
     ))
 }
 
-pub type StoreClient = StoreServiceClient<InterceptedService<Channel, Bearer>>;
-pub type InternalClient = StoreInternalServiceClient<InterceptedService<Channel, Bearer>>;
-
-/// The real server on a loopback port over a fresh database.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub issuer: TokenIssuer,
-    pub repo: StoreRepo,
-    pub backend: Backend,
-    running: Running,
-    db: Db,
-    test_db: TestDb,
-    channel: Channel,
-}
-
-impl TestApp {
-    pub async fn start(backend: Backend) -> Self {
-        let (test_db, db) = TestDb::create(backend).await;
-        pos_store::migrate(&db).await.expect("migrate");
-        let issuer = TokenIssuer::new(
-            Arc::new(SigningKey::generate()),
-            DEFAULT_ISSUER,
-            DEFAULT_AUDIENCE,
-        );
-        let repo = StoreRepo::new(db.clone());
-        let keys = KeyCache::new(
-            Arc::new(StaticJwks(issuer.jwks())),
-            DEFAULT_ISSUER,
-            DEFAULT_AUDIENCE,
-        )
-        .await;
-        let auth = Authenticator::new(Arc::new(keys), None);
-        let services = roles::store(repo.clone(), Some(issuer.clone()));
-        let running = startup::serve_role("127.0.0.1:0".parse().expect("addr"), services, auth)
-            .await
-            .expect("start server");
-        let channel = Channel::from_shared(format!("http://{}", running.addr))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-        Self {
-            addr: running.addr,
-            issuer,
-            repo,
-            backend,
-            running,
-            db,
-            test_db,
-            channel,
-        }
-    }
-
-    pub fn channel(&self) -> Channel {
-        self.channel.clone()
-    }
-
-    pub fn store(&self, token: Option<&str>) -> StoreClient {
-        let value = token.map(|t| format!("Bearer {t}").parse().expect("ascii token"));
-        StoreServiceClient::with_interceptor(self.channel(), Bearer(value))
-    }
-
-    pub fn internal(&self) -> InternalClient {
-        let token = self.issuer.service("test-suite");
-        let value = Some(format!("Bearer {token}").parse().expect("ascii token"));
-        StoreInternalServiceClient::with_interceptor(self.channel(), Bearer(value))
-    }
-
-    pub fn owner_token(&self, user_id: i64, store_id: Option<i64>) -> String {
-        self.issuer.owner_access(user_id, store_id, 3600)
-    }
-
-    /// Creates a store for `owner_user_id` through the internal API; returns it and an
-    /// owner token for it.
-    pub async fn new_store(&self, owner_user_id: i64, grade: pb::PosGrade) -> (pb::Store, String) {
-        let store = self
-            .internal()
-            .create_store_for_owner(pb::CreateStoreForOwnerRequest {
-                owner_user_id,
-                store_name: format!("Store {owner_user_id}"),
-                pos_grade: grade as i32,
-                settlement_day: 10,
-            })
-            .await
-            .expect("create store")
-            .into_inner()
-            .store
-            .expect("store");
-        let token = self.owner_token(owner_user_id, Some(store.id));
-        (store, token)
-    }
-
-    /// A product created through the public API.
-    pub async fn new_product(
-        &self,
-        owner_token: &str,
-        name: &str,
-        category: pb::ProductCategory,
-        price: i64,
-        base_stock: i64,
-    ) -> pb::Product {
-        self.store(Some(owner_token))
-            .create_product(pb::CreateProductRequest {
-                name: name.to_string(),
-                category: category as i32,
-                price,
-                base_stock,
-            })
-            .await
-            .expect("create product")
-            .into_inner()
-            .product
-            .expect("product")
-    }
-
-    /// A device token for a tablet of the store, issued through the public API.
-    pub async fn device_token(&self, owner_token: &str, device_id: i64) -> String {
-        self.store(Some(owner_token))
-            .issue_device_token(pb::IssueDeviceTokenRequest { device_id })
-            .await
-            .expect("issue device token")
-            .into_inner()
-            .device_token
-    }
-
-    pub async fn stop(self) {
-        self.running
-            .stop(std::time::Duration::from_secs(5))
-            .await
-            .expect("stop server");
-        self.db.close().await;
-        self.test_db.drop_database().await;
-    }
+/// A fresh issuer with the default issuer and audience.
+pub fn new_issuer() -> TokenIssuer {
+    TokenIssuer::new(
+        Arc::new(SigningKey::generate()),
+        DEFAULT_ISSUER,
+        DEFAULT_AUDIENCE,
+    )
 }
 
 /// The `ErrorInfo.reason` of a failed call.
@@ -356,7 +237,7 @@ pub async fn dev_signup(
     store_name: &str,
     grade: pb::PosGrade,
 ) -> pb::SignUpResponse {
-    let mut users = pos_proto::v1::user_service_client::UserServiceClient::new(channel);
+    let mut users = UserServiceClient::new(channel);
     let login = users
         .login_with_provider_token(pb::LoginWithProviderTokenRequest {
             provider_token: Some(pb::ProviderToken {

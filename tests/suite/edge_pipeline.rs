@@ -11,31 +11,53 @@ use std::{
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use pos_common::{
     ApiResult,
-    auth::{Authenticator, KeyCache, Revocations, SigningKey, StaticJwks, TokenIssuer},
-    backend::{self, Backend},
+    auth::{
+        Authenticator, DeviceCredential, DeviceCredentials, KeyCache, Revocations, SigningKey,
+        StaticJwks, TokenIssuer,
+    },
+    clock::{self, ManualClock, SharedClock},
+    domain::{DeviceId, StoreId, UserId},
     ephemeral::{self, MemoryStore, SharedEphemeral},
+    peer::{self, Peer},
 };
-use pos_edge::{EdgeConfig, EdgeDeps, gates::DeviceCredentials};
+use pos_edge::{EdgeConfig, EdgeDeps};
 use tonic::{Code, Status, body::Body, transport::Channel};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct Anything {}
 
-struct AllDevicesCurrent;
+/// Every tablet's current credential is version 3.
+struct AllDevicesAtVersion3;
 
 #[async_trait]
-impl DeviceCredentials for AllDevicesCurrent {
-    async fn verify(&self, _: i64, _: i64, _: i64) -> ApiResult<()> {
-        Ok(())
+impl DeviceCredentials for AllDevicesAtVersion3 {
+    async fn current(&self, _: StoreId, _: DeviceId) -> ApiResult<Option<DeviceCredential>> {
+        Ok(Some(DeviceCredential {
+            version: 3,
+            revoked: false,
+        }))
     }
+}
+
+/// `Bearer <owner token>` of owner `id` (of store `id`).
+fn owner_bearer(issuer: &TokenIssuer, id: i64) -> String {
+    format!(
+        "Bearer {}",
+        issuer.owner_access(UserId::from_stored(id), Some(StoreId::from_stored(id)), 60)
+    )
+}
+
+fn memory() -> SharedEphemeral {
+    Arc::new(MemoryStore::new(clock::system()))
 }
 
 type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
 
 /// A backend that records request headers and answers a bare OK (no message).
-fn recording() -> (Backend, Seen) {
+fn recording() -> (Peer, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
     let service = tower::service_fn(move |request: http::Request<Body>| {
@@ -49,12 +71,12 @@ fn recording() -> (Backend, Seen) {
             Ok::<_, Infallible>(response)
         }
     });
-    (backend::in_process(service), seen)
+    (peer::in_process(service), seen)
 }
 
 /// A backend that never answers in time.
-fn slow() -> Backend {
-    backend::in_process(tower::service_fn(|_request: http::Request<Body>| async {
+fn slow() -> Peer {
+    peer::in_process(tower::service_fn(|_request: http::Request<Body>| async {
         tokio::time::sleep(Duration::from_secs(30)).await;
         Ok::<_, Infallible>(http::Response::new(Body::empty()))
     }))
@@ -66,7 +88,12 @@ struct Edge {
     seen: Seen,
 }
 
-async fn edge(ephemeral: SharedEphemeral, rate_limit_per_minute: u32, issuer: TokenIssuer) -> Edge {
+async fn edge(
+    ephemeral: SharedEphemeral,
+    rate_limit_per_minute: u32,
+    issuer: TokenIssuer,
+    clock: SharedClock,
+) -> Edge {
     let jwks = Arc::new(StaticJwks(issuer.jwks()));
     let keys = Arc::new(KeyCache::new(jwks.clone(), "pos-mesh", "pos-mesh").await);
     let (store, seen) = recording();
@@ -83,10 +110,12 @@ async fn edge(ephemeral: SharedEphemeral, rate_limit_per_minute: u32, issuer: To
                 ("pos.v1.TradeService", store),
                 ("pos.v1.SettlementService", slow()),
             ]),
-            auth: Authenticator::new(keys, Some(Revocations::new(ephemeral.clone()))),
-            devices: Arc::new(AllDevicesCurrent),
+            auth: Authenticator::new(keys)
+                .with_revocations(Revocations::new(ephemeral.clone()))
+                .with_devices(Arc::new(AllDevicesAtVersion3)),
             ephemeral,
             jwks,
+            clock,
         },
     )
     .await
@@ -148,9 +177,13 @@ async fn call(
 
 #[tokio::test]
 async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
-    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
-    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
-    let tablet = format!("Bearer {}", edge.issuer.device(1, 2, 3));
+    let edge = edge(memory(), 1000, issuer(), clock::system()).await;
+    let owner = owner_bearer(&edge.issuer, 1);
+    let tablet = format!(
+        "Bearer {}",
+        edge.issuer
+            .device(StoreId::from_stored(1), DeviceId::from_stored(2), 3)
+    );
     call(
         edge.addr,
         "/pos.v1.StoreService/GetMyStore",
@@ -176,7 +209,7 @@ async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
     )
     .await
     .expect("call with own deadline");
-    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
+    let owner = owner_bearer(&edge.issuer, 1);
     call(
         edge.addr,
         "/pos.v1.StoreService/GetMyStore",
@@ -218,25 +251,22 @@ async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
 
 #[tokio::test]
 async fn rate_limits_are_shared_by_edge_replicas_through_redis() {
-    let url =
-        std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
-    let prefix = format!("{run}:{}", uuid::Uuid::new_v4().simple());
-    let shared = ephemeral::connect(Some(&url), &prefix)
-        .await
-        .expect("Redis for the test suite");
-    // Limits count in one-minute windows: do not start right before one closes.
-    let second_of_minute = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() % 60);
-    if second_of_minute >= 57 {
-        tokio::time::sleep(Duration::from_secs(61 - second_of_minute)).await;
-    }
+    let shared = ephemeral::connect(
+        Some(&crate::support::redis_url()),
+        &crate::support::redis_prefix(),
+    )
+    .await
+    .expect("Redis for the test suite");
+    // Limits count in one-minute windows: both replicas read one clock, standing at the
+    // start of a window, so the test never straddles two.
+    let start: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 60, 0)
+        .expect("a valid instant");
+    let clock = ManualClock::new(start);
     let issuer = issuer();
-    let first = edge(shared.clone(), 5, issuer.clone()).await;
-    let second = edge(shared, 5, issuer.clone()).await;
-    let owner = format!("Bearer {}", issuer.owner_access(1, Some(1), 60));
-    let other = format!("Bearer {}", issuer.owner_access(2, Some(2), 60));
+    let first = edge(shared.clone(), 5, issuer.clone(), clock.clone()).await;
+    let second = edge(shared, 5, issuer.clone(), clock.clone()).await;
+    let other = owner_bearer(&issuer, 2);
+    let owner = owner_bearer(&issuer, 1);
     let path = "/pos.v1.StoreService/GetMyStore";
     for replica in [&first, &second, &first, &second, &first] {
         call(replica.addr, path, &[("authorization", owner.clone())])
@@ -257,11 +287,16 @@ async fn rate_limits_are_shared_by_edge_replicas_through_redis() {
     call(first.addr, path, &[("authorization", other)])
         .await
         .expect("another owner has their own budget");
+    // The next minute is a new window with a fresh budget.
+    clock.advance(Duration::from_secs(60));
+    call(second.addr, path, &[("authorization", owner.clone())])
+        .await
+        .expect("a new window");
 }
 
 #[tokio::test]
 async fn jwks_cors_and_reflection() {
-    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
+    let edge = edge(memory(), 1000, issuer(), clock::system()).await;
     let router_addr = edge.addr;
 
     // The JWKS document over plain HTTP.
@@ -270,7 +305,7 @@ async fn jwks_cors_and_reflection() {
         serde_json::from_str(body.split("\r\n\r\n").nth(1).expect("body")).expect("json");
     assert_eq!(
         jwks["keys"][0]["kid"].as_str(),
-        Some(edge.issuer.jwks().keys[0].kid.as_str())
+        edge.issuer.jwks().keys[0].common.key_id.as_deref()
     );
     assert_eq!(jwks["keys"][0]["alg"].as_str(), Some("EdDSA"));
 
@@ -421,8 +456,8 @@ async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[tokio::test]
 async fn the_edge_enforces_deadlines_on_slow_backends() {
-    let edge = edge(Arc::new(MemoryStore::new()), 1000, issuer()).await;
-    let owner = format!("Bearer {}", edge.issuer.owner_access(1, Some(1), 60));
+    let edge = edge(memory(), 1000, issuer(), clock::system()).await;
+    let owner = owner_bearer(&edge.issuer, 1);
     let started = std::time::Instant::now();
     let status = call(
         edge.addr,

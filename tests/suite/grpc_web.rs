@@ -2,14 +2,12 @@
 //! HTTP/1.1 and on HTTP/2, and the edge's message size limit. The browser test
 //! (`tests/browser`) covers grpc-web-text and CORS from Chromium.
 
-mod support;
-
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use pos_proto::v1::{
     self as pb, login_result, store_service_client::StoreServiceClient,
     user_service_client::UserServiceClient,
 };
-use support::{Backend, bearer, stack::TestStack};
+use crate::support::{Engine, bearer, stack::TestStack};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic_web::GrpcWebClientLayer;
@@ -17,7 +15,7 @@ use tower::ServiceBuilder;
 
 #[tokio::test]
 async fn grpc_web_signup_and_menu_over_http1_and_http2() {
-    let stack = TestStack::start(Backend::Sqlite).await;
+    let stack = TestStack::start(Engine::Sqlite).await;
     let uri: http::Uri = format!("http://{}", stack.addr).parse().expect("uri");
     for (label, http2) in [("HTTP/1.1", false), ("HTTP/2", true)] {
         let client = Client::builder(TokioExecutor::new())
@@ -72,7 +70,7 @@ async fn grpc_web_signup_and_menu_over_http1_and_http2() {
             .await
             .expect_err("no token");
         assert_eq!(
-            (status.code(), support::reason(&status).as_str()),
+            (status.code(), crate::support::reason(&status).as_str()),
             (Code::Unauthenticated, "TOKEN_MISSING"),
             "{label}"
         );
@@ -82,8 +80,8 @@ async fn grpc_web_signup_and_menu_over_http1_and_http2() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused_and_change_nothing() {
-    let stack = TestStack::start(Backend::Sqlite).await;
-    let signed = support::dev_signup(
+    let stack = TestStack::start(Engine::Sqlite).await;
+    let signed = crate::support::dev_signup(
         stack.channel(),
         "big@example.com",
         "Big",
@@ -106,8 +104,14 @@ async fn oversized_messages_are_refused_and_change_nothing() {
     assert_ne!(status.code(), Code::Ok);
     assert!(
         stack
-            .store_repo
-            .list_products(store.id, None, true)
+            .store_storage
+            .list_products(
+                pos_common::domain::StoreId::from_stored(store.id),
+                pos_store::storage::ProductFilter {
+                    category: None,
+                    include_deleted: true,
+                },
+            )
             .await
             .expect("list")
             .is_empty()

@@ -2,36 +2,32 @@
 //! Kakao, signup (idempotent, retry-safe after a store outage), login, refresh rotation
 //! with reuse detection, logout.
 
-mod support;
-
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
-use pos::{roles, startup};
-use pos_common::{
-    backend::{self, BackendError, ServiceTokenLayer},
-    ephemeral::SharedEphemeral,
-};
+use pos::startup;
+use pos_common::{domain::StoreId, peer, role::PeerRole};
 use pos_proto::v1::{
-    self as pb, login_result, store_internal_service_client::StoreInternalServiceClient,
-    store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
+    self as pb, login_result, store_service_client::StoreServiceClient,
+    user_service_client::UserServiceClient,
 };
-use pos_user::{
-    provider::{DevProvider, Providers},
-    tokens::{TokenLifetimes, Tokens},
-};
-use support::{
-    Backend, assert_error, bearer,
+use pos_user::storage::{Email, User};
+use tonic::{Code, transport::Channel};
+use tower::ServiceExt;
+
+use crate::support::{
+    Engine, assert_error, bearer,
     fake_kakao::Person,
     stack::{REDIRECT_URI, TestStack},
     violated_fields,
 };
-use tonic::{Code, transport::Channel};
-use tower::{Layer, ServiceExt};
 
-on_both_backends!(
+crate::on_both_engines!(
     oauth_signup_login_refresh_logout,
     signup_is_idempotent_and_emails_are_unique,
     oauth_refuses_bad_state_code_and_redirect,
@@ -88,8 +84,8 @@ fn signup(ticket: &str, grade: pb::PosGrade) -> pb::SignUpRequest {
     }
 }
 
-async fn oauth_signup_login_refresh_logout(backend: Backend) {
-    let stack = TestStack::start(backend).await;
+async fn oauth_signup_login_refresh_logout(engine: Engine) {
+    let stack = TestStack::start(engine).await;
     let login_result::Result::SignupTicket(ticket) = oauth_login(&stack, &kim()).await else {
         panic!("a new owner gets a signup ticket");
     };
@@ -204,8 +200,8 @@ async fn oauth_signup_login_refresh_logout(backend: Backend) {
     stack.stop().await;
 }
 
-async fn signup_is_idempotent_and_emails_are_unique(backend: Backend) {
-    let stack = TestStack::start(backend).await;
+async fn signup_is_idempotent_and_emails_are_unique(engine: Engine) {
+    let stack = TestStack::start(engine).await;
     let login_result::Result::SignupTicket(ticket) = oauth_login(&stack, &kim()).await else {
         panic!("ticket");
     };
@@ -228,10 +224,10 @@ async fn signup_is_idempotent_and_emails_are_unique(backend: Backend) {
         first.store.as_ref().map(|s| s.id),
         again.store.as_ref().map(|s| s.id)
     );
-    let store_id = first.store.expect("store").id;
+    let store_id = StoreId::from_stored(first.store.expect("store").id);
     assert_eq!(
         stack
-            .store_repo
+            .store_storage
             .devices_of_store(store_id)
             .await
             .expect("devices")
@@ -323,8 +319,8 @@ async fn signup_is_idempotent_and_emails_are_unique(backend: Backend) {
     stack.stop().await;
 }
 
-async fn oauth_refuses_bad_state_code_and_redirect(backend: Backend) {
-    let stack = TestStack::start(backend).await;
+async fn oauth_refuses_bad_state_code_and_redirect(engine: Engine) {
+    let stack = TestStack::start(engine).await;
     let mut client = users(stack.channel());
     let status = assert_error(
         client
@@ -422,63 +418,55 @@ async fn oauth_refuses_bad_state_code_and_redirect(backend: Backend) {
         rightful.result.and_then(|r| r.result),
         Some(login_result::Result::SignupTicket(_))
     ));
-    assert!(
-        stack
-            .user_repo
-            .by_email("kim@example.com")
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(user(&stack, "kim@example.com").await.is_none());
     stack.stop().await;
 }
 
-/// The user role of the stack, but reaching the store through a switch that can cut it off.
-async fn user_role_with_flaky_store(
-    stack: &TestStack,
-    ephemeral: SharedEphemeral,
-    up: Arc<AtomicBool>,
-) -> startup::Running {
-    let store = stack.stack.store.clone();
+/// The owner with this e-mail, as the user role stored them.
+async fn user(stack: &TestStack, email: &str) -> Option<User> {
+    stack
+        .user_storage
+        .by_email(&Email::parse(email).expect("email"))
+        .await
+        .expect("read")
+}
+
+/// Another user role of the stack, reaching the store through a switch that can cut it off.
+async fn user_role_with_flaky_store(stack: &TestStack, up: Arc<AtomicBool>) -> startup::Running {
+    let store = stack.stack.peers["store"].clone();
+    let inner = store.peer.clone();
     let flaky = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
-        let store = store.clone();
+        let inner = inner.clone();
         let up = up.clone();
         async move {
             if !up.load(Ordering::SeqCst) {
-                return Err(BackendError("store service unreachable".into()));
+                return Err::<_, tower::BoxError>("store service unreachable".into());
             }
-            store.oneshot(request).await
+            inner.oneshot(request).await.map_err(Into::into)
         }
     });
-    let token = ServiceTokenLayer::new(stack.issuer.clone(), "user");
-    let tokens = Tokens::new(
-        stack.issuer.clone(),
-        stack.stack.auth.keys().clone(),
-        ephemeral.clone(),
-        TokenLifetimes::default(),
-    );
-    let services = roles::user(roles::UserDeps {
-        repo: stack.user_repo.clone(),
-        providers: Providers::default().with("dev", Arc::new(DevProvider)),
-        ephemeral,
-        tokens,
-        stores: StoreInternalServiceClient::new(token.layer(backend::in_process(flaky))),
-        redirect_uris: vec![],
-        published_keys: stack.issuer.jwks(),
-    });
-    startup::serve_role(
-        "127.0.0.1:0".parse().expect("addr"),
-        services,
-        stack.stack.auth.clone(),
-    )
-    .await
-    .expect("serve user role")
+    let peers = HashMap::from([(
+        "store",
+        PeerRole {
+            services: store.services,
+            peer: peer::in_process(flaky),
+        },
+    )]);
+    let context = stack.context("user", peers).await;
+    let role = pos::registry::role("user").expect("user role");
+    let served = role
+        .build(&pos::up::matches(&[]).expect("flags"), context)
+        .await
+        .expect("build the user role");
+    startup::serve("127.0.0.1:0".parse().expect("addr"), served)
+        .await
+        .expect("serve the user role")
 }
 
-async fn signup_interrupted_by_a_store_outage_completes_on_retry_or_login(backend: Backend) {
-    let stack = TestStack::start(backend).await;
+async fn signup_interrupted_by_a_store_outage_completes_on_retry_or_login(engine: Engine) {
+    let stack = TestStack::start(engine).await;
     let up = Arc::new(AtomicBool::new(false));
-    let running = user_role_with_flaky_store(&stack, stack.ephemeral.clone(), up.clone()).await;
+    let running = user_role_with_flaky_store(&stack, up.clone()).await;
     let channel = Channel::from_shared(format!("http://{}", running.addr))
         .expect("uri")
         .connect()
@@ -502,15 +490,10 @@ async fn signup_interrupted_by_a_store_outage_completes_on_retry_or_login(backen
             Code::Unavailable,
             "DEPENDENCY_UNAVAILABLE",
         );
-        let pending = stack
-            .user_repo
-            .by_email(email)
-            .await
-            .expect("read")
-            .expect("user row kept");
+        let pending = user(&stack, email).await.expect("user row kept");
         assert_eq!(pending.store_id, None);
         assert!(
-            pending.pending_store().is_some(),
+            pending.pending_store.is_some(),
             "the store request is kept for completion"
         );
     }
@@ -522,14 +505,9 @@ async fn signup_interrupted_by_a_store_outage_completes_on_retry_or_login(backen
         .await
         .expect("retry")
         .into_inner();
-    let user = stack
-        .user_repo
-        .by_email("retry@example.com")
-        .await
-        .expect("read")
-        .expect("user");
-    assert_eq!(retried.store.map(|s| s.owner_user_id), Some(user.id));
-    assert!(user.store_id.is_some() && user.pending_store().is_none());
+    let retry = user(&stack, "retry@example.com").await.expect("user");
+    assert_eq!(retried.store.map(|s| s.owner_user_id), Some(retry.id.get()));
+    assert!(retry.store_id.is_some() && retry.pending_store.is_none());
     // A plain login completes a signup that was never retried.
     let login = client
         .login_with_provider_token(pb::LoginWithProviderTokenRequest {
@@ -545,16 +523,11 @@ async fn signup_interrupted_by_a_store_outage_completes_on_retry_or_login(backen
         login.result.and_then(|r| r.result),
         Some(login_result::Result::Tokens(_))
     ));
-    let user = stack
-        .user_repo
-        .by_email("login@example.com")
-        .await
-        .expect("read")
-        .expect("user");
-    let store_id = user.store_id.expect("store completed at login");
+    let completed = user(&stack, "login@example.com").await.expect("user");
+    let store_id = completed.store_id.expect("store completed at login");
     assert_eq!(
         stack
-            .store_repo
+            .store_storage
             .devices_of_store(store_id)
             .await
             .expect("devices")

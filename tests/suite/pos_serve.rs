@@ -2,45 +2,42 @@
 //! is repeatable, `pos serve store` verifies tokens from a JWKS file, serves the public
 //! and internal store APIs, signs tablet credentials, and stops on SIGTERM.
 
-mod support;
-
 use std::sync::Arc;
 
-use pos_common::auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer};
+use pos_common::{
+    auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
+    domain::{StoreId, UserId},
+};
 use pos_proto::v1::{
     self as pb, PosGrade, ProductCategory,
     store_internal_service_client::StoreInternalServiceClient,
     store_service_client::StoreServiceClient,
 };
-use support::{
-    Backend, TestDb, bearer,
-    process::{PosProcess, pos},
+use crate::support::{
+    Engine, TestDb, bearer,
+    process::{PosProcess, output, pos},
 };
 use tonic::transport::Channel;
 
-on_both_backends!(migrate_then_serve_store_role);
+crate::on_both_engines!(migrate_then_serve_store_role);
 
-async fn migrate_then_serve_store_role(backend: Backend) {
-    let (test_db, db) = TestDb::create(backend).await;
+async fn migrate_then_serve_store_role(engine: Engine) {
+    let (test_db, db) = TestDb::create(engine).await;
     let url = test_db.url();
     for _ in 0..2 {
-        let out = pos()
-            .args(["migrate", "--database-url", &url])
-            .output()
-            .expect("run migrate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+        let mut migrate = pos();
+        migrate.args(["migrate", "--database-url", &url]);
+        let (status, stdout, stderr) = output(migrate).await;
+        assert!(status.success(), "{stderr}");
+        assert!(stdout.contains("migrations applied"));
     }
 
     let files = tempfile::tempdir().expect("temp dir");
-    let (issuer, key_file, jwks_file) = support::key_files(files.path());
+    let (issuer, key_file, jwks_file) = crate::support::key_files(files.path());
 
     // Without the keys that verify tokens it refuses to start, and says why.
-    let out = pos()
+    let mut refused = pos();
+    refused
         .args([
             "serve",
             "store",
@@ -50,10 +47,16 @@ async fn migrate_then_serve_store_role(backend: Backend) {
             &url,
         ])
         .env_remove("POS_JWKS_FILE")
-        .output()
-        .expect("run serve");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("POS_JWKS_FILE"));
+        .env_remove("POS_USER_ADDR");
+    let (status, _, stderr) = output(refused).await;
+    assert!(!status.success());
+    assert!(stderr.contains("POS_JWKS_FILE"), "{stderr}");
+    // Flags of other roles are refused: each role takes only its own.
+    let mut foreign = pos();
+    foreign.args(["serve", "store", "--database-url", &url, "--redis-url", "redis://x", "--rate-limit-per-minute", "5"]);
+    let (status, _, stderr) = output(foreign).await;
+    assert!(!status.success());
+    assert!(stderr.contains("--rate-limit-per-minute"), "{stderr}");
 
     let mut command = pos();
     command
@@ -69,7 +72,7 @@ async fn migrate_then_serve_store_role(backend: Backend) {
         .env("POS_JWKS_FILE", &jwks_file)
         .env("POS_SIGNING_KEY_FILE", &key_file)
         .env("POS_LOG_FORMAT", "json");
-    let served = PosProcess::spawn(command);
+    let served = PosProcess::spawn("serve store", command).await;
     let channel = Channel::from_shared(format!("http://{}", served.addr))
         .expect("uri")
         .connect()
@@ -91,7 +94,7 @@ async fn migrate_then_serve_store_role(backend: Backend) {
     .into_inner()
     .store
     .expect("store");
-    let owner = issuer.owner_access(42, Some(store.id), 600);
+    let owner = issuer.owner_access(UserId::from_stored(42), Some(StoreId::from_stored(store.id)), 600);
     let mut as_owner = StoreServiceClient::with_interceptor(channel.clone(), bearer(&owner));
     as_owner
         .create_product(pb::CreateProductRequest {
@@ -133,14 +136,14 @@ async fn migrate_then_serve_store_role(backend: Backend) {
     );
     let status = StoreServiceClient::with_interceptor(
         channel,
-        bearer(&stranger.owner_access(42, Some(store.id), 600)),
+        bearer(&stranger.owner_access(UserId::from_stored(42), Some(StoreId::from_stored(store.id)), 600)),
     )
     .list_products(pb::ListProductsRequest::default())
     .await
     .expect_err("foreign key");
-    assert_eq!(support::reason(&status), "TOKEN_INVALID");
+    assert_eq!(crate::support::reason(&status), "TOKEN_INVALID");
 
-    served.stop_with_sigterm();
+    served.stop_with_sigterm().await;
     db.close().await;
     test_db.drop_database().await;
 }

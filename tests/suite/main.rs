@@ -1,0 +1,17 @@
+//! The integration suite, one test binary: storage contracts on both engines, each role
+//! over real gRPC on loopback, the whole stack behind the edge, and the `pos` binary as
+//! separate processes.
+
+mod support;
+
+mod edge_auth;
+mod edge_pipeline;
+mod grpc_web;
+mod identity;
+mod pos_mesh;
+mod pos_serve;
+mod pos_up;
+mod reflection;
+mod storage_store;
+mod storage_user;
+mod store_api;

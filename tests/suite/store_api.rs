@@ -1,0 +1,847 @@
+//! The store role alone over real gRPC on loopback, on SQLite and PostgreSQL: validation,
+//! object-level authorization, tablets, and the internal API — who may call which RPC,
+//! and what each answer looks like on the wire.
+
+use pos_common::domain::{ProductId, StoreId, UserId};
+use pos_proto::v1::{self as pb, PosGrade, ProductCategory, ReservationStatus};
+use pos_store::storage::ProductFilter;
+use tonic::Code;
+
+use crate::support::{Engine, app::TestApp, assert_error, violated_fields};
+
+crate::on_both_engines!(
+    validation_names_every_bad_field_and_changes_nothing,
+    owners_cannot_touch_another_stores_products,
+    soft_deleted_products_leave_menus_but_not_history,
+    tablets_see_only_their_stores_live_menu,
+    device_credentials_rotate_and_revoke,
+    devices_are_created_by_grade_and_store_creation_is_idempotent,
+    internal_rpcs_answer_only_the_roles_named_for_them,
+    stores_are_listed_by_settlement_day_in_pages,
+    reservations_on_the_wire,
+    a_replayed_order_id_with_other_lines_is_refused,
+    bad_reservation_requests_name_the_field,
+);
+
+fn line(product_id: i64, count: i64) -> pb::StockRequestLine {
+    pb::StockRequestLine { product_id, count }
+}
+
+async fn product_names(app: &TestApp, token: &str, include_deleted: bool) -> Vec<String> {
+    app.store(Some(token))
+        .list_products(pb::ListProductsRequest {
+            category: 0,
+            include_deleted,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .products
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+async fn reserve(
+    app: &TestApp,
+    order_id: &str,
+    store_id: i64,
+    lines: Vec<pb::StockRequestLine>,
+) -> Result<pb::Reservation, tonic::Status> {
+    app.trade()
+        .reserve_stock(pb::ReserveStockRequest {
+            order_id: order_id.to_string(),
+            store_id,
+            lines,
+        })
+        .await
+        .map(|r| r.into_inner().reservation.expect("reservation"))
+}
+
+async fn validation_names_every_bad_field_and_changes_nothing(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (_, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let mut client = app.store(Some(&owner));
+
+    let status = assert_error(
+        client
+            .create_product(pb::CreateProductRequest {
+                name: "  ".into(),
+                category: 0,
+                price: -1,
+                base_stock: 10_000_001,
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["name", "category", "price", "base_stock"]
+    );
+    let status = assert_error(
+        client
+            .create_product(pb::CreateProductRequest {
+                name: "x".repeat(256),
+                category: 42,
+                price: 100,
+                base_stock: 1,
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["name", "category"]);
+    assert!(product_names(&app, &owner, true).await.is_empty());
+
+    let product = app
+        .new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10)
+        .await;
+    let status = assert_error(
+        client
+            .update_product(pb::UpdateProductRequest {
+                product_id: product.id,
+                price: Some(10_000_001),
+                base_stock: Some(-5),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["price", "base_stock"]);
+    let status = assert_error(
+        client
+            .update_product(pb::UpdateProductRequest {
+                product_id: product.id,
+                price: None,
+                base_stock: None,
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["price"]);
+    let status = assert_error(
+        client
+            .delete_product(pb::DeleteProductRequest { product_id: 0 })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["product_id"]);
+
+    let history = client
+        .list_product_history(pb::ListProductHistoryRequest {
+            product_id: product.id,
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .entries;
+    assert_eq!(history.len(), 1, "failed updates wrote no history");
+    let stored = app
+        .storage
+        .product(StoreId::from_stored(product.store_id), ProductId::from_stored(product.id))
+        .await
+        .expect("read")
+        .expect("product");
+    assert_eq!((stored.price.get(), stored.deleted_at), (500, None));
+
+    let status = assert_error(
+        app.internal_as("user")
+            .create_store_for_owner(pb::CreateStoreForOwnerRequest {
+                owner_user_id: 2,
+                store_name: "line\nbreak".into(),
+                pos_grade: 0,
+                settlement_day: 3,
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["store_name", "pos_grade", "settlement_day"]
+    );
+    assert!(
+        app.storage
+            .store_of_owner(UserId::from_stored(2))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    app.stop().await;
+}
+
+async fn owners_cannot_touch_another_stores_products(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store_a, owner_a) = app.new_store(1, PosGrade::Bronze).await;
+    let (store_b, owner_b) = app.new_store(2, PosGrade::Bronze).await;
+    let product = app
+        .new_product(&owner_a, "Bibimbap", ProductCategory::MainMenu, 1000, 5)
+        .await;
+    let device_a = app.devices(store_a.id).await[0].clone();
+    let before = (
+        app.storage
+            .list_products(StoreId::from_stored(store_a.id), ProductFilter { category: None, include_deleted: true })
+            .await
+            .expect("products"),
+        app.devices(store_a.id).await,
+    );
+    let mut intruder = app.store(Some(&owner_b));
+
+    assert_error(
+        intruder
+            .update_product(pb::UpdateProductRequest {
+                product_id: product.id,
+                price: Some(1),
+                base_stock: None,
+            })
+            .await,
+        Code::NotFound,
+        "PRODUCT_NOT_FOUND",
+    );
+    assert_error(
+        intruder
+            .delete_product(pb::DeleteProductRequest {
+                product_id: product.id,
+            })
+            .await,
+        Code::NotFound,
+        "PRODUCT_NOT_FOUND",
+    );
+    assert_error(
+        intruder
+            .list_product_history(pb::ListProductHistoryRequest {
+                product_id: product.id,
+            })
+            .await,
+        Code::NotFound,
+        "PRODUCT_NOT_FOUND",
+    );
+    assert_error(
+        intruder
+            .revoke_device(pb::RevokeDeviceRequest {
+                device_id: device_a.id.get(),
+            })
+            .await,
+        Code::NotFound,
+        "DEVICE_NOT_FOUND",
+    );
+    assert_error(
+        intruder
+            .issue_device_token(pb::IssueDeviceTokenRequest {
+                device_id: device_a.id.get(),
+            })
+            .await,
+        Code::NotFound,
+        "DEVICE_NOT_FOUND",
+    );
+    assert!(product_names(&app, &owner_b, true).await.is_empty());
+
+    // A token claiming another owner's store is refused, not trusted.
+    let forged = app.owner_token(2, Some(store_a.id));
+    assert_error(
+        app.store(Some(&forged))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::PermissionDenied,
+        "NOT_YOUR_STORE",
+    );
+    // A tablet of store B cannot read store A's menu by claiming store A.
+    let device_b = app.devices(store_b.id).await[0].clone();
+    let forged_device = app.issuer.device(
+        StoreId::from_stored(store_a.id),
+        device_b.id,
+        device_b.credential_version,
+    );
+    assert_error(
+        app.store(Some(&forged_device))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+
+    let after = (
+        app.storage
+            .list_products(StoreId::from_stored(store_a.id), ProductFilter { category: None, include_deleted: true })
+            .await
+            .expect("products"),
+        app.devices(store_a.id).await,
+    );
+    assert_eq!(after, before, "store A is untouched");
+    app.stop().await;
+}
+
+async fn soft_deleted_products_leave_menus_but_not_history(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let keep = app
+        .new_product(&owner, "Kimchi", ProductCategory::SubMenu, 500, 10)
+        .await;
+    let gone = app
+        .new_product(&owner, "Japchae", ProductCategory::SubMenu, 700, 10)
+        .await;
+    let mut client = app.store(Some(&owner));
+    let deleted = client
+        .delete_product(pb::DeleteProductRequest {
+            product_id: gone.id,
+        })
+        .await
+        .expect("delete")
+        .into_inner()
+        .product
+        .expect("product");
+    assert!(deleted.deleted);
+
+    assert_eq!(product_names(&app, &owner, false).await, ["Kimchi"]);
+    assert_eq!(
+        product_names(&app, &owner, true).await,
+        ["Kimchi", "Japchae"]
+    );
+    let device = app.devices(store.id).await[0].id.get();
+    let tablet = app.device_token(&owner, device).await;
+    assert_eq!(product_names(&app, &tablet, false).await, ["Kimchi"]);
+    assert_error(
+        app.store(Some(&tablet))
+            .list_products(pb::ListProductsRequest {
+                category: 0,
+                include_deleted: true,
+            })
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    for result in [
+        client
+            .update_product(pb::UpdateProductRequest {
+                product_id: gone.id,
+                price: Some(1),
+                base_stock: None,
+            })
+            .await
+            .map(|_| ()),
+        client
+            .delete_product(pb::DeleteProductRequest {
+                product_id: gone.id,
+            })
+            .await
+            .map(|_| ()),
+    ] {
+        assert_error(result, Code::NotFound, "PRODUCT_NOT_FOUND");
+    }
+    let restocked = client
+        .restock(pb::RestockRequest {})
+        .await
+        .expect("restock")
+        .into_inner()
+        .products;
+    assert_eq!(
+        restocked.iter().map(|p| p.id).collect::<Vec<_>>(),
+        [keep.id]
+    );
+    assert_error(
+        reserve(&app, "order-deleted", store.id, vec![line(gone.id, 1)]).await,
+        Code::NotFound,
+        "PRODUCT_NOT_FOUND",
+    );
+    // The history of a deleted product stays readable for the books.
+    let history = client
+        .list_product_history(pb::ListProductHistoryRequest {
+            product_id: gone.id,
+        })
+        .await
+        .expect("history")
+        .into_inner()
+        .entries;
+    assert_eq!(history.len(), 1);
+    app.stop().await;
+}
+
+async fn tablets_see_only_their_stores_live_menu(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let (_, other_owner) = app.new_store(2, PosGrade::Bronze).await;
+    app.new_product(&owner, "Bibimbap", ProductCategory::MainMenu, 1000, 10)
+        .await;
+    app.new_product(&owner, "Sikhye", ProductCategory::Drink, 300, 10)
+        .await;
+    app.new_product(&other_owner, "Elsewhere", ProductCategory::Drink, 1, 1)
+        .await;
+    let device = app.devices(store.id).await[0].id.get();
+    let tablet = app.device_token(&owner, device).await;
+
+    assert_eq!(
+        product_names(&app, &tablet, false).await,
+        ["Bibimbap", "Sikhye"]
+    );
+    let drinks: Vec<String> = app
+        .store(Some(&tablet))
+        .list_products(pb::ListProductsRequest {
+            category: ProductCategory::Drink as i32,
+            include_deleted: false,
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .products
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(drinks, ["Sikhye"]);
+
+    // Owner-only RPCs refuse tablets, and every RPC refuses anonymous callers.
+    assert_error(
+        app.store(Some(&tablet))
+            .create_product(pb::CreateProductRequest {
+                name: "Sneaky".into(),
+                category: ProductCategory::Drink as i32,
+                price: 1,
+                base_stock: 1,
+            })
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_error(
+        app.store(None)
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_MISSING",
+    );
+    assert_error(
+        app.store(Some("not-a-jwt"))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_INVALID",
+    );
+    assert_eq!(
+        product_names(&app, &owner, true).await,
+        ["Bibimbap", "Sikhye"]
+    );
+    app.stop().await;
+}
+
+async fn device_credentials_rotate_and_revoke(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let device = app.devices(store.id).await[1].id.get();
+    let first = app.device_token(&owner, device).await;
+    assert!(product_names(&app, &first, false).await.is_empty());
+    let second = app.device_token(&owner, device).await;
+    assert_error(
+        app.store(Some(&first))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    assert!(product_names(&app, &second, false).await.is_empty());
+    let revoked = app
+        .store(Some(&owner))
+        .revoke_device(pb::RevokeDeviceRequest { device_id: device })
+        .await
+        .expect("revoke")
+        .into_inner()
+        .device
+        .expect("device");
+    assert!(revoked.revoked);
+    assert_error(
+        app.store(Some(&second))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    assert_error(
+        app.store(Some(&owner))
+            .issue_device_token(pb::IssueDeviceTokenRequest { device_id: 999_999 })
+            .await,
+        Code::NotFound,
+        "DEVICE_NOT_FOUND",
+    );
+    app.stop().await;
+}
+
+async fn devices_are_created_by_grade_and_store_creation_is_idempotent(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, token) = app.new_store(1, PosGrade::Silver).await;
+    let devices = app
+        .store(Some(&token))
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices;
+    assert_eq!(devices.len(), 50);
+    assert_eq!((devices[0].label.as_str(), devices[49].label.as_str()), ("table 1", "table 50"));
+    assert!(devices.iter().all(|d| d.store_id == store.id && !d.revoked));
+    // A retried signup returns the same store and creates nothing more.
+    let retry = app
+        .internal_as("user")
+        .create_store_for_owner(pb::CreateStoreForOwnerRequest {
+            owner_user_id: 1,
+            store_name: "Another name".into(),
+            pos_grade: PosGrade::Gold as i32,
+            settlement_day: 25,
+        })
+        .await
+        .expect("retry")
+        .into_inner();
+    assert!(!retry.created);
+    let again = retry.store.expect("store");
+    assert_eq!(
+        (again.id, again.name.as_str(), again.pos_grade),
+        (store.id, "Store 1", PosGrade::Silver as i32)
+    );
+    assert_eq!(app.devices(store.id).await.len(), 50);
+    let me = app
+        .store(Some(&app.owner_token(1, None)))
+        .get_my_store(pb::GetMyStoreRequest {})
+        .await
+        .expect("my store")
+        .into_inner()
+        .store
+        .expect("store");
+    assert_eq!(me.id, store.id);
+    assert_error(
+        app.store(Some(&app.owner_token(77, None)))
+            .get_my_store(pb::GetMyStoreRequest {})
+            .await,
+        Code::NotFound,
+        "STORE_NOT_FOUND",
+    );
+    app.stop().await;
+}
+
+/// Each internal RPC names the roles that may call it: an owner or anonymous caller is
+/// INTERNAL_ONLY, another role ROLE_NOT_ALLOWED, and nothing changes.
+async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let p = app
+        .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let reserve_request = || pb::ReserveStockRequest {
+        order_id: "o".into(),
+        store_id: store.id,
+        lines: vec![line(p.id, 1)],
+    };
+    let create_request = || pb::CreateStoreForOwnerRequest {
+        owner_user_id: 9,
+        store_name: "Nope".into(),
+        pos_grade: PosGrade::Bronze as i32,
+        settlement_day: 1,
+    };
+    let owner_value = format!("Bearer {owner}").parse().expect("ascii");
+    let callers = [
+        ("an owner", Some(owner_value), Code::PermissionDenied, "INTERNAL_ONLY"),
+        ("anonymous", None, Code::PermissionDenied, "INTERNAL_ONLY"),
+    ];
+    for (who, value, code, reason) in callers {
+        let mut client =
+            pos_proto::v1::store_internal_service_client::StoreInternalServiceClient::with_interceptor(
+                app.channel(),
+                crate::support::Bearer(value),
+            );
+        assert_error(client.reserve_stock(reserve_request()).await, code, reason);
+        assert_error(client.create_store_for_owner(create_request()).await, code, reason);
+        assert_error(
+            client
+                .get_device_credential(pb::GetDeviceCredentialRequest {
+                    store_id: store.id,
+                    device_id: 1,
+                })
+                .await,
+            code,
+            reason,
+        );
+        let _ = who;
+    }
+    // Only the trade role moves stock; only the user role creates stores; only the
+    // settlement role lists stores by settlement day; the edge checks tablets.
+    for role in ["user", "edge", "settlement", "store"] {
+        let mut client = app.internal_as(role);
+        assert_error(client.reserve_stock(reserve_request()).await, Code::PermissionDenied, "ROLE_NOT_ALLOWED");
+        assert_error(
+            client.confirm_stock(pb::ConfirmStockRequest { order_id: "o".into() }).await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
+        assert_error(
+            client.release_stock(pb::ReleaseStockRequest { order_id: "o".into() }).await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
+    }
+    for role in ["trade", "edge", "settlement"] {
+        assert_error(
+            app.internal_as(role).create_store_for_owner(create_request()).await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
+    }
+    for role in ["user", "trade", "edge"] {
+        assert_error(
+            app.internal_as(role)
+                .list_stores_by_settlement_day(pb::ListStoresBySettlementDayRequest {
+                    settlement_day: 10,
+                    page: None,
+                })
+                .await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
+    }
+    assert_error(
+        app.internal_as("user")
+            .get_device_credential(pb::GetDeviceCredentialRequest {
+                store_id: store.id,
+                device_id: 1,
+            })
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    assert_eq!(app.stock(store.id, p.id).await, 10, "no refused call took stock");
+    assert!(
+        app.storage
+            .reservation(&pos_store::storage::OrderId::parse("o").expect("id"))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        app.storage
+            .store_of_owner(UserId::from_stored(9))
+            .await
+            .expect("read")
+            .is_none()
+    );
+    // The roles named for them succeed.
+    reserve(&app, "o", store.id, vec![line(p.id, 1)]).await.expect("trade reserves");
+    let credential = app
+        .internal_as("edge")
+        .get_device_credential(pb::GetDeviceCredentialRequest {
+            store_id: store.id,
+            device_id: app.devices(store.id).await[0].id.get(),
+        })
+        .await
+        .expect("the edge checks tablets")
+        .into_inner();
+    assert_eq!((credential.credential_version, credential.revoked), (1, false));
+    app.stop().await;
+}
+
+async fn stores_are_listed_by_settlement_day_in_pages(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    for owner in 1..=5 {
+        app.internal_as("user")
+            .create_store_for_owner(pb::CreateStoreForOwnerRequest {
+                owner_user_id: owner,
+                store_name: format!("S{owner}"),
+                pos_grade: PosGrade::Bronze as i32,
+                settlement_day: if owner % 2 == 0 { 5 } else { 25 },
+            })
+            .await
+            .expect("create");
+    }
+    let mut settlement = app.internal_as("settlement");
+    let page = |token: String| pb::ListStoresBySettlementDayRequest {
+        settlement_day: 25,
+        page: Some(pb::PageRequest {
+            page_size: 2,
+            page_token: token,
+        }),
+    };
+    let first = settlement
+        .list_stores_by_settlement_day(page(String::new()))
+        .await
+        .expect("page 1")
+        .into_inner();
+    let second = settlement
+        .list_stores_by_settlement_day(page(first.next_page_token.clone()))
+        .await
+        .expect("page 2")
+        .into_inner();
+    let owners: Vec<i64> = first
+        .stores
+        .iter()
+        .chain(&second.stores)
+        .map(|s| s.owner_user_id)
+        .collect();
+    assert_eq!(owners, [1, 3, 5]);
+    assert!(second.next_page_token.is_empty());
+    let status = assert_error(
+        settlement
+            .list_stores_by_settlement_day(pb::ListStoresBySettlementDayRequest {
+                settlement_day: 7,
+                page: Some(pb::PageRequest {
+                    page_size: 5000,
+                    page_token: "x".into(),
+                }),
+            })
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(
+        violated_fields(&status),
+        ["settlement_day", "page.page_size", "page.page_token"]
+    );
+    app.stop().await;
+}
+
+async fn reservations_on_the_wire(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let plenty = app
+        .new_product(&owner, "Plenty", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let scarce = app
+        .new_product(&owner, "Scarce", ProductCategory::Drink, 50, 2)
+        .await;
+    let status = assert_error(
+        reserve(&app, "greedy", store.id, vec![line(plenty.id, 5), line(scarce.id, 3)]).await,
+        Code::FailedPrecondition,
+        "OUT_OF_STOCK",
+    );
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    let info = details.error_info().expect("error info");
+    assert_eq!(
+        info.metadata.get(&format!("product_{}", scarce.id)).map(String::as_str),
+        Some("2")
+    );
+    assert!(!info.metadata.contains_key(&format!("product_{}", plenty.id)));
+    assert_eq!(
+        info.metadata.get("available").map(String::as_str),
+        Some(format!("{}:2", scarce.id).as_str())
+    );
+
+    let first = reserve(&app, "o-1", store.id, vec![line(plenty.id, 2), line(scarce.id, 1), line(plenty.id, 1)])
+        .await
+        .expect("reserve");
+    assert_eq!(first.status, ReservationStatus::Reserved as i32);
+    let lines: Vec<(i64, &str, i32, i64, i64)> = first
+        .lines
+        .iter()
+        .map(|l| (l.product_id, l.product_name.as_str(), l.category, l.unit_price, l.count))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (plenty.id, "Plenty", ProductCategory::MainMenu as i32, 100, 3),
+            (scarce.id, "Scarce", ProductCategory::Drink as i32, 50, 1)
+        ]
+    );
+    let again = reserve(&app, "o-1", store.id, vec![line(plenty.id, 3), line(scarce.id, 1)])
+        .await
+        .expect("retry");
+    assert_eq!(again, first, "a retry answers the same reservation");
+
+    let mut trade = app.trade();
+    let confirmed = trade
+        .confirm_stock(pb::ConfirmStockRequest { order_id: "o-1".into() })
+        .await
+        .expect("confirm")
+        .into_inner()
+        .reservation
+        .expect("reservation");
+    assert_eq!(confirmed.status, ReservationStatus::Confirmed as i32);
+    assert_error(
+        trade.release_stock(pb::ReleaseStockRequest { order_id: "o-1".into() }).await,
+        Code::FailedPrecondition,
+        "RESERVATION_CLOSED",
+    );
+    assert_error(
+        trade.confirm_stock(pb::ConfirmStockRequest { order_id: "never".into() }).await,
+        Code::NotFound,
+        "RESERVATION_NOT_FOUND",
+    );
+    // A release before any reservation leaves a tombstone of no store.
+    let tombstone = trade
+        .release_stock(pb::ReleaseStockRequest { order_id: "late".into() })
+        .await
+        .expect("release")
+        .into_inner()
+        .reservation
+        .expect("tombstone");
+    assert_eq!((tombstone.status, tombstone.store_id), (ReservationStatus::Released as i32, 0));
+    assert_error(
+        trade.confirm_stock(pb::ConfirmStockRequest { order_id: "late".into() }).await,
+        Code::FailedPrecondition,
+        "RESERVATION_CLOSED",
+    );
+    app.stop().await;
+}
+
+async fn a_replayed_order_id_with_other_lines_is_refused(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let (other, _) = app.new_store(2, PosGrade::Bronze).await;
+    let p = app
+        .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
+        .await;
+    reserve(&app, "o", store.id, vec![line(p.id, 1)])
+        .await
+        .expect("first");
+    for (store_id, lines) in [
+        (store.id, vec![line(p.id, 5)]),
+        (other.id, vec![line(p.id, 1)]),
+    ] {
+        let status = assert_error(
+            reserve(&app, "o", store_id, lines).await,
+            Code::FailedPrecondition,
+            "IDEMPOTENCY_KEY_REUSED",
+        );
+        assert!(status.message().contains("order id"), "{status:?}");
+    }
+    assert_eq!(app.stock(store.id, p.id).await, 9);
+    app.stop().await;
+}
+
+async fn bad_reservation_requests_name_the_field(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let (store, owner) = app.new_store(1, PosGrade::Bronze).await;
+    let p = app
+        .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
+        .await;
+    let cases: Vec<(&str, i64, Vec<pb::StockRequestLine>, Vec<&str>)> = vec![
+        ("empty", store.id, vec![], vec!["lines"]),
+        ("zero", store.id, vec![line(p.id, 0)], vec!["lines[0].count"]),
+        (
+            "huge",
+            store.id,
+            vec![line(p.id, 10_000_001)],
+            vec!["lines[0].count"],
+        ),
+        (
+            "no-product",
+            store.id,
+            vec![line(0, 1)],
+            vec!["lines[0].product_id"],
+        ),
+        (
+            "too-many",
+            store.id,
+            (0..101).map(|_| line(p.id, 1)).collect(),
+            vec!["lines"],
+        ),
+        ("", store.id, vec![line(p.id, 1)], vec!["order_id"]),
+        ("no-store", 0, vec![line(p.id, 1)], vec!["store_id"]),
+        ("all-bad", -1, vec![line(-1, -1)], vec!["store_id", "lines[0].product_id", "lines[0].count"]),
+    ];
+    for (order_id, store_id, lines, fields) in cases {
+        let status = assert_error(
+            reserve(&app, order_id, store_id, lines).await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        );
+        assert_eq!(violated_fields(&status), fields, "case {order_id:?}");
+    }
+    assert_eq!(app.stock(store.id, p.id).await, 10);
+    app.stop().await;
+}
