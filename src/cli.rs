@@ -71,8 +71,8 @@ pub async fn run(matches: ArgMatches) -> anyhow::Result<()> {
             let Some((name, matches)) = serve.subcommand() else {
                 anyhow::bail!("pos serve needs a role");
             };
-            let role = registry::role(name)
-                .ok_or_else(|| anyhow::anyhow!("no role called {name}"))?;
+            let role =
+                registry::role(name).ok_or_else(|| anyhow::anyhow!("no role called {name}"))?;
             let flags = flags::parse_serve(role, matches)?;
             serve::serve(role, flags, matches).await
         }

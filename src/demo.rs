@@ -16,7 +16,9 @@ use pos_proto::v1::{
     user_service_client::UserServiceClient,
 };
 use serde::Serialize;
-use tonic::{metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel};
+use tonic::{
+    metadata::MetadataValue, service::interceptor::InterceptedService, transport::Channel,
+};
 
 /// The demo owner's e-mail; they log in through the development provider with it.
 pub const DEMO_OWNER_EMAIL: &str = "demo-owner@example.com";
@@ -49,8 +51,13 @@ type Authorized = InterceptedService<Channel, Bearer>;
 struct Bearer(MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
         Ok(request)
     }
 }

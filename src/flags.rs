@@ -192,17 +192,20 @@ pub fn serve_command(role: &dyn RegisteredRole) -> Command {
                 .env(env)
                 .value_name("URL")
                 .required(required)
-                .help(format!("Where the {peer} role listens, e.g. http://{peer}:8080")),
+                .help(format!(
+                    "Where the {peer} role listens, e.g. http://{peer}:8080"
+                )),
         );
     }
     // A flag group's doc comment would otherwise become the command's description.
-    role.own_flags(command)
-        .about(role.about())
-        .long_about(None)
+    role.own_flags(command).about(role.about()).long_about(None)
 }
 
 /// Reads back what [`serve_command`] registered.
-pub fn parse_serve(role: &dyn RegisteredRole, matches: &ArgMatches) -> clap::error::Result<RoleFlags> {
+pub fn parse_serve(
+    role: &dyn RegisteredRole,
+    matches: &ArgMatches,
+) -> clap::error::Result<RoleFlags> {
     let needs = role.needs();
     let peers = peer_roles(role);
     Ok(RoleFlags {

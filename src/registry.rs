@@ -30,7 +30,8 @@ pub trait RegisteredRole: Sync {
     /// Adds the role's own flags to a command.
     fn own_flags(&self, command: Command) -> Command;
     /// Parses the role's own flags from `matches` and builds the role.
-    async fn build(&self, matches: &ArgMatches, context: RoleContext) -> Result<Served, StartError>;
+    async fn build(&self, matches: &ArgMatches, context: RoleContext)
+    -> Result<Served, StartError>;
 }
 
 pub struct Registered<R>(PhantomData<fn() -> R>);
@@ -61,7 +62,11 @@ where
         R::Args::augment_args(command)
     }
 
-    async fn build(&self, matches: &ArgMatches, context: RoleContext) -> Result<Served, StartError> {
+    async fn build(
+        &self,
+        matches: &ArgMatches,
+        context: RoleContext,
+    ) -> Result<Served, StartError> {
         let args = R::Args::from_arg_matches(matches)?;
         R::build(args, context).await
     }

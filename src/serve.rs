@@ -10,8 +10,7 @@ use pos_common::{
     auth::{
         GrpcJwks, JwkSet, JwksSource, KeyCache, SigningKey, StaticJwks, TokenIssuer, read_jwks,
     },
-    clock,
-    ephemeral,
+    clock, ephemeral,
     peer::{ServiceCredential, connect_lazy},
     role::{PeerRole, RoleContext},
     storage::Database,
@@ -23,7 +22,11 @@ use crate::{
     startup,
 };
 
-pub async fn serve(role: &dyn RegisteredRole, flags: RoleFlags, matches: &ArgMatches) -> anyhow::Result<()> {
+pub async fn serve(
+    role: &dyn RegisteredRole,
+    flags: RoleFlags,
+    matches: &ArgMatches,
+) -> anyhow::Result<()> {
     let (context, database) = context(role, &flags).await?;
     let served = role
         .build(matches, context)
@@ -106,31 +109,43 @@ async fn context(
             ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let (key_source, published_keys): (Arc<dyn JwksSource>, Option<JwkSet>) =
-        if let Some(own) = &flags.own_keys {
-            let Some(issuer) = &signing else {
-                bail!("POS_SIGNING_KEY_FILE is required: the {} role signs tokens", role.name());
-            };
-            // Our key, and retired ones while tokens they signed may still be alive.
-            let mut published = issuer.jwks();
-            if let Some(path) = &own.previous_jwks_file {
-                for key in jwks(path)?.keys {
-                    if published.find(key.common.key_id.as_deref().unwrap_or_default()).is_none() {
-                        published.keys.push(key);
-                    }
-                }
-            }
-            (Arc::new(StaticJwks(published.clone())), Some(published))
-        } else if let Some(path) = flags.published_keys.as_ref().and_then(|k| k.jwks_file.as_deref()) {
-            (Arc::new(StaticJwks(jwks(path)?)), None)
-        } else if let Some(user) = peers.get("user") {
-            (Arc::new(GrpcJwks::new(user.peer.clone())), None)
-        } else {
+    let (key_source, published_keys): (Arc<dyn JwksSource>, Option<JwkSet>) = if let Some(own) =
+        &flags.own_keys
+    {
+        let Some(issuer) = &signing else {
             bail!(
-                "POS_JWKS_FILE (--jwks-file) or POS_USER_ADDR (--user-addr) is required: the public keys that verify tokens"
+                "POS_SIGNING_KEY_FILE is required: the {} role signs tokens",
+                role.name()
             );
         };
-    let keys = Arc::new(KeyCache::new(key_source.clone(), &tokens.jwt_issuer, &tokens.jwt_audience).await);
+        // Our key, and retired ones while tokens they signed may still be alive.
+        let mut published = issuer.jwks();
+        if let Some(path) = &own.previous_jwks_file {
+            for key in jwks(path)?.keys {
+                if published
+                    .find(key.common.key_id.as_deref().unwrap_or_default())
+                    .is_none()
+                {
+                    published.keys.push(key);
+                }
+            }
+        }
+        (Arc::new(StaticJwks(published.clone())), Some(published))
+    } else if let Some(path) = flags
+        .published_keys
+        .as_ref()
+        .and_then(|k| k.jwks_file.as_deref())
+    {
+        (Arc::new(StaticJwks(jwks(path)?)), None)
+    } else if let Some(user) = peers.get("user") {
+        (Arc::new(GrpcJwks::new(user.peer.clone())), None)
+    } else {
+        bail!(
+            "POS_JWKS_FILE (--jwks-file) or POS_USER_ADDR (--user-addr) is required: the public keys that verify tokens"
+        );
+    };
+    let keys =
+        Arc::new(KeyCache::new(key_source.clone(), &tokens.jwt_issuer, &tokens.jwt_audience).await);
     let service_keys = match &tokens.service_jwks_file {
         Some(path) => Some(Arc::new(
             KeyCache::new(

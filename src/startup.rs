@@ -171,7 +171,5 @@ pub async fn wait_for_shutdown(running: &mut Running, grace_secs: u64) -> anyhow
         result = running.wait() => return result,
         _ = shutdown_signal() => {}
     }
-    running
-        .stop_in_place(Duration::from_secs(grace_secs))
-        .await
+    running.stop_in_place(Duration::from_secs(grace_secs)).await
 }

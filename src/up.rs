@@ -44,7 +44,9 @@ pub fn command() -> Command {
         .iter()
         .fold(command, |command, role| role.own_flags(command))
         // A flag group's doc comment would otherwise become the command's description.
-        .about("Everything in one process on SQLite and in-memory state: the quickest way to try it")
+        .about(
+            "Everything in one process on SQLite and in-memory state: the quickest way to try it",
+        )
         .long_about(None)
 }
 
@@ -150,7 +152,11 @@ async fn context(
 
 /// Starts every role, each after the roles it calls, and serves the edge on `listen`.
 pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<Stack> {
-    let issuer = TokenIssuer::new(plumbing.signing_key.clone(), DEFAULT_ISSUER, DEFAULT_AUDIENCE);
+    let issuer = TokenIssuer::new(
+        plumbing.signing_key.clone(),
+        DEFAULT_ISSUER,
+        DEFAULT_AUDIENCE,
+    );
     let keys = Arc::new(
         KeyCache::new(
             Arc::new(StaticJwks(issuer.jwks())),

@@ -29,7 +29,10 @@ use tonic::{
     transport::Channel,
 };
 
-use crate::support::{Engine, bearer, reason, stack::{REDIRECT_URI, TestStack}};
+use crate::support::{
+    Engine, bearer, reason,
+    stack::{REDIRECT_URI, TestStack},
+};
 
 crate::on_both_engines!(
     every_rpc_refuses_every_bad_credential_and_changes_nothing,
@@ -100,7 +103,10 @@ async fn call(
         .iter()
         .any(|(method, rule)| *method == path.as_str() && rule.streaming);
     if streaming {
-        let mut stream = grpc.server_streaming(request, path, Raw).await?.into_inner();
+        let mut stream = grpc
+            .server_streaming(request, path, Raw)
+            .await?
+            .into_inner();
         stream.message().await.map(|_| ())
     } else {
         grpc.unary(request, path, Raw).await.map(|_| ())
@@ -213,92 +219,231 @@ fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Expect
         count: 1,
     }];
     vec![
-        ("/pos.v1.UserService/StartOAuthLogin", pb::StartOAuthLoginRequest {
-            provider: "kakao".into(),
-            redirect_uri: REDIRECT_URI.into(),
-        }.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.UserService/CompleteOAuthLogin", pb::CompleteOAuthLoginRequest {
-            provider: "kakao".into(),
-            code: "code".into(),
-            state: "state".into(),
-            login_session: "session".into(),
-        }.encode_to_vec(), Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT")),
-        ("/pos.v1.UserService/LoginWithProviderToken", pb::LoginWithProviderTokenRequest {
-            provider_token: Some(pb::ProviderToken {
-                provider: "dev".into(),
-                access_token: "a@example.com".into(),
-            }),
-        }.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.UserService/SignUp", pb::SignUpRequest {
-            identity: Some(pb::sign_up_request::Identity::ProviderToken(pb::ProviderToken {
-                provider: "dev".into(),
-                access_token: INTRUDER.into(),
-            })),
-            store_name: "Intruder".into(),
-            pos_grade: pb::PosGrade::Gold as i32,
-            settlement_day: 10,
-        }.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.UserService/RefreshTokens", pb::RefreshTokensRequest {
-            refresh_token: stack.issuer.sign(&unknown_login),
-        }.encode_to_vec(), Expect::Refused(Code::Unauthenticated, "TOKEN_REVOKED")),
-        ("/pos.v1.UserService/Logout", pb::LogoutRequest {
-            refresh_token: world.owner_a.refresh_token.clone(),
-        }.encode_to_vec(), Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT")),
-        ("/pos.v1.UserService/GetMe", pb::GetMeRequest {}.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.UserService/GetJwks", pb::GetJwksRequest {}.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.StoreService/GetMyStore", pb::GetMyStoreRequest {}.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.StoreService/ListDevices", pb::ListDevicesRequest {}.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.StoreService/IssueDeviceToken", pb::IssueDeviceTokenRequest {
-            device_id: device,
-        }.encode_to_vec(), not_found("DEVICE_NOT_FOUND")),
-        ("/pos.v1.StoreService/RevokeDevice", pb::RevokeDeviceRequest {
-            device_id: device,
-        }.encode_to_vec(), not_found("DEVICE_NOT_FOUND")),
-        ("/pos.v1.StoreService/CreateProduct", pb::CreateProductRequest {
-            name: "Planted".into(),
-            category: pb::ProductCategory::Drink as i32,
-            price: 1,
-            base_stock: 1,
-        }.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.StoreService/UpdateProduct", pb::UpdateProductRequest {
-            product_id: product,
-            price: Some(1),
-            base_stock: Some(0),
-        }.encode_to_vec(), not_found("PRODUCT_NOT_FOUND")),
-        ("/pos.v1.StoreService/DeleteProduct", pb::DeleteProductRequest {
-            product_id: product,
-        }.encode_to_vec(), not_found("PRODUCT_NOT_FOUND")),
-        ("/pos.v1.StoreService/Restock", pb::RestockRequest {}.encode_to_vec(), Expect::Ok),
-        ("/pos.v1.StoreService/ListProductHistory", pb::ListProductHistoryRequest {
-            product_id: product,
-        }.encode_to_vec(), not_found("PRODUCT_NOT_FOUND")),
-        ("/pos.v1.StoreService/ListProducts", pb::ListProductsRequest::default().encode_to_vec(), Expect::Ok),
-        ("/pos.v1.TradeService/PlaceOrder", pb::PlaceOrderRequest {
-            lines: lines.clone(),
-            idempotency_key: "k".into(),
-        }.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/GetCurrentTrade", pb::GetCurrentTradeRequest {}.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/WatchCurrentTrade", pb::WatchCurrentTradeRequest {}.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/ListOpenTrades", pb::ListOpenTradesRequest {}.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/GetOpenTrade", pb::GetOpenTradeRequest { device_id: device }.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/PayCash", pb::PayCashRequest {
-            device_id: device,
-            expected_amount: None,
-            idempotency_key: "k".into(),
-        }.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/PayCard", pb::PayCardRequest {
-            device_id: device,
-            card_company: pb::CardCompany::H as i32,
-            expected_amount: None,
-            idempotency_key: "k".into(),
-        }.encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.TradeService/ListPayments", pb::ListPaymentsRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/GetProductSales", pb::GetProductSalesRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/GetSettlement", pb::GetSettlementRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/ListSettlements", pb::ListSettlementsRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/GetSettlementDetail", pb::GetSettlementDetailRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/ListAggregationRuns", pb::ListAggregationRunsRequest::default().encode_to_vec(), Expect::NotDeployed),
-        ("/pos.v1.SettlementService/RunAggregation", pb::RunAggregationRequest::default().encode_to_vec(), Expect::NotDeployed),
+        (
+            "/pos.v1.UserService/StartOAuthLogin",
+            pb::StartOAuthLoginRequest {
+                provider: "kakao".into(),
+                redirect_uri: REDIRECT_URI.into(),
+            }
+            .encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.UserService/CompleteOAuthLogin",
+            pb::CompleteOAuthLoginRequest {
+                provider: "kakao".into(),
+                code: "code".into(),
+                state: "state".into(),
+                login_session: "session".into(),
+            }
+            .encode_to_vec(),
+            Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT"),
+        ),
+        (
+            "/pos.v1.UserService/LoginWithProviderToken",
+            pb::LoginWithProviderTokenRequest {
+                provider_token: Some(pb::ProviderToken {
+                    provider: "dev".into(),
+                    access_token: "a@example.com".into(),
+                }),
+            }
+            .encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.UserService/SignUp",
+            pb::SignUpRequest {
+                identity: Some(pb::sign_up_request::Identity::ProviderToken(
+                    pb::ProviderToken {
+                        provider: "dev".into(),
+                        access_token: INTRUDER.into(),
+                    },
+                )),
+                store_name: "Intruder".into(),
+                pos_grade: pb::PosGrade::Gold as i32,
+                settlement_day: 10,
+            }
+            .encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.UserService/RefreshTokens",
+            pb::RefreshTokensRequest {
+                refresh_token: stack.issuer.sign(&unknown_login),
+            }
+            .encode_to_vec(),
+            Expect::Refused(Code::Unauthenticated, "TOKEN_REVOKED"),
+        ),
+        (
+            "/pos.v1.UserService/Logout",
+            pb::LogoutRequest {
+                refresh_token: world.owner_a.refresh_token.clone(),
+            }
+            .encode_to_vec(),
+            Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT"),
+        ),
+        (
+            "/pos.v1.UserService/GetMe",
+            pb::GetMeRequest {}.encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.UserService/GetJwks",
+            pb::GetJwksRequest {}.encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.StoreService/GetMyStore",
+            pb::GetMyStoreRequest {}.encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.StoreService/ListDevices",
+            pb::ListDevicesRequest {}.encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.StoreService/IssueDeviceToken",
+            pb::IssueDeviceTokenRequest { device_id: device }.encode_to_vec(),
+            not_found("DEVICE_NOT_FOUND"),
+        ),
+        (
+            "/pos.v1.StoreService/RevokeDevice",
+            pb::RevokeDeviceRequest { device_id: device }.encode_to_vec(),
+            not_found("DEVICE_NOT_FOUND"),
+        ),
+        (
+            "/pos.v1.StoreService/CreateProduct",
+            pb::CreateProductRequest {
+                name: "Planted".into(),
+                category: pb::ProductCategory::Drink as i32,
+                price: 1,
+                base_stock: 1,
+            }
+            .encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.StoreService/UpdateProduct",
+            pb::UpdateProductRequest {
+                product_id: product,
+                price: Some(1),
+                base_stock: Some(0),
+            }
+            .encode_to_vec(),
+            not_found("PRODUCT_NOT_FOUND"),
+        ),
+        (
+            "/pos.v1.StoreService/DeleteProduct",
+            pb::DeleteProductRequest {
+                product_id: product,
+            }
+            .encode_to_vec(),
+            not_found("PRODUCT_NOT_FOUND"),
+        ),
+        (
+            "/pos.v1.StoreService/Restock",
+            pb::RestockRequest {}.encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.StoreService/ListProductHistory",
+            pb::ListProductHistoryRequest {
+                product_id: product,
+            }
+            .encode_to_vec(),
+            not_found("PRODUCT_NOT_FOUND"),
+        ),
+        (
+            "/pos.v1.StoreService/ListProducts",
+            pb::ListProductsRequest::default().encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.TradeService/PlaceOrder",
+            pb::PlaceOrderRequest {
+                lines: lines.clone(),
+                idempotency_key: "k".into(),
+            }
+            .encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/GetCurrentTrade",
+            pb::GetCurrentTradeRequest {}.encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/WatchCurrentTrade",
+            pb::WatchCurrentTradeRequest {}.encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/ListOpenTrades",
+            pb::ListOpenTradesRequest {}.encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/GetOpenTrade",
+            pb::GetOpenTradeRequest { device_id: device }.encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/PayCash",
+            pb::PayCashRequest {
+                device_id: device,
+                expected_amount: None,
+                idempotency_key: "k".into(),
+            }
+            .encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/PayCard",
+            pb::PayCardRequest {
+                device_id: device,
+                card_company: pb::CardCompany::H as i32,
+                expected_amount: None,
+                idempotency_key: "k".into(),
+            }
+            .encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.TradeService/ListPayments",
+            pb::ListPaymentsRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/GetProductSales",
+            pb::GetProductSalesRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/GetSettlement",
+            pb::GetSettlementRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/ListSettlements",
+            pb::ListSettlementsRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/GetSettlementDetail",
+            pb::GetSettlementDetailRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/ListAggregationRuns",
+            pb::ListAggregationRunsRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
+        (
+            "/pos.v1.SettlementService/RunAggregation",
+            pb::RunAggregationRequest::default().encode_to_vec(),
+            Expect::NotDeployed,
+        ),
     ]
 }
 
@@ -308,7 +453,13 @@ async fn snapshot(stack: &TestStack, world: &World) -> String {
     let store = StoreId::from_stored(world.store_a.id);
     let products = stack
         .store_storage
-        .list_products(store, ProductFilter { category: None, include_deleted: true })
+        .list_products(
+            store,
+            ProductFilter {
+                category: None,
+                include_deleted: true,
+            },
+        )
         .await
         .expect("products");
     let devices = stack
@@ -363,7 +514,11 @@ fn expect_refused(result: Result<(), Status>, code: Code, expected: &str, what: 
 
 /// Whether a role of the registry serves the service of `path`.
 fn deployed(path: &str) -> bool {
-    let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    let service = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
     pos::registry::ROLES
         .iter()
         .any(|role| role.services().contains(&service))
@@ -396,7 +551,10 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
     let table = table(&stack, &world);
     let paths: Vec<&str> = table.iter().map(|(path, _, _)| *path).collect();
     let policy: Vec<&str> = POLICY.iter().map(|(path, _)| *path).collect();
-    assert_eq!(paths, policy, "one real body per public RPC, in policy order");
+    assert_eq!(
+        paths, policy,
+        "one real body per public RPC, in policy order"
+    );
 
     let stranger = TokenIssuer::new(
         std::sync::Arc::new(SigningKey::generate()),
@@ -406,29 +564,67 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
     let owner = UserId::from_stored(world.store_a.owner_user_id);
     let store = Some(StoreId::from_stored(world.store_a.id));
     let expired = stack.issuer.owner_access(owner, store, -120);
-    let refresh = stack
-        .issuer
-        .sign(&stack.issuer.claims(&owner.to_string(), TokenType::Refresh, 600));
+    let refresh = stack.issuer.sign(&stack.issuer.claims(
+        &owner.to_string(),
+        TokenType::Refresh,
+        600,
+    ));
     let foreign = stranger.owner_access(owner, store, 600);
     let forged = tampered(&world.owner_a.access_token);
     let alg_none = unsigned(&world.owner_a.access_token);
     let bad: [(&str, &str, Code, &str); 7] = [
-        ("malformed", "not-a-jwt", Code::Unauthenticated, "TOKEN_INVALID"),
-        ("wrong signature", &foreign, Code::Unauthenticated, "TOKEN_INVALID"),
+        (
+            "malformed",
+            "not-a-jwt",
+            Code::Unauthenticated,
+            "TOKEN_INVALID",
+        ),
+        (
+            "wrong signature",
+            &foreign,
+            Code::Unauthenticated,
+            "TOKEN_INVALID",
+        ),
         ("tampered", &forged, Code::Unauthenticated, "TOKEN_INVALID"),
-        ("alg none", &alg_none, Code::Unauthenticated, "TOKEN_INVALID"),
+        (
+            "alg none",
+            &alg_none,
+            Code::Unauthenticated,
+            "TOKEN_INVALID",
+        ),
         ("expired", &expired, Code::Unauthenticated, "TOKEN_EXPIRED"),
-        ("refresh as bearer", &refresh, Code::Unauthenticated, "WRONG_TOKEN_TYPE"),
-        ("logged out", &world.logged_out.access_token, Code::Unauthenticated, "TOKEN_REVOKED"),
+        (
+            "refresh as bearer",
+            &refresh,
+            Code::Unauthenticated,
+            "WRONG_TOKEN_TYPE",
+        ),
+        (
+            "logged out",
+            &world.logged_out.access_token,
+            Code::Unauthenticated,
+            "TOKEN_REVOKED",
+        ),
     ];
 
     // Refused: bad credentials everywhere, missing or wrong roles where one is needed.
     let before = snapshot(&stack, &world).await;
     for ((path, rule), (_, body, _)) in POLICY.iter().zip(&table) {
-        let call =
-            |token: Option<&str>| call(stack.channel(), path, body.clone(), token.map(str::to_owned));
+        let call = |token: Option<&str>| {
+            call(
+                stack.channel(),
+                path,
+                body.clone(),
+                token.map(str::to_owned),
+            )
+        };
         for (what, token, code, expected) in bad {
-            expect_refused(call(Some(token)).await, code, expected, &format!("{path} {what}"));
+            expect_refused(
+                call(Some(token)).await,
+                code,
+                expected,
+                &format!("{path} {what}"),
+            );
         }
         let (wrong, revoked): (Vec<&str>, _) = match rule.access {
             Access::Public => continue,
@@ -437,14 +633,27 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
                 (Code::PermissionDenied, "ROLE_NOT_ALLOWED"),
             ),
             Access::Device => (
-                vec![world.owner_b.access_token.as_str(), world.owner_a.access_token.as_str()],
+                vec![
+                    world.owner_b.access_token.as_str(),
+                    world.owner_a.access_token.as_str(),
+                ],
                 (Code::Unauthenticated, "TOKEN_REVOKED"),
             ),
             Access::OwnerOrDevice => (vec![], (Code::Unauthenticated, "TOKEN_REVOKED")),
         };
-        expect_refused(call(None).await, Code::Unauthenticated, "TOKEN_MISSING", path);
+        expect_refused(
+            call(None).await,
+            Code::Unauthenticated,
+            "TOKEN_MISSING",
+            path,
+        );
         for token in wrong {
-            expect_refused(call(Some(token)).await, Code::PermissionDenied, "ROLE_NOT_ALLOWED", path);
+            expect_refused(
+                call(Some(token)).await,
+                Code::PermissionDenied,
+                "ROLE_NOT_ALLOWED",
+                path,
+            );
         }
         expect_refused(
             call(Some(&world.revoked_tablet_a)).await,
@@ -461,8 +670,14 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
 
     // Let through: a caller the policy allows gets exactly the service's answer.
     for ((path, rule), (_, body, expect)) in POLICY.iter().zip(&table) {
-        let call =
-            |token: Option<&str>| call(stack.channel(), path, body.clone(), token.map(str::to_owned));
+        let call = |token: Option<&str>| {
+            call(
+                stack.channel(),
+                path,
+                body.clone(),
+                token.map(str::to_owned),
+            )
+        };
         let callers: Vec<(&str, Option<&str>)> = match rule.access {
             Access::Public => vec![
                 ("anonymous", None),
@@ -495,7 +710,10 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
     }
     let product = stack
         .store_storage
-        .product(StoreId::from_stored(world.store_a.id), ProductId::from_stored(world.product_a.id))
+        .product(
+            StoreId::from_stored(world.store_a.id),
+            ProductId::from_stored(world.product_a.id),
+        )
         .await
         .expect("read")
         .expect("product");
@@ -576,21 +794,36 @@ async fn internal_and_unknown_methods_are_never_forwarded(engine: Engine) {
     let service = stack.issuer.service("user");
     let trade = stack.issuer.service("trade");
     let internal = [
-        ("/pos.v1.StoreInternalService/CreateStoreForOwner", pb::CreateStoreForOwnerRequest {
-            owner_user_id: 424_242,
-            store_name: "Smuggled".into(),
-            pos_grade: pb::PosGrade::Gold as i32,
-            settlement_day: 1,
-        }.encode_to_vec()),
-        ("/pos.v1.StoreInternalService/ReserveStock", pb::ReserveStockRequest {
-            order_id: "smuggled".into(),
-            store_id: world.store_a.id,
-            lines: vec![pb::StockRequestLine { product_id: world.product_a.id, count: 10 }],
-        }.encode_to_vec()),
-        ("/pos.v1.StoreInternalService/GetDeviceCredential", pb::GetDeviceCredentialRequest {
-            store_id: world.store_a.id,
-            device_id: world.device_a,
-        }.encode_to_vec()),
+        (
+            "/pos.v1.StoreInternalService/CreateStoreForOwner",
+            pb::CreateStoreForOwnerRequest {
+                owner_user_id: 424_242,
+                store_name: "Smuggled".into(),
+                pos_grade: pb::PosGrade::Gold as i32,
+                settlement_day: 1,
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/pos.v1.StoreInternalService/ReserveStock",
+            pb::ReserveStockRequest {
+                order_id: "smuggled".into(),
+                store_id: world.store_a.id,
+                lines: vec![pb::StockRequestLine {
+                    product_id: world.product_a.id,
+                    count: 10,
+                }],
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/pos.v1.StoreInternalService/GetDeviceCredential",
+            pb::GetDeviceCredentialRequest {
+                store_id: world.store_a.id,
+                device_id: world.device_a,
+            }
+            .encode_to_vec(),
+        ),
         ("/pos.v1.TradeInternalService/CheckOrderExists", Vec::new()),
     ];
     for (method, body) in &internal {

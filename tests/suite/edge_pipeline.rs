@@ -259,8 +259,8 @@ async fn rate_limits_are_shared_by_edge_replicas_through_redis() {
     .expect("Redis for the test suite");
     // Limits count in one-minute windows: both replicas read one clock, standing at the
     // start of a window, so the test never straddles two.
-    let start: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 60, 0)
-        .expect("a valid instant");
+    // 1,800,000,000 s is a whole number of minutes after the epoch.
+    let start: DateTime<Utc> = DateTime::from_timestamp(1_800_000_000, 0).expect("a valid instant");
     let clock = ManualClock::new(start);
     let issuer = issuer();
     let first = edge(shared.clone(), 5, issuer.clone(), clock.clone()).await;

@@ -2,12 +2,12 @@
 //! HTTP/1.1 and on HTTP/2, and the edge's message size limit. The browser test
 //! (`tests/browser`) covers grpc-web-text and CORS from Chromium.
 
+use crate::support::{Engine, bearer, stack::TestStack};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use pos_proto::v1::{
     self as pb, login_result, store_service_client::StoreServiceClient,
     user_service_client::UserServiceClient,
 };
-use crate::support::{Engine, bearer, stack::TestStack};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic_web::GrpcWebClientLayer;

@@ -4,6 +4,8 @@
 
 mod support;
 
+mod checks_once;
+mod cli;
 mod edge_auth;
 mod edge_pipeline;
 mod grpc_web;

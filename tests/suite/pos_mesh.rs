@@ -2,13 +2,13 @@
 //! `pos serve edge` as separate processes over one database and Redis,
 //! and an owner going from signup to a tablet's menu through the edge.
 
-use pos_common::domain::UserId;
-use pos_proto::v1::{
-    self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
-};
 use crate::support::{
     Engine, TestDb, bearer,
     process::{PosProcess, output, pos},
+};
+use pos_common::domain::UserId;
+use pos_proto::v1::{
+    self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
 };
 use tonic::transport::Channel;
 

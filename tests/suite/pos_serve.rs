@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::support::{
+    Engine, TestDb, bearer,
+    process::{PosProcess, output, pos},
+};
 use pos_common::{
     auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
     domain::{StoreId, UserId},
@@ -12,10 +16,6 @@ use pos_proto::v1::{
     self as pb, PosGrade, ProductCategory,
     store_internal_service_client::StoreInternalServiceClient,
     store_service_client::StoreServiceClient,
-};
-use crate::support::{
-    Engine, TestDb, bearer,
-    process::{PosProcess, output, pos},
 };
 use tonic::transport::Channel;
 
@@ -53,7 +53,16 @@ async fn migrate_then_serve_store_role(engine: Engine) {
     assert!(stderr.contains("POS_JWKS_FILE"), "{stderr}");
     // Flags of other roles are refused: each role takes only its own.
     let mut foreign = pos();
-    foreign.args(["serve", "store", "--database-url", &url, "--redis-url", "redis://x", "--rate-limit-per-minute", "5"]);
+    foreign.args([
+        "serve",
+        "store",
+        "--database-url",
+        &url,
+        "--redis-url",
+        "redis://x",
+        "--rate-limit-per-minute",
+        "5",
+    ]);
     let (status, _, stderr) = output(foreign).await;
     assert!(!status.success());
     assert!(stderr.contains("--rate-limit-per-minute"), "{stderr}");
@@ -94,7 +103,11 @@ async fn migrate_then_serve_store_role(engine: Engine) {
     .into_inner()
     .store
     .expect("store");
-    let owner = issuer.owner_access(UserId::from_stored(42), Some(StoreId::from_stored(store.id)), 600);
+    let owner = issuer.owner_access(
+        UserId::from_stored(42),
+        Some(StoreId::from_stored(store.id)),
+        600,
+    );
     let mut as_owner = StoreServiceClient::with_interceptor(channel.clone(), bearer(&owner));
     as_owner
         .create_product(pb::CreateProductRequest {
@@ -136,7 +149,11 @@ async fn migrate_then_serve_store_role(engine: Engine) {
     );
     let status = StoreServiceClient::with_interceptor(
         channel,
-        bearer(&stranger.owner_access(UserId::from_stored(42), Some(StoreId::from_stored(store.id)), 600)),
+        bearer(&stranger.owner_access(
+            UserId::from_stored(42),
+            Some(StoreId::from_stored(store.id)),
+            600,
+        )),
     )
     .list_products(pb::ListProductsRequest::default())
     .await

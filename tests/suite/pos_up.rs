@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
-use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
 use crate::support::{
     Bearer, bearer,
     process::{PosProcess, pos},
 };
+use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
 use tonic::transport::Channel;
 
 async fn start_up(data_dir: &Path) -> PosProcess {

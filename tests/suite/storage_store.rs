@@ -57,13 +57,23 @@ impl Fixture {
 
     async fn store(&self, owner: i64) -> Store {
         self.storage
-            .create_store_for_owner(UserId::from_stored(owner), &request("Cafe", Grade::Bronze, 10))
+            .create_store_for_owner(
+                UserId::from_stored(owner),
+                &request("Cafe", Grade::Bronze, 10),
+            )
             .await
             .expect("create store")
             .0
     }
 
-    async fn product(&self, store: StoreId, name: &str, category: Category, price: i64, stock: i64) -> ProductId {
+    async fn product(
+        &self,
+        store: StoreId,
+        name: &str,
+        category: Category,
+        price: i64,
+        stock: i64,
+    ) -> ProductId {
         self.storage
             .create_product(
                 store,
@@ -114,7 +124,11 @@ fn lines(raw: &[(ProductId, i64)]) -> OrderLines {
 
 async fn a_store_is_created_once_per_owner_with_its_grades_tablets(engine: Engine) {
     let f = Fixture::new(engine).await;
-    for (owner, grade, tablets) in [(1, Grade::Bronze, 30), (2, Grade::Silver, 50), (3, Grade::Gold, 100)] {
+    for (owner, grade, tablets) in [
+        (1, Grade::Bronze, 30),
+        (2, Grade::Silver, 50),
+        (3, Grade::Gold, 100),
+    ] {
         let (store, created) = f
             .storage
             .create_store_for_owner(UserId::from_stored(owner), &request("Cafe", grade, 25))
@@ -126,7 +140,11 @@ async fn a_store_is_created_once_per_owner_with_its_grades_tablets(engine: Engin
         assert_eq!(devices.len(), tablets);
         assert_eq!(devices[0].label, "table 1");
         assert_eq!(devices[tablets - 1].label, format!("table {tablets}"));
-        assert!(devices.iter().all(|d| d.credential_version == 1 && d.revoked_at.is_none()));
+        assert!(
+            devices
+                .iter()
+                .all(|d| d.credential_version == 1 && d.revoked_at.is_none())
+        );
     }
     // The same owner again, even concurrently: one store, created once.
     let owner = UserId::from_stored(4);
@@ -150,10 +168,29 @@ async fn a_store_is_created_once_per_owner_with_its_grades_tablets(engine: Engin
         .create_store_for_owner(owner, &request("Other", Grade::Gold, 5))
         .await
         .expect("retry");
-    assert_eq!((again.0.name.as_str(), again.0.grade, again.1), ("Twin", Grade::Bronze, false));
-    assert_eq!(f.storage.devices_of_store(again.0.id).await.expect("devices").len(), 30);
-    assert_eq!(f.storage.store_of_owner(owner).await.expect("read"), Some(again.0));
-    assert_eq!(f.storage.store_of_owner(UserId::from_stored(99)).await.expect("read"), None);
+    assert_eq!(
+        (again.0.name.as_str(), again.0.grade, again.1),
+        ("Twin", Grade::Bronze, false)
+    );
+    assert_eq!(
+        f.storage
+            .devices_of_store(again.0.id)
+            .await
+            .expect("devices")
+            .len(),
+        30
+    );
+    assert_eq!(
+        f.storage.store_of_owner(owner).await.expect("read"),
+        Some(again.0)
+    );
+    assert_eq!(
+        f.storage
+            .store_of_owner(UserId::from_stored(99))
+            .await
+            .expect("read"),
+        None
+    );
     f.finish().await;
 }
 
@@ -175,20 +212,32 @@ async fn products_change_price_and_base_stock_only_and_keep_history(engine: Engi
         .await
         .expect("update")
         .expect("product");
-    assert_eq!((updated.price.get(), updated.base_stock.get(), updated.stock), (350, 20, 20));
+    assert_eq!(
+        (updated.price.get(), updated.base_stock.get(), updated.stock),
+        (350, 20, 20)
+    );
     let updated = f
         .storage
         .update_product(store, id, &change(None, Some(50)))
         .await
         .expect("update")
         .expect("product");
-    assert_eq!((updated.price.get(), updated.base_stock.get(), updated.stock), (350, 50, 20));
+    assert_eq!(
+        (updated.price.get(), updated.base_stock.get(), updated.stock),
+        (350, 50, 20)
+    );
     // Another store's product is not there to change.
     assert_eq!(
-        f.storage.update_product(other, id, &change(Some(1), None)).await.expect("update"),
+        f.storage
+            .update_product(other, id, &change(Some(1), None))
+            .await
+            .expect("update"),
         None
     );
-    assert_eq!(f.storage.delete_product(other, id).await.expect("delete"), None);
+    assert_eq!(
+        f.storage.delete_product(other, id).await.expect("delete"),
+        None
+    );
     let history: Vec<(i64, i64)> = f
         .storage
         .product_history(store, id)
@@ -199,18 +248,36 @@ async fn products_change_price_and_base_stock_only_and_keep_history(engine: Engi
         .map(|h| (h.price.get(), h.base_stock.get()))
         .collect();
     assert_eq!(history, [(300, 20), (350, 20), (350, 50)]);
-    assert_eq!(f.storage.product_history(other, id).await.expect("history"), None);
-
-    let deleted = f.storage.delete_product(store, id).await.expect("delete").expect("product");
-    assert!(deleted.deleted_at.is_some());
-    assert_eq!(f.storage.delete_product(store, id).await.expect("delete"), None);
     assert_eq!(
-        f.storage.update_product(store, id, &change(Some(1), None)).await.expect("update"),
+        f.storage.product_history(other, id).await.expect("history"),
+        None
+    );
+
+    let deleted = f
+        .storage
+        .delete_product(store, id)
+        .await
+        .expect("delete")
+        .expect("product");
+    assert!(deleted.deleted_at.is_some());
+    assert_eq!(
+        f.storage.delete_product(store, id).await.expect("delete"),
+        None
+    );
+    assert_eq!(
+        f.storage
+            .update_product(store, id, &change(Some(1), None))
+            .await
+            .expect("update"),
         None,
         "a deleted product cannot change"
     );
     assert_eq!(
-        f.storage.product_history(store, id).await.expect("history").map(|h| h.len()),
+        f.storage
+            .product_history(store, id)
+            .await
+            .expect("history")
+            .map(|h| h.len()),
         Some(3),
         "its history stays for the books"
     );
@@ -221,17 +288,27 @@ async fn listing_filters_by_category_and_deletion_within_one_store(engine: Engin
     let f = Fixture::new(engine).await;
     let store = f.store(1).await.id;
     let other = f.store(2).await.id;
-    let main = f.product(store, "Bibimbap", Category::MainMenu, 1000, 1).await;
+    let main = f
+        .product(store, "Bibimbap", Category::MainMenu, 1000, 1)
+        .await;
     let drink = f.product(store, "Sikhye", Category::Drink, 300, 1).await;
     let gone = f.product(store, "Japchae", Category::SubMenu, 700, 1).await;
     f.product(other, "Elsewhere", Category::Drink, 1, 1).await;
     f.storage.delete_product(store, gone).await.expect("delete");
-    let ids = |products: Vec<pos_store::storage::Product>| products.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    let ids = |products: Vec<pos_store::storage::Product>| {
+        products.into_iter().map(|p| p.id).collect::<Vec<_>>()
+    };
     let list = |category, include_deleted| {
         let storage = f.storage.clone();
         async move {
             storage
-                .list_products(store, ProductFilter { category, include_deleted })
+                .list_products(
+                    store,
+                    ProductFilter {
+                        category,
+                        include_deleted,
+                    },
+                )
                 .await
                 .expect("list")
         }
@@ -264,15 +341,24 @@ async fn tablet_credentials_rotate_and_revoke(engine: Engine) {
         .expect("device");
     assert_eq!(revoked.credential_version, 3);
     assert!(revoked.revoked_at.is_some());
-    assert_eq!(f.storage.device(store, device).await.expect("read"), Some(revoked));
+    assert_eq!(
+        f.storage.device(store, device).await.expect("read"),
+        Some(revoked)
+    );
     // Another store's tablet is neither found nor touched.
     assert_eq!(f.storage.device(other, device).await.expect("read"), None);
     assert_eq!(
-        f.storage.rotate_device_credential(other, device, true).await.expect("rotate"),
+        f.storage
+            .rotate_device_credential(other, device, true)
+            .await
+            .expect("rotate"),
         None
     );
     assert_eq!(
-        f.storage.device(store, DeviceId::from_stored(999_999)).await.expect("read"),
+        f.storage
+            .device(store, DeviceId::from_stored(999_999))
+            .await
+            .expect("read"),
         None
     );
     f.finish().await;
@@ -283,14 +369,25 @@ async fn stores_are_listed_by_settlement_day_in_pages(engine: Engine) {
     for owner in 1..=5 {
         let day = if owner % 2 == 0 { 5 } else { 25 };
         f.storage
-            .create_store_for_owner(UserId::from_stored(owner), &request("S", Grade::Bronze, day))
+            .create_store_for_owner(
+                UserId::from_stored(owner),
+                &request("S", Grade::Bronze, day),
+            )
             .await
             .expect("create");
     }
     let day = SettlementDay::parse(25).expect("day");
-    let first = f.storage.stores_by_settlement_day(day, 0, 2).await.expect("page");
+    let first = f
+        .storage
+        .stores_by_settlement_day(day, 0, 2)
+        .await
+        .expect("page");
     let after = first.last().expect("a first page").id.get();
-    let second = f.storage.stores_by_settlement_day(day, after, 2).await.expect("page");
+    let second = f
+        .storage
+        .stores_by_settlement_day(day, after, 2)
+        .await
+        .expect("page");
     let owners: Vec<i64> = first.iter().chain(&second).map(|s| s.owner.get()).collect();
     assert_eq!(owners, [1, 3, 5]);
     f.finish().await;
@@ -304,7 +401,11 @@ async fn reserving_takes_stock_and_keeps_the_product_as_ordered(engine: Engine) 
     // Lines of one product are merged; lines come back in product id order.
     let Reserved::Taken(taken) = f
         .storage
-        .reserve(&order("o-1"), store, &lines(&[(sikhye, 1), (kimchi, 2), (kimchi, 3)]))
+        .reserve(
+            &order("o-1"),
+            store,
+            &lines(&[(sikhye, 1), (kimchi, 2), (kimchi, 3)]),
+        )
         .await
         .expect("reserve")
     else {
@@ -315,22 +416,48 @@ async fn reserving_takes_stock_and_keeps_the_product_as_ordered(engine: Engine) 
     let snapshot: Vec<(ProductId, &str, Category, i64, i64)> = taken
         .lines
         .iter()
-        .map(|l| (l.product_id, l.product_name.as_str(), l.category, l.unit_price, l.count))
+        .map(|l| {
+            (
+                l.product_id,
+                l.product_name.as_str(),
+                l.category,
+                l.unit_price,
+                l.count,
+            )
+        })
         .collect();
     assert_eq!(
         snapshot,
-        [(kimchi, "Kimchi", Category::SubMenu, 500, 5), (sikhye, "Sikhye", Category::Drink, 300, 1)]
+        [
+            (kimchi, "Kimchi", Category::SubMenu, 500, 5),
+            (sikhye, "Sikhye", Category::Drink, 300, 1)
+        ]
     );
-    assert_eq!((f.stock(store, kimchi).await, f.stock(store, sikhye).await), (5, 9));
+    assert_eq!(
+        (f.stock(store, kimchi).await, f.stock(store, sikhye).await),
+        (5, 9)
+    );
     // A later price does not change what was ordered.
     f.storage
-        .update_product(store, kimchi, &ProductChange::new(Some(Amount::parse(900).expect("p")), None).expect("c"))
+        .update_product(
+            store,
+            kimchi,
+            &ProductChange::new(Some(Amount::parse(900).expect("p")), None).expect("c"),
+        )
         .await
         .expect("reprice");
-    let stored = f.storage.reservation(&order("o-1")).await.expect("read").expect("reservation");
+    let stored = f
+        .storage
+        .reservation(&order("o-1"))
+        .await
+        .expect("read")
+        .expect("reservation");
     assert_eq!(stored.lines, taken.lines);
     assert_eq!(stored.status, ReservationStatus::Reserved);
-    assert_eq!(f.storage.reservation(&order("none")).await.expect("read"), None);
+    assert_eq!(
+        f.storage.reservation(&order("none")).await.expect("read"),
+        None
+    );
     f.finish().await;
 }
 
@@ -340,13 +467,20 @@ async fn a_retry_answers_the_same_reservation_and_another_request_is_refused(eng
     let other = f.store(2).await.id;
     let p = f.product(store, "P", Category::MainMenu, 100, 10).await;
     let q = f.product(store, "Q", Category::MainMenu, 100, 10).await;
-    let Reserved::Taken(first) = f.storage.reserve(&order("o"), store, &lines(&[(p, 2)])).await.expect("reserve")
+    let Reserved::Taken(first) = f
+        .storage
+        .reserve(&order("o"), store, &lines(&[(p, 2)]))
+        .await
+        .expect("reserve")
     else {
         panic!("taken");
     };
     // The same request again: the same reservation, nothing more taken.
     assert_eq!(
-        f.storage.reserve(&order("o"), store, &lines(&[(p, 1), (p, 1)])).await.expect("retry"),
+        f.storage
+            .reserve(&order("o"), store, &lines(&[(p, 1), (p, 1)]))
+            .await
+            .expect("retry"),
         Reserved::Existing(first)
     );
     assert_eq!(f.stock(store, p).await, 8);
@@ -358,7 +492,10 @@ async fn a_retry_answers_the_same_reservation_and_another_request_is_refused(eng
         (other, lines(&[(p, 2)])),
     ] {
         assert_eq!(
-            f.storage.reserve(&order("o"), at, &wanted).await.expect("replay"),
+            f.storage
+                .reserve(&order("o"), at, &wanted)
+                .await
+                .expect("replay"),
             Reserved::KeyReused
         );
     }
@@ -369,7 +506,9 @@ async fn a_retry_answers_the_same_reservation_and_another_request_is_refused(eng
 async fn failed_reservations_change_nothing_and_say_why(engine: Engine) {
     let f = Fixture::new(engine).await;
     let store = f.store(1).await.id;
-    let plenty = f.product(store, "Plenty", Category::MainMenu, 100, 10).await;
+    let plenty = f
+        .product(store, "Plenty", Category::MainMenu, 100, 10)
+        .await;
     let scarce = f.product(store, "Scarce", Category::Drink, 100, 2).await;
     let gone = f.product(store, "Gone", Category::Drink, 100, 9).await;
     f.storage.delete_product(store, gone).await.expect("delete");
@@ -381,7 +520,10 @@ async fn failed_reservations_change_nothing_and_say_why(engine: Engine) {
             .reserve(&order("greedy"), store, &lines(&[(plenty, 5), (scarce, 3)]))
             .await
             .expect("reserve"),
-        Reserved::OutOfStock(vec![Shortage { product_id: scarce, available: 2 }])
+        Reserved::OutOfStock(vec![Shortage {
+            product_id: scarce,
+            available: 2
+        }])
     );
     for missing in [gone, foreign, ProductId::from_stored(999_999)] {
         assert_eq!(
@@ -392,12 +534,21 @@ async fn failed_reservations_change_nothing_and_say_why(engine: Engine) {
             Reserved::ProductNotFound(missing)
         );
     }
-    assert_eq!((f.stock(store, plenty).await, f.stock(store, scarce).await), (10, 2));
+    assert_eq!(
+        (f.stock(store, plenty).await, f.stock(store, scarce).await),
+        (10, 2)
+    );
     assert_eq!(f.stock(other, foreign).await, 5);
     // A failed reservation leaves no record: the order id is still free.
-    assert_eq!(f.storage.reservation(&order("greedy")).await.expect("read"), None);
+    assert_eq!(
+        f.storage.reservation(&order("greedy")).await.expect("read"),
+        None
+    );
     assert!(matches!(
-        f.storage.reserve(&order("greedy"), store, &lines(&[(scarce, 2)])).await.expect("reserve"),
+        f.storage
+            .reserve(&order("greedy"), store, &lines(&[(scarce, 2)]))
+            .await
+            .expect("reserve"),
         Reserved::Taken(_)
     ));
     f.finish().await;
@@ -408,32 +559,61 @@ async fn confirm_and_release_are_final_and_idempotent(engine: Engine) {
     let store = f.store(1).await.id;
     let a = f.product(store, "A", Category::MainMenu, 100, 10).await;
     let b = f.product(store, "B", Category::Drink, 100, 10).await;
-    f.storage.reserve(&order("to-release"), store, &lines(&[(a, 4), (b, 1)])).await.expect("reserve");
+    f.storage
+        .reserve(&order("to-release"), store, &lines(&[(a, 4), (b, 1)]))
+        .await
+        .expect("reserve");
     for _ in 0..2 {
-        let Released::Released(record) = f.storage.release(&order("to-release")).await.expect("release") else {
+        let Released::Released(record) = f
+            .storage
+            .release(&order("to-release"))
+            .await
+            .expect("release")
+        else {
             panic!("released");
         };
         assert_eq!(record.status, ReservationStatus::Released);
         assert_eq!((f.stock(store, a).await, f.stock(store, b).await), (10, 10));
     }
     assert!(matches!(
-        f.storage.confirm(&order("to-release")).await.expect("confirm"),
+        f.storage
+            .confirm(&order("to-release"))
+            .await
+            .expect("confirm"),
         Confirmed::AlreadyReleased(_)
     ));
 
-    f.storage.reserve(&order("to-confirm"), store, &lines(&[(a, 3)])).await.expect("reserve");
+    f.storage
+        .reserve(&order("to-confirm"), store, &lines(&[(a, 3)]))
+        .await
+        .expect("reserve");
     for _ in 0..2 {
-        let Confirmed::Confirmed(record) = f.storage.confirm(&order("to-confirm")).await.expect("confirm") else {
+        let Confirmed::Confirmed(record) = f
+            .storage
+            .confirm(&order("to-confirm"))
+            .await
+            .expect("confirm")
+        else {
             panic!("confirmed");
         };
         assert_eq!(record.status, ReservationStatus::Confirmed);
     }
     assert!(matches!(
-        f.storage.release(&order("to-confirm")).await.expect("release"),
+        f.storage
+            .release(&order("to-confirm"))
+            .await
+            .expect("release"),
         Released::AlreadyConfirmed(_)
     ));
-    assert_eq!(f.stock(store, a).await, 7, "a confirmed order's stock is never given back");
-    assert_eq!(f.storage.confirm(&order("never")).await.expect("confirm"), Confirmed::NotFound);
+    assert_eq!(
+        f.stock(store, a).await,
+        7,
+        "a confirmed order's stock is never given back"
+    );
+    assert_eq!(
+        f.storage.confirm(&order("never")).await.expect("confirm"),
+        Confirmed::NotFound
+    );
     f.finish().await;
 }
 
@@ -441,16 +621,31 @@ async fn a_release_that_overtakes_its_reservation_blocks_it(engine: Engine) {
     let f = Fixture::new(engine).await;
     let store = f.store(1).await.id;
     let p = f.product(store, "P", Category::MainMenu, 100, 10).await;
-    let Released::Released(tombstone) = f.storage.release(&order("late")).await.expect("release") else {
+    let Released::Released(tombstone) = f.storage.release(&order("late")).await.expect("release")
+    else {
         panic!("a tombstone");
     };
-    assert_eq!((tombstone.status, tombstone.store_id), (ReservationStatus::Released, None));
-    let Reserved::Existing(late) = f.storage.reserve(&order("late"), store, &lines(&[(p, 3)])).await.expect("reserve")
+    assert_eq!(
+        (tombstone.status, tombstone.store_id),
+        (ReservationStatus::Released, None)
+    );
+    let Reserved::Existing(late) = f
+        .storage
+        .reserve(&order("late"), store, &lines(&[(p, 3)]))
+        .await
+        .expect("reserve")
     else {
         panic!("the tombstone answers");
     };
-    assert_eq!((late.status, late.lines.len()), (ReservationStatus::Released, 0));
-    assert_eq!(f.stock(store, p).await, 10, "a cancelled order takes no stock");
+    assert_eq!(
+        (late.status, late.lines.len()),
+        (ReservationStatus::Released, 0)
+    );
+    assert_eq!(
+        f.stock(store, p).await,
+        10,
+        "a cancelled order takes no stock"
+    );
     f.finish().await;
 }
 
@@ -460,9 +655,15 @@ async fn restock_leaves_out_what_unconfirmed_orders_hold(engine: Engine) {
     let a = f.product(store, "A", Category::MainMenu, 100, 10).await;
     let b = f.product(store, "B", Category::Drink, 100, 5).await;
     let gone = f.product(store, "Gone", Category::Drink, 100, 5).await;
-    f.storage.reserve(&order("sold"), store, &lines(&[(a, 7), (b, 5)])).await.expect("reserve");
+    f.storage
+        .reserve(&order("sold"), store, &lines(&[(a, 7), (b, 5)]))
+        .await
+        .expect("reserve");
     f.storage.confirm(&order("sold")).await.expect("confirm");
-    f.storage.reserve(&order("in-flight"), store, &lines(&[(a, 2)])).await.expect("reserve");
+    f.storage
+        .reserve(&order("in-flight"), store, &lines(&[(a, 2)]))
+        .await
+        .expect("reserve");
     f.storage.delete_product(store, gone).await.expect("delete");
     let restocked: Vec<(ProductId, i64)> = f
         .storage
@@ -472,20 +673,35 @@ async fn restock_leaves_out_what_unconfirmed_orders_hold(engine: Engine) {
         .into_iter()
         .map(|p| (p.id, p.stock))
         .collect();
-    assert_eq!(restocked, [(a, 8), (b, 5)], "deleted products are not restocked");
-    f.storage.release(&order("in-flight")).await.expect("release");
-    assert_eq!(f.stock(store, a).await, 10, "then the shelf holds exactly the base stock");
+    assert_eq!(
+        restocked,
+        [(a, 8), (b, 5)],
+        "deleted products are not restocked"
+    );
+    f.storage
+        .release(&order("in-flight"))
+        .await
+        .expect("release");
+    assert_eq!(
+        f.stock(store, a).await,
+        10,
+        "then the shelf holds exactly the base stock"
+    );
     f.finish().await;
 }
 
 async fn fifty_concurrent_reservations_never_oversell(engine: Engine) {
     let f = Fixture::new(engine).await;
     let store = f.store(1).await.id;
-    let p = f.product(store, "Hot item", Category::MainMenu, 100, 10).await;
+    let p = f
+        .product(store, "Hot item", Category::MainMenu, 100, 10)
+        .await;
     let attempts = (0..50).map(|i| {
         let storage = f.storage.clone();
         tokio::spawn(async move {
-            storage.reserve(&order(&format!("rush-{i}")), store, &lines(&[(p, 1)])).await
+            storage
+                .reserve(&order(&format!("rush-{i}")), store, &lines(&[(p, 1)]))
+                .await
         })
     });
     let (mut taken, mut short) = (0, 0);
@@ -511,7 +727,11 @@ async fn restocks_racing_reservations_and_releases_never_deadlock(engine: Engine
     // Touch rows in reverse so PostgreSQL's heap order no longer matches id order.
     for id in products.iter().rev() {
         f.storage
-            .update_product(store, *id, &ProductChange::new(Some(Amount::parse(101).expect("p")), None).expect("c"))
+            .update_product(
+                store,
+                *id,
+                &ProductChange::new(Some(Amount::parse(101).expect("p")), None).expect("c"),
+            )
             .await
             .expect("update");
     }
@@ -531,10 +751,14 @@ async fn restocks_racing_reservations_and_releases_never_deadlock(engine: Engine
     }
     for _ in 0..6 {
         let storage = f.storage.clone();
-        tasks.push(tokio::spawn(async move { storage.restock(store).await.map(|_| ()) }));
+        tasks.push(tokio::spawn(async move {
+            storage.restock(store).await.map(|_| ())
+        }));
     }
     for task in tasks {
-        task.await.expect("task").expect("no step fails, deadlocks included");
+        task.await
+            .expect("task")
+            .expect("no step fails, deadlocks included");
     }
     // Whatever the interleaving, nothing reserved is left, so the shelf is full or less
     // exactly what the 15 confirmed orders took after the last restock.
@@ -563,20 +787,33 @@ async fn unknown_stored_values_are_errors_not_defaults(engine: Engine) {
         }
         Database::Sqlite(pool) => {
             let mut conn = pool.acquire().await.expect("connection");
-            conn.execute("PRAGMA ignore_check_constraints = ON").await.expect("pragma");
+            conn.execute("PRAGMA ignore_check_constraints = ON")
+                .await
+                .expect("pragma");
             sqlx::query("UPDATE products SET category = 'DESSERT' WHERE id = ?1")
                 .bind(p.get())
                 .execute(&mut *conn)
                 .await
                 .expect("update");
-            conn.execute("PRAGMA ignore_check_constraints = OFF").await.expect("pragma");
+            conn.execute("PRAGMA ignore_check_constraints = OFF")
+                .await
+                .expect("pragma");
         }
     }
-    let err = f.storage.product(store, p).await.expect_err("an unknown category");
+    let err = f
+        .storage
+        .product(store, p)
+        .await
+        .expect_err("an unknown category");
     assert!(
         matches!(&err, StorageError::UnknownValue { value, .. } if value == "DESSERT"),
         "{err:?}"
     );
-    assert!(f.storage.list_products(store, ProductFilter::default()).await.is_err());
+    assert!(
+        f.storage
+            .list_products(store, ProductFilter::default())
+            .await
+            .is_err()
+    );
     f.finish().await;
 }

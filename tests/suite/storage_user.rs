@@ -22,7 +22,10 @@ crate::on_both_engines!(
 
 async fn open(engine: Engine) -> (TestDb, Database, Arc<dyn UserStorage>) {
     let (test_db, database) = TestDb::create(engine).await;
-    database.migrate(&pos_user::MIGRATIONS).await.expect("migrate");
+    database
+        .migrate(&pos_user::MIGRATIONS)
+        .await
+        .expect("migrate");
     let storage = pos_user::open_storage(&database, clock::system());
     (test_db, database, storage)
 }
@@ -48,20 +51,43 @@ fn wanted() -> StoreRequest {
 async fn owners_are_found_by_identity_id_and_email(engine: Engine) {
     let (test_db, database, storage) = open(engine).await;
     let kim = profile("4242", "kim@example.com", Some("010-1234-5678"));
-    let user = storage.insert_pending(&kim, &wanted()).await.expect("insert").expect("new");
+    let user = storage
+        .insert_pending(&kim, &wanted())
+        .await
+        .expect("insert")
+        .expect("new");
     assert_eq!(user.profile, kim);
     assert_eq!(user.store_id, None);
-    assert_eq!(storage.by_identity("kakao", "4242").await.expect("read"), Some(user.clone()));
-    assert_eq!(storage.by_id(user.id).await.expect("read"), Some(user.clone()));
     assert_eq!(
-        storage.by_email(&Email::parse("KIM@example.com").expect("email")).await.expect("read"),
+        storage.by_identity("kakao", "4242").await.expect("read"),
         Some(user.clone())
     );
-    assert_eq!(storage.by_identity("dev", "4242").await.expect("read"), None);
-    assert_eq!(storage.by_id(UserId::from_stored(999)).await.expect("read"), None);
+    assert_eq!(
+        storage.by_id(user.id).await.expect("read"),
+        Some(user.clone())
+    );
+    assert_eq!(
+        storage
+            .by_email(&Email::parse("KIM@example.com").expect("email"))
+            .await
+            .expect("read"),
+        Some(user.clone())
+    );
+    assert_eq!(
+        storage.by_identity("dev", "4242").await.expect("read"),
+        None
+    );
+    assert_eq!(
+        storage.by_id(UserId::from_stored(999)).await.expect("read"),
+        None
+    );
     // No phone shared: none kept.
     let quiet = profile("7", "quiet@example.com", None);
-    let user = storage.insert_pending(&quiet, &wanted()).await.expect("insert").expect("new");
+    let user = storage
+        .insert_pending(&quiet, &wanted())
+        .await
+        .expect("insert")
+        .expect("new");
     assert_eq!(user.profile.phone, None);
     database.close().await;
     test_db.drop_database().await;
@@ -70,13 +96,25 @@ async fn owners_are_found_by_identity_id_and_email(engine: Engine) {
 async fn an_email_or_identity_is_taken_once(engine: Engine) {
     let (test_db, database, storage) = open(engine).await;
     let kim = profile("4242", "kim@example.com", None);
-    assert!(storage.insert_pending(&kim, &wanted()).await.expect("insert").is_some());
+    assert!(
+        storage
+            .insert_pending(&kim, &wanted())
+            .await
+            .expect("insert")
+            .is_some()
+    );
     for taken in [
         kim.clone(),
         profile("other-subject", "kim@example.com", None),
         profile("4242", "other@example.com", None),
     ] {
-        assert_eq!(storage.insert_pending(&taken, &wanted()).await.expect("insert"), None);
+        assert_eq!(
+            storage
+                .insert_pending(&taken, &wanted())
+                .await
+                .expect("insert"),
+            None
+        );
     }
     database.close().await;
     test_db.drop_database().await;
@@ -90,9 +128,15 @@ async fn a_pending_store_is_kept_until_completed(engine: Engine) {
         .expect("insert")
         .expect("new");
     assert_eq!(user.pending_store, Some(wanted()));
-    storage.complete_store(user.id, StoreId::from_stored(77)).await.expect("complete");
+    storage
+        .complete_store(user.id, StoreId::from_stored(77))
+        .await
+        .expect("complete");
     let done = storage.by_id(user.id).await.expect("read").expect("user");
-    assert_eq!((done.store_id, done.pending_store), (Some(StoreId::from_stored(77)), None));
+    assert_eq!(
+        (done.store_id, done.pending_store),
+        (Some(StoreId::from_stored(77)), None)
+    );
     database.close().await;
     test_db.drop_database().await;
 }

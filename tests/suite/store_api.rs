@@ -141,7 +141,10 @@ async fn validation_names_every_bad_field_and_changes_nothing(engine: Engine) {
     assert_eq!(history.len(), 1, "failed updates wrote no history");
     let stored = app
         .storage
-        .product(StoreId::from_stored(product.store_id), ProductId::from_stored(product.id))
+        .product(
+            StoreId::from_stored(product.store_id),
+            ProductId::from_stored(product.id),
+        )
         .await
         .expect("read")
         .expect("product");
@@ -183,7 +186,13 @@ async fn owners_cannot_touch_another_stores_products(engine: Engine) {
     let device_a = app.devices(store_a.id).await[0].clone();
     let before = (
         app.storage
-            .list_products(StoreId::from_stored(store_a.id), ProductFilter { category: None, include_deleted: true })
+            .list_products(
+                StoreId::from_stored(store_a.id),
+                ProductFilter {
+                    category: None,
+                    include_deleted: true,
+                },
+            )
             .await
             .expect("products"),
         app.devices(store_a.id).await,
@@ -265,7 +274,13 @@ async fn owners_cannot_touch_another_stores_products(engine: Engine) {
 
     let after = (
         app.storage
-            .list_products(StoreId::from_stored(store_a.id), ProductFilter { category: None, include_deleted: true })
+            .list_products(
+                StoreId::from_stored(store_a.id),
+                ProductFilter {
+                    category: None,
+                    include_deleted: true,
+                },
+            )
             .await
             .expect("products"),
         app.devices(store_a.id).await,
@@ -477,7 +492,10 @@ async fn devices_are_created_by_grade_and_store_creation_is_idempotent(engine: E
         .into_inner()
         .devices;
     assert_eq!(devices.len(), 50);
-    assert_eq!((devices[0].label.as_str(), devices[49].label.as_str()), ("table 1", "table 50"));
+    assert_eq!(
+        (devices[0].label.as_str(), devices[49].label.as_str()),
+        ("table 1", "table 50")
+    );
     assert!(devices.iter().all(|d| d.store_id == store.id && !d.revoked));
     // A retried signup returns the same store and creates nothing more.
     let retry = app
@@ -538,7 +556,12 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
     };
     let owner_value = format!("Bearer {owner}").parse().expect("ascii");
     let callers = [
-        ("an owner", Some(owner_value), Code::PermissionDenied, "INTERNAL_ONLY"),
+        (
+            "an owner",
+            Some(owner_value),
+            Code::PermissionDenied,
+            "INTERNAL_ONLY",
+        ),
         ("anonymous", None, Code::PermissionDenied, "INTERNAL_ONLY"),
     ];
     for (who, value, code, reason) in callers {
@@ -548,7 +571,11 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
                 crate::support::Bearer(value),
             );
         assert_error(client.reserve_stock(reserve_request()).await, code, reason);
-        assert_error(client.create_store_for_owner(create_request()).await, code, reason);
+        assert_error(
+            client.create_store_for_owner(create_request()).await,
+            code,
+            reason,
+        );
         assert_error(
             client
                 .get_device_credential(pb::GetDeviceCredentialRequest {
@@ -565,21 +592,35 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
     // settlement role lists stores by settlement day; the edge checks tablets.
     for role in ["user", "edge", "settlement", "store"] {
         let mut client = app.internal_as(role);
-        assert_error(client.reserve_stock(reserve_request()).await, Code::PermissionDenied, "ROLE_NOT_ALLOWED");
         assert_error(
-            client.confirm_stock(pb::ConfirmStockRequest { order_id: "o".into() }).await,
+            client.reserve_stock(reserve_request()).await,
             Code::PermissionDenied,
             "ROLE_NOT_ALLOWED",
         );
         assert_error(
-            client.release_stock(pb::ReleaseStockRequest { order_id: "o".into() }).await,
+            client
+                .confirm_stock(pb::ConfirmStockRequest {
+                    order_id: "o".into(),
+                })
+                .await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
+        assert_error(
+            client
+                .release_stock(pb::ReleaseStockRequest {
+                    order_id: "o".into(),
+                })
+                .await,
             Code::PermissionDenied,
             "ROLE_NOT_ALLOWED",
         );
     }
     for role in ["trade", "edge", "settlement"] {
         assert_error(
-            app.internal_as(role).create_store_for_owner(create_request()).await,
+            app.internal_as(role)
+                .create_store_for_owner(create_request())
+                .await,
             Code::PermissionDenied,
             "ROLE_NOT_ALLOWED",
         );
@@ -606,7 +647,11 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
         Code::PermissionDenied,
         "ROLE_NOT_ALLOWED",
     );
-    assert_eq!(app.stock(store.id, p.id).await, 10, "no refused call took stock");
+    assert_eq!(
+        app.stock(store.id, p.id).await,
+        10,
+        "no refused call took stock"
+    );
     assert!(
         app.storage
             .reservation(&pos_store::storage::OrderId::parse("o").expect("id"))
@@ -622,7 +667,9 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
             .is_none()
     );
     // The roles named for them succeed.
-    reserve(&app, "o", store.id, vec![line(p.id, 1)]).await.expect("trade reserves");
+    reserve(&app, "o", store.id, vec![line(p.id, 1)])
+        .await
+        .expect("trade reserves");
     let credential = app
         .internal_as("edge")
         .get_device_credential(pb::GetDeviceCredentialRequest {
@@ -632,7 +679,10 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
         .await
         .expect("the edge checks tablets")
         .into_inner();
-    assert_eq!((credential.credential_version, credential.revoked), (1, false));
+    assert_eq!(
+        (credential.credential_version, credential.revoked),
+        (1, false)
+    );
     app.stop().await;
 }
 
@@ -705,46 +755,84 @@ async fn reservations_on_the_wire(engine: Engine) {
         .new_product(&owner, "Scarce", ProductCategory::Drink, 50, 2)
         .await;
     let status = assert_error(
-        reserve(&app, "greedy", store.id, vec![line(plenty.id, 5), line(scarce.id, 3)]).await,
+        reserve(
+            &app,
+            "greedy",
+            store.id,
+            vec![line(plenty.id, 5), line(scarce.id, 3)],
+        )
+        .await,
         Code::FailedPrecondition,
         "OUT_OF_STOCK",
     );
     let details = tonic_types::StatusExt::get_error_details(&status);
     let info = details.error_info().expect("error info");
     assert_eq!(
-        info.metadata.get(&format!("product_{}", scarce.id)).map(String::as_str),
+        info.metadata
+            .get(&format!("product_{}", scarce.id))
+            .map(String::as_str),
         Some("2")
     );
-    assert!(!info.metadata.contains_key(&format!("product_{}", plenty.id)));
+    assert!(
+        !info
+            .metadata
+            .contains_key(&format!("product_{}", plenty.id))
+    );
     assert_eq!(
         info.metadata.get("available").map(String::as_str),
         Some(format!("{}:2", scarce.id).as_str())
     );
 
-    let first = reserve(&app, "o-1", store.id, vec![line(plenty.id, 2), line(scarce.id, 1), line(plenty.id, 1)])
-        .await
-        .expect("reserve");
+    let first = reserve(
+        &app,
+        "o-1",
+        store.id,
+        vec![line(plenty.id, 2), line(scarce.id, 1), line(plenty.id, 1)],
+    )
+    .await
+    .expect("reserve");
     assert_eq!(first.status, ReservationStatus::Reserved as i32);
     let lines: Vec<(i64, &str, i32, i64, i64)> = first
         .lines
         .iter()
-        .map(|l| (l.product_id, l.product_name.as_str(), l.category, l.unit_price, l.count))
+        .map(|l| {
+            (
+                l.product_id,
+                l.product_name.as_str(),
+                l.category,
+                l.unit_price,
+                l.count,
+            )
+        })
         .collect();
     assert_eq!(
         lines,
         [
-            (plenty.id, "Plenty", ProductCategory::MainMenu as i32, 100, 3),
+            (
+                plenty.id,
+                "Plenty",
+                ProductCategory::MainMenu as i32,
+                100,
+                3
+            ),
             (scarce.id, "Scarce", ProductCategory::Drink as i32, 50, 1)
         ]
     );
-    let again = reserve(&app, "o-1", store.id, vec![line(plenty.id, 3), line(scarce.id, 1)])
-        .await
-        .expect("retry");
+    let again = reserve(
+        &app,
+        "o-1",
+        store.id,
+        vec![line(plenty.id, 3), line(scarce.id, 1)],
+    )
+    .await
+    .expect("retry");
     assert_eq!(again, first, "a retry answers the same reservation");
 
     let mut trade = app.trade();
     let confirmed = trade
-        .confirm_stock(pb::ConfirmStockRequest { order_id: "o-1".into() })
+        .confirm_stock(pb::ConfirmStockRequest {
+            order_id: "o-1".into(),
+        })
         .await
         .expect("confirm")
         .into_inner()
@@ -752,26 +840,43 @@ async fn reservations_on_the_wire(engine: Engine) {
         .expect("reservation");
     assert_eq!(confirmed.status, ReservationStatus::Confirmed as i32);
     assert_error(
-        trade.release_stock(pb::ReleaseStockRequest { order_id: "o-1".into() }).await,
+        trade
+            .release_stock(pb::ReleaseStockRequest {
+                order_id: "o-1".into(),
+            })
+            .await,
         Code::FailedPrecondition,
         "RESERVATION_CLOSED",
     );
     assert_error(
-        trade.confirm_stock(pb::ConfirmStockRequest { order_id: "never".into() }).await,
+        trade
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: "never".into(),
+            })
+            .await,
         Code::NotFound,
         "RESERVATION_NOT_FOUND",
     );
     // A release before any reservation leaves a tombstone of no store.
     let tombstone = trade
-        .release_stock(pb::ReleaseStockRequest { order_id: "late".into() })
+        .release_stock(pb::ReleaseStockRequest {
+            order_id: "late".into(),
+        })
         .await
         .expect("release")
         .into_inner()
         .reservation
         .expect("tombstone");
-    assert_eq!((tombstone.status, tombstone.store_id), (ReservationStatus::Released as i32, 0));
+    assert_eq!(
+        (tombstone.status, tombstone.store_id),
+        (ReservationStatus::Released as i32, 0)
+    );
     assert_error(
-        trade.confirm_stock(pb::ConfirmStockRequest { order_id: "late".into() }).await,
+        trade
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: "late".into(),
+            })
+            .await,
         Code::FailedPrecondition,
         "RESERVATION_CLOSED",
     );
@@ -811,7 +916,12 @@ async fn bad_reservation_requests_name_the_field(engine: Engine) {
         .await;
     let cases: Vec<(&str, i64, Vec<pb::StockRequestLine>, Vec<&str>)> = vec![
         ("empty", store.id, vec![], vec!["lines"]),
-        ("zero", store.id, vec![line(p.id, 0)], vec!["lines[0].count"]),
+        (
+            "zero",
+            store.id,
+            vec![line(p.id, 0)],
+            vec!["lines[0].count"],
+        ),
         (
             "huge",
             store.id,
@@ -832,7 +942,12 @@ async fn bad_reservation_requests_name_the_field(engine: Engine) {
         ),
         ("", store.id, vec![line(p.id, 1)], vec!["order_id"]),
         ("no-store", 0, vec![line(p.id, 1)], vec!["store_id"]),
-        ("all-bad", -1, vec![line(-1, -1)], vec!["store_id", "lines[0].product_id", "lines[0].count"]),
+        (
+            "all-bad",
+            -1,
+            vec![line(-1, -1)],
+            vec!["store_id", "lines[0].product_id", "lines[0].count"],
+        ),
     ];
     for (order_id, store_id, lines, fields) in cases {
         let status = assert_error(

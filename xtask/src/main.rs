@@ -1,26 +1,31 @@
 //! `cargo xtask` — developer tasks for pos-mesh.
 //!
 //! * `cargo xtask test [ARGS...]` — the full developer test run:
-//!   1. find PostgreSQL (`POS_TEST_DATABASE_URL`, an admin URL) and Redis
+//!   1. install the system tools it needs when missing (apt, as root or through sudo;
+//!      otherwise it stops with the exact command);
+//!   2. find PostgreSQL (`POS_TEST_DATABASE_URL`, an admin URL) and Redis
 //!      (`POS_TEST_REDIS_URL`); start throwaway servers if they do not answer;
-//!   2. run `cargo nextest run --workspace --no-fail-fast ARGS` (or
+//!   3. run `cargo nextest run --workspace --no-fail-fast ARGS` (or
 //!      `cargo test --workspace ARGS`) with `POS_TEST_DATABASE_URL`,
 //!      `POS_TEST_REDIS_URL` and `POS_TEST_RUN_ID` exported; tests create
 //!      databases `<run_id>_<n>` and Redis keys `<run_id>:...`;
-//!   3. drop those databases and keys (pass or fail);
-//!   4. run the independent Python gRPC client (`tests/python`) against `pos up`;
-//!   5. run the README's grpcurl examples (`tests/python/readme_examples.py`)
+//!   4. drop those databases and keys (pass or fail);
+//!   5. run the independent Python gRPC client (`tests/python`) against `pos up`;
+//!   6. run the README's grpcurl examples (`tests/python/readme_examples.py`)
 //!      against `pos up --demo`;
-//!   6. run the grpc-web test in headless Chromium (`tests/browser/run.mjs`,
-//!      after `npm ci` there) against `pos up --demo`; needs `chromium`;
-//!   7. run `buf lint` in `proto/`.
-//! * `cargo xtask lint` — `cargo fmt --all --check` and clippy with `-D warnings`.
-//! * `cargo xtask setup` — prepare the Python venv and `buf` (used by CI).
+//!   7. run the grpc-web test in headless Chromium (`tests/browser/run.mjs`,
+//!      after `npm ci` there) against `pos up --demo`;
+//!   8. run `buf lint` in `proto/`.
+//! * `cargo xtask lint` — `cargo fmt --check`, clippy with `-D warnings`, and that the
+//!   committed query data of the storage crates is current.
+//! * `cargo xtask sqlx-prepare [--check]` — refresh (or check) that query data.
+//! * `cargo xtask setup` — prepare the Python venv and `buf`.
 //!
 //! Tool caches (venv, npm) live in `$POS_CACHE_DIR` (default `~/.cache/pos-mesh`).
 
 mod services;
 mod sqlx_data;
+mod system;
 mod tools;
 mod util;
 
@@ -132,6 +137,7 @@ fn test(args: &[String]) -> ExitCode {
             return steps.finish();
         }
     };
+    steps.run("system tools", || system::ensure(system::TEST_TOOLS, &[]));
     let mut servers = None;
     steps.run("postgres + redis", || {
         servers = Some((Postgres::resolve()?, Redis::resolve()?));
@@ -195,6 +201,7 @@ fn cleanup(pg: &Postgres, redis: &Redis, run_id: &str) -> Result<()> {
 
 fn lint() -> ExitCode {
     let mut steps = Steps::new("lint");
+    steps.run("system tools", || system::ensure(system::LINT_TOOLS, &[]));
     steps.run("cargo fmt", || {
         run(cargo().args(["fmt", "--all", "--check"]))
     });
@@ -208,6 +215,7 @@ fn lint() -> ExitCode {
             "warnings",
         ]))
     });
+    steps.run("query data is current", || sqlx_data::prepare(true));
     steps.finish()
 }
 

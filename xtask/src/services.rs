@@ -158,6 +158,9 @@ struct ThrowawayPg {
 
 impl ThrowawayPg {
     fn start() -> Result<Self> {
+        if pg_bindir().is_none() {
+            crate::system::ensure(&[], &["postgresql"])?;
+        }
         let bindir = pg_bindir().with_context(|| {
             format!(
                 "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found under \
@@ -316,6 +319,9 @@ impl Redis {
             "xtask: redis: {} is unreachable; starting a throwaway server",
             redact(&url)
         );
+        if find_on_path("redis-server").is_none() {
+            crate::system::ensure(&[], &["redis-server"])?;
+        }
         let server = find_on_path("redis-server")
             .with_context(|| format!("`redis-server` not found; install it with: {INSTALL}"))?;
         let port = free_port()?.to_string();

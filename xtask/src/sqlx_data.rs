@@ -17,9 +17,17 @@ use std::process::{Command, Stdio};
 
 /// Every storage crate with checked queries: its package and its engine.
 const CRATES: [(&str, &str, Engine); 4] = [
-    ("pos-store-postgres", "services/store/postgres", Engine::Postgres),
+    (
+        "pos-store-postgres",
+        "services/store/postgres",
+        Engine::Postgres,
+    ),
     ("pos-store-sqlite", "services/store/sqlite", Engine::Sqlite),
-    ("pos-user-postgres", "services/user/postgres", Engine::Postgres),
+    (
+        "pos-user-postgres",
+        "services/user/postgres",
+        Engine::Postgres,
+    ),
     ("pos-user-sqlite", "services/user/sqlite", Engine::Sqlite),
 ];
 
@@ -34,7 +42,8 @@ pub fn prepare(check: bool) -> Result<()> {
     let mut stale = Vec::new();
     for (package, dir, engine) in CRATES {
         let crate_dir = workspace_root().join(dir);
-        let scratch = std::env::temp_dir().join(format!("pos-sqlx-{}-{package}", std::process::id()));
+        let scratch =
+            std::env::temp_dir().join(format!("pos-sqlx-{}-{package}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch)?;
         let out = if check {
@@ -80,7 +89,11 @@ fn migrations(crate_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// A scratch database with the crate's migrations: (its URL, its name).
 fn scratch_postgres(pg: &Postgres, package: &str, crate_dir: &Path) -> Result<(String, String)> {
-    let name = format!("pos_sqlx_{}_{}", package.replace('-', "_"), std::process::id());
+    let name = format!(
+        "pos_sqlx_{}_{}",
+        package.replace('-', "_"),
+        std::process::id()
+    );
     drop_postgres(pg, &name);
     psql(&pg.url, &["-c", &format!("CREATE DATABASE \"{name}\"")])?;
     let url = pg.database_url(&name);
@@ -93,7 +106,10 @@ fn scratch_postgres(pg: &Postgres, package: &str, crate_dir: &Path) -> Result<(S
 fn drop_postgres(pg: &Postgres, name: &str) {
     let _ = psql(
         &pg.url,
-        &["-c", &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")],
+        &[
+            "-c",
+            &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+        ],
     );
 }
 
@@ -130,12 +146,25 @@ fn scratch_sqlite(scratch: &Path, crate_dir: &Path) -> Result<(String, String)> 
     Ok((format!("sqlite://{}", file.display()), String::new()))
 }
 
+/// A target dir of its own, so recompiling the storage crates against live databases
+/// leaves the main build alone.
+fn target_dir() -> PathBuf {
+    let main = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    main.join("sqlx-prepare")
+}
+
 /// Compiles `package` against the live database at `url`, writing its query data to `out`.
 fn compile_against(package: &str, url: &str, out: &Path) -> Result<()> {
+    let target = target_dir();
     // The macros only run when the crate is compiled again.
-    run(cargo().args(["clean", "--quiet", "-p", package]))?;
     run(cargo()
-        .args(["check", "--quiet", "-p", package])
+        .args(["clean", "--quiet", "-p", package, "--target-dir"])
+        .arg(&target))?;
+    run(cargo()
+        .args(["check", "--quiet", "-p", package, "--target-dir"])
+        .arg(&target)
         .env("SQLX_OFFLINE", "false")
         .env("DATABASE_URL", url)
         .env("SQLX_OFFLINE_DIR", out))

@@ -81,9 +81,11 @@ pub fn buf_lint(cache: &Path) -> Result<()> {
         .current_dir(workspace_root().join("proto")))
 }
 
-/// Builds the `pos` binary and returns its path (honours CARGO_TARGET_DIR).
+/// Builds the `pos` binary and returns its path (honours CARGO_TARGET_DIR). It is built
+/// with every target, as the test run builds it: `--bin pos` alone would resolve other
+/// features and compile much of the tree again.
 pub fn build_pos() -> Result<PathBuf> {
-    run(cargo().args(["build", "--bin", "pos"]))?;
+    run(cargo().args(["build", "--workspace", "--all-targets"]))?;
     let metadata = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).context("cannot parse `cargo metadata` output")?;
@@ -117,7 +119,7 @@ fn python_script(cache: &Path, script: &str) -> Result<()> {
     run(Command::new(python).arg(script).arg("--pos-bin").arg(pos))
 }
 
-/// The hint printed when Chromium is missing (xtask does not install it).
+/// The hint printed when Chromium is missing.
 const CHROMIUM_HINT: &str = "apt-get install -y chromium";
 
 /// Runs the grpc-web test in headless Chromium (`tests/browser/run.mjs`, with

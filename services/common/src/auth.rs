@@ -22,9 +22,7 @@ pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use key_cache::{JwksSource, KeyCache, KeySourceError, StaticJwks};
 pub use keys::{KeyError, SigningKey, Verifier, read_jwks};
 pub use layer::{AuthLayer, AuthService};
-pub use principal::{
-    Claims, DeviceCaller, Principal, TokenType, internal_only, role_not_allowed,
-};
+pub use principal::{Claims, DeviceCaller, Principal, TokenType, internal_only, role_not_allowed};
 pub use remote::{GrpcJwks, jwk_from_proto, jwk_to_proto};
 pub use revocations::Revocations;
 

@@ -120,24 +120,22 @@ pub(crate) mod contract {
 
         store.set("brief", "x", ttl_short).await.expect("set");
         assert_eq!(
-            store.increment("brief-n", 2, ttl_short).await.expect("incr"),
+            store
+                .increment("brief-n", 2, ttl_short)
+                .await
+                .expect("incr"),
             2
         );
         // A later increment does not extend the counter's life.
-        assert_eq!(
-            store.increment("brief-n", 1, ttl).await.expect("incr"),
-            3
-        );
+        assert_eq!(store.increment("brief-n", 1, ttl).await.expect("incr"), 3);
         expire().await;
         assert_eq!(store.get("brief").await.expect("get"), None);
-        assert!(
-            !store
-                .exists_any(&["brief".into()])
-                .await
-                .expect("exists")
-        );
+        assert!(!store.exists_any(&["brief".into()]).await.expect("exists"));
         assert_eq!(
-            store.increment("brief-n", 1, ttl_short).await.expect("incr"),
+            store
+                .increment("brief-n", 1, ttl_short)
+                .await
+                .expect("incr"),
             1
         );
         assert!(store.set_if_absent("brief", "y", ttl).await.expect("nx"));

@@ -268,9 +268,8 @@ impl Violations {
         if !self.0.is_empty() {
             return Err(ApiError::invalid_fields(self.0));
         }
-        value().ok_or_else(|| {
-            ApiError::internal("a field passed validation without a parsed value")
-        })
+        value()
+            .ok_or_else(|| ApiError::internal("a field passed validation without a parsed value"))
     }
 
     pub fn into_result(self) -> ApiResult<()> {

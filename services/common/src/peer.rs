@@ -117,7 +117,11 @@ impl ServiceCredential {
         }
         let fresh = self.inner.mint();
         let token = fresh.0.clone();
-        *self.inner.current.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        *self
+            .inner
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = fresh;
         token
     }
 }
@@ -177,7 +181,9 @@ mod tests {
         let first = credential.token();
         clock.advance(Duration::from_secs(3600));
         assert_eq!(credential.token(), first, "not due yet: the same token");
-        clock.advance(Duration::from_secs(SERVICE_TOKEN_TTL_SECS.unsigned_abs() / 2));
+        clock.advance(Duration::from_secs(
+            SERVICE_TOKEN_TTL_SECS.unsigned_abs() / 2,
+        ));
         assert_ne!(credential.token(), first, "due: a fresh token");
     }
 }

@@ -123,10 +123,10 @@ impl RoleContext {
     }
 
     pub fn peer(&self, role: &'static str, of: &'static str) -> Result<Peer, Missing> {
-        self.peers
-            .get(role)
-            .map(|p| p.peer.clone())
-            .ok_or(Missing { role: of, what: role })
+        self.peers.get(role).map(|p| p.peer.clone()).ok_or(Missing {
+            role: of,
+            what: role,
+        })
     }
 }
 

@@ -137,12 +137,9 @@ impl Role for EdgeRole {
             role: Self::NAME,
             what,
         };
-        let credential = context
-            .service_credential
-            .clone()
-            .ok_or(missing(
-                "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
-            ))?;
+        let credential = context.service_credential.clone().ok_or(missing(
+            "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
+        ))?;
         let ephemeral = context
             .shared_state
             .clone()

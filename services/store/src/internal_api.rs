@@ -69,7 +69,10 @@ fn out_of_stock(short: &[Shortage]) -> ApiError {
     )
     .with_metadata("available", listing.join(","));
     for shortage in short {
-        err = err.with_metadata(format!("product_{}", shortage.product_id), shortage.available);
+        err = err.with_metadata(
+            format!("product_{}", shortage.product_id),
+            shortage.available,
+        );
     }
     err
 }
@@ -200,9 +203,10 @@ impl StoreInternalService for StoreInternalApi {
         let store = violations.check("store_id", StoreId::parse(body.store_id));
         let device = violations.check("device_id", DeviceId::parse(body.device_id));
         let (store, device) = violations.finish(|| Some((store?, device?)))?;
-        let device = self.storage.device(store, device).await?.ok_or_else(|| {
-            ApiError::new(Reason::DeviceNotFound, "no such device in this store")
-        })?;
+        let device =
+            self.storage.device(store, device).await?.ok_or_else(|| {
+                ApiError::new(Reason::DeviceNotFound, "no such device in this store")
+            })?;
         Ok(Response::new(pb::GetDeviceCredentialResponse {
             credential_version: device.credential_version,
             revoked: device.revoked_at.is_some(),

@@ -38,10 +38,9 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// The store's storage on whichever engine `database` is.
 pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn StoreStorage> {
     match database {
-        Database::Postgres(pool) => Arc::new(pos_store_postgres::PgStoreStorage::new(
-            pool.clone(),
-            clock,
-        )),
+        Database::Postgres(pool) => {
+            Arc::new(pos_store_postgres::PgStoreStorage::new(pool.clone(), clock))
+        }
         Database::Sqlite(pool) => Arc::new(pos_store_sqlite::SqliteStoreStorage::new(
             pool.clone(),
             clock,
@@ -58,11 +57,10 @@ pub struct StoreRole;
 #[async_trait]
 impl Role for StoreRole {
     const NAME: &'static str = "store";
-    const ABOUT: &'static str = "StoreService and StoreInternalService: stores, tablets, menus, stock";
-    const SERVICES: &'static [&'static str] = &[
-        "pos.v1.StoreService",
-        "pos.v1.StoreInternalService",
-    ];
+    const ABOUT: &'static str =
+        "StoreService and StoreInternalService: stores, tablets, menus, stock";
+    const SERVICES: &'static [&'static str] =
+        &["pos.v1.StoreService", "pos.v1.StoreInternalService"];
     const NEEDS: Needs = Needs {
         migrations: Some(&MIGRATIONS),
         // The deny-list of revoked logins, honoured when shared state is configured.
@@ -81,9 +79,12 @@ impl Role for StoreRole {
         })?;
         let storage = open_storage(database, context.clock.clone());
         // Tablet credentials are checked against our own table: no call to anyone.
-        let auth = context
-            .authenticator()
-            .with_devices(Arc::new(devices::LocalDeviceCredentials::new(storage.clone())));
+        let auth =
+            context
+                .authenticator()
+                .with_devices(Arc::new(devices::LocalDeviceCredentials::new(
+                    storage.clone(),
+                )));
         let mut services = GrpcServices::default();
         services
             .add(
@@ -116,7 +117,9 @@ mod tests {
         domain::{Grade, SettlementDay, StoreName, StoreRequest, UserId},
         error::Violations,
     };
-    use pos_store_storage::{Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Reserved};
+    use pos_store_storage::{
+        Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Reserved,
+    };
     use sqlx::{Connection, Executor, PgConnection};
     use tracing_subscriber::prelude::*;
 
@@ -126,14 +129,21 @@ mod tests {
     struct Statements(Arc<AtomicUsize>);
 
     impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Statements {
-        fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
             if event.metadata().target() == "sqlx::query" {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
     }
 
-    async fn statements_per_reservation(database: &Database, counter: &Statements) -> (usize, usize) {
+    async fn statements_per_reservation(
+        database: &Database,
+        counter: &Statements,
+    ) -> (usize, usize) {
         database.migrate(&MIGRATIONS).await.expect("migrate");
         let storage = open_storage(database, pos_common::clock::system());
         let request = StoreRequest {
@@ -153,7 +163,13 @@ mod tests {
                 price: Amount::parse(100).expect("price"),
                 base_stock: Amount::parse(10).expect("stock"),
             };
-            products.push(storage.create_product(store.id, &product).await.expect("product").id);
+            products.push(
+                storage
+                    .create_product(store.id, &product)
+                    .await
+                    .expect("product")
+                    .id,
+            );
         }
         let mut counts = [0; 2];
         for (slot, size) in [(0, 1), (1, 100)] {
@@ -161,7 +177,10 @@ mod tests {
             let lines = OrderLines::parse(&raw, &mut Violations::new()).expect("lines");
             let order = OrderId::parse(&format!("size-{size}")).expect("order id");
             let before = counter.0.load(Ordering::SeqCst);
-            let outcome = storage.reserve(&order, store.id, &lines).await.expect("reserve");
+            let outcome = storage
+                .reserve(&order, store.id, &lines)
+                .await
+                .expect("reserve");
             assert!(matches!(outcome, Reserved::Taken(_)), "{outcome:?}");
             counts[slot] = counter.0.load(Ordering::SeqCst) - before;
         }
@@ -172,12 +191,17 @@ mod tests {
     async fn reserving_an_order_is_a_constant_number_of_statements() {
         let counter = Statements::default();
         tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::Targets::new().with_target("sqlx::query", tracing::Level::TRACE))
+            .with(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("sqlx::query", tracing::Level::TRACE),
+            )
             .with(counter.clone())
             .init();
 
         let dir = std::env::temp_dir().join(format!("pos-statements-{}", std::process::id()));
-        let sqlite = Database::sqlite_in_dir(&dir, "store.db").await.expect("SQLite");
+        let sqlite = Database::sqlite_in_dir(&dir, "store.db")
+            .await
+            .expect("SQLite");
         let (one, hundred) = statements_per_reservation(&sqlite, &counter).await;
         assert!(one > 0, "statements are counted");
         assert_eq!(one, hundred, "SQLite statements for 1 and 100 lines");
@@ -199,9 +223,11 @@ mod tests {
         let postgres = Database::connect(&url).await.expect("connect");
         let (one, hundred) = statements_per_reservation(&postgres, &counter).await;
         postgres.close().await;
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}\" WITH (FORCE)")))
-            .await
-            .expect("drop database");
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE \"{name}\" WITH (FORCE)"
+        )))
+        .await
+        .expect("drop database");
         assert!(one > 0, "statements are counted");
         assert_eq!(one, hundred, "PostgreSQL statements for 1 and 100 lines");
     }

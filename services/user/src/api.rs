@@ -10,11 +10,11 @@ use pos_common::{
     peer::{Peer, WithServiceToken},
     time::to_timestamp,
 };
-use pos_user_storage::{User, UserStorage};
 use pos_proto::v1::{
     self as pb, login_result, sign_up_request,
     store_internal_service_client::StoreInternalServiceClient, user_service_server::UserService,
 };
+use pos_user_storage::{User, UserStorage};
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
@@ -113,7 +113,11 @@ impl UserApi {
     }
 
     /// The store service's store for the owner, and its message.
-    async fn create_store(&self, user: &User, wanted: &StoreRequest) -> ApiResult<(StoreId, pb::Store)> {
+    async fn create_store(
+        &self,
+        user: &User,
+        wanted: &StoreRequest,
+    ) -> ApiResult<(StoreId, pb::Store)> {
         let store = self
             .stores
             .clone()
@@ -197,7 +201,11 @@ fn validate_store_request(request: &pb::SignUpRequest) -> ApiResult<StoreRequest
 /// The instant `ttl` from now, on the wire.
 fn expires_in(ttl: std::time::Duration) -> prost_types::Timestamp {
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-    to_timestamp(chrono::Utc::now().checked_add_signed(ttl).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC))
+    to_timestamp(
+        chrono::Utc::now()
+            .checked_add_signed(ttl)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
+    )
 }
 
 fn user_message(user: User) -> pb::User {
@@ -287,7 +295,11 @@ impl UserService for UserApi {
         let body = request.into_inner();
         let store_request = validate_store_request(&body)?;
         let profile = self.identity(body.identity).await?;
-        let user = match self.storage.insert_pending(&profile, &store_request).await? {
+        let user = match self
+            .storage
+            .insert_pending(&profile, &store_request)
+            .await?
+        {
             Some(user) => user,
             // The same identity again: a retried signup, completed below.
             None => self

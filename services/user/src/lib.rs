@@ -41,14 +41,12 @@ pub static MIGRATIONS: Migrations = Migrations {
 /// The user's storage on whichever engine `database` is.
 pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn UserStorage> {
     match database {
-        Database::Postgres(pool) => Arc::new(pos_user_postgres::PgUserStorage::new(
-            pool.clone(),
-            clock,
-        )),
-        Database::Sqlite(pool) => Arc::new(pos_user_sqlite::SqliteUserStorage::new(
-            pool.clone(),
-            clock,
-        )),
+        Database::Postgres(pool) => {
+            Arc::new(pos_user_postgres::PgUserStorage::new(pool.clone(), clock))
+        }
+        Database::Sqlite(pool) => {
+            Arc::new(pos_user_sqlite::SqliteUserStorage::new(pool.clone(), clock))
+        }
     }
 }
 
@@ -119,7 +117,8 @@ pub struct UserRole;
 #[async_trait]
 impl Role for UserRole {
     const NAME: &'static str = "user";
-    const ABOUT: &'static str = "UserService: social login, signup, token pairs and the public keys";
+    const ABOUT: &'static str =
+        "UserService: social login, signup, token pairs and the public keys";
     const SERVICES: &'static [&'static str] = &["pos.v1.UserService"];
     const NEEDS: Needs = Needs {
         migrations: Some(&MIGRATIONS),
@@ -146,12 +145,9 @@ impl Role for UserRole {
             .signing
             .clone()
             .ok_or(missing("a signing key (POS_SIGNING_KEY_FILE)"))?;
-        let credential = context
-            .service_credential
-            .clone()
-            .ok_or(missing(
-                "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
-            ))?;
+        let credential = context.service_credential.clone().ok_or(missing(
+            "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
+        ))?;
         let published = context
             .published_keys
             .clone()

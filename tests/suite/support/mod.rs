@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use pos_common::{
     auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
-    ephemeral::{self, MemoryStore, SharedEphemeral},
     clock,
+    ephemeral::{self, MemoryStore, SharedEphemeral},
     storage::Database,
 };
 use pos_proto::v1::{self as pb, user_service_client::UserServiceClient};

@@ -24,6 +24,8 @@ pub struct StackOptions {
     /// More `pos up` flags (the edge's, the user role's ...).
     pub flags: Vec<String>,
     pub clock: SharedClock,
+    /// Shared state to use instead of the engine's own (Redis or memory).
+    pub shared_state: Option<SharedEphemeral>,
 }
 
 impl Default for StackOptions {
@@ -32,6 +34,7 @@ impl Default for StackOptions {
             // Limits are tested on their own; elsewhere they must not interfere.
             flags: vec!["--rate-limit-per-minute".into(), "100000".into()],
             clock: clock::system(),
+            shared_state: None,
         }
     }
 }
@@ -58,7 +61,10 @@ impl TestStack {
     pub async fn start_with(engine: Engine, options: StackOptions) -> Self {
         // Every role shares one database here: their tables and migration tables differ.
         let (test_db, database) = TestDb::create(engine).await;
-        let ephemeral = super::shared_state(engine).await;
+        let ephemeral = match options.shared_state {
+            Some(state) => state,
+            None => super::shared_state(engine).await,
+        };
         let kakao = FakeKakao::start().await;
         let mut flags: Vec<String> = vec![
             "--kakao-client-id".into(),
@@ -115,11 +121,7 @@ impl TestStack {
     }
 
     /// A context for another instance of the role called `role`, reaching `peers`.
-    pub async fn context(
-        &self,
-        role: &str,
-        peers: HashMap<&'static str, PeerRole>,
-    ) -> RoleContext {
+    pub async fn context(&self, role: &str, peers: HashMap<&'static str, PeerRole>) -> RoleContext {
         let role = pos::registry::role(role).expect("a registered role");
         self.stack.context(role, peers).await.expect("context")
     }

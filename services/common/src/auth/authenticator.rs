@@ -7,9 +7,7 @@
 
 use std::sync::Arc;
 
-use super::{
-    Claims, DeviceCredentials, KeyCache, Principal, Revocations, TokenType, check_device,
-};
+use super::{Claims, DeviceCredentials, KeyCache, Principal, Revocations, TokenType, check_device};
 use crate::{ApiError, ApiResult, Reason};
 
 /// The header the edge adds to every call it forwards, holding its own service token:
@@ -123,7 +121,11 @@ impl Authenticator {
     }
 
     /// Verifies the token and runs the checks the call still needs.
-    pub async fn authenticate(&self, token: &str, checks: Checks) -> ApiResult<(Principal, Claims)> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        checks: Checks,
+    ) -> ApiResult<(Principal, Claims)> {
         let (principal, claims) = self.verify(token).await?;
         if checks == Checks::Full {
             self.check_revocation(&claims).await?;
@@ -190,13 +192,20 @@ mod tests {
     async fn service_keys_sign_service_tokens_only_and_only_they_do() {
         let users = issuer();
         let services = issuer();
-        let auth = Authenticator::new(keys_of(&users).await)
-            .with_service_keys(keys_of(&services).await);
+        let auth =
+            Authenticator::new(keys_of(&users).await).with_service_keys(keys_of(&services).await);
         let store = Some(StoreId::from_stored(1));
 
         assert!(auth.verify(&services.service("edge")).await.is_ok());
-        assert!(auth.verify(&users.owner_access(owner(1), store, 60)).await.is_ok());
-        for forged in [services.owner_access(owner(1), store, 60), users.service("edge")] {
+        assert!(
+            auth.verify(&users.owner_access(owner(1), store, 60))
+                .await
+                .is_ok()
+        );
+        for forged in [
+            services.owner_access(owner(1), store, 60),
+            users.service("edge"),
+        ] {
             assert_eq!(
                 auth.verify(&forged).await.unwrap_err().reason(),
                 Reason::TokenInvalid
@@ -219,19 +228,40 @@ mod tests {
             self.lookups.fetch_add(1, Ordering::SeqCst);
             self.inner.get(key).await
         }
-        async fn set(&self, key: &str, value: &str, ttl: std::time::Duration) -> EphemeralResult<()> {
+        async fn set(
+            &self,
+            key: &str,
+            value: &str,
+            ttl: std::time::Duration,
+        ) -> EphemeralResult<()> {
             self.inner.set(key, value, ttl).await
         }
-        async fn set_if_absent(&self, key: &str, value: &str, ttl: std::time::Duration) -> EphemeralResult<bool> {
+        async fn set_if_absent(
+            &self,
+            key: &str,
+            value: &str,
+            ttl: std::time::Duration,
+        ) -> EphemeralResult<bool> {
             self.inner.set_if_absent(key, value, ttl).await
         }
-        async fn increment(&self, key: &str, by: i64, ttl: std::time::Duration) -> EphemeralResult<i64> {
+        async fn increment(
+            &self,
+            key: &str,
+            by: i64,
+            ttl: std::time::Duration,
+        ) -> EphemeralResult<i64> {
             self.inner.increment(key, by, ttl).await
         }
         async fn delete(&self, key: &str) -> EphemeralResult<bool> {
             self.inner.delete(key).await
         }
-        async fn compare_and_swap(&self, key: &str, expected: &str, new: &str, ttl: std::time::Duration) -> EphemeralResult<bool> {
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: &str,
+            new: &str,
+            ttl: std::time::Duration,
+        ) -> EphemeralResult<bool> {
             self.inner.compare_and_swap(key, expected, new, ttl).await
         }
         async fn exists_any(&self, keys: &[String]) -> EphemeralResult<bool> {
@@ -262,7 +292,10 @@ mod tests {
         });
         let revocations = Revocations::new(state.clone());
         let tablet = Arc::new(OneTablet {
-            current: DeviceCredential { version: 2, revoked: false },
+            current: DeviceCredential {
+                version: 2,
+                revoked: false,
+            },
             asked: AtomicUsize::new(0),
         });
         let auth = Authenticator::new(keys_of(&issuer).await)
@@ -272,17 +305,32 @@ mod tests {
         let mut claims = issuer.claims("1", TokenType::Access, 60);
         claims.fam = Some("login-1".into());
         let token = issuer.sign(&claims);
-        auth.authenticate(&token, Checks::Full).await.expect("valid");
-        assert_eq!(state.lookups.load(Ordering::SeqCst), 1, "token and login in one lookup");
-        auth.authenticate(&token, Checks::VouchedByEdge).await.expect("valid");
-        assert_eq!(state.lookups.load(Ordering::SeqCst), 1, "the edge already looked");
+        auth.authenticate(&token, Checks::Full)
+            .await
+            .expect("valid");
+        assert_eq!(
+            state.lookups.load(Ordering::SeqCst),
+            1,
+            "token and login in one lookup"
+        );
+        auth.authenticate(&token, Checks::VouchedByEdge)
+            .await
+            .expect("valid");
+        assert_eq!(
+            state.lookups.load(Ordering::SeqCst),
+            1,
+            "the edge already looked"
+        );
 
         revocations
             .deny_family("login-1", std::time::Duration::from_secs(60))
             .await
             .expect("deny");
         assert_eq!(
-            auth.authenticate(&token, Checks::Full).await.unwrap_err().reason(),
+            auth.authenticate(&token, Checks::Full)
+                .await
+                .unwrap_err()
+                .reason(),
             Reason::TokenRevoked
         );
 
@@ -290,9 +338,14 @@ mod tests {
         let device = DeviceId::from_stored(9);
         let current = issuer.device(store, device, 2);
         let replaced = issuer.device(store, device, 1);
-        auth.authenticate(&current, Checks::Full).await.expect("current tablet");
+        auth.authenticate(&current, Checks::Full)
+            .await
+            .expect("current tablet");
         assert_eq!(
-            auth.authenticate(&replaced, Checks::Full).await.unwrap_err().reason(),
+            auth.authenticate(&replaced, Checks::Full)
+                .await
+                .unwrap_err()
+                .reason(),
             Reason::TokenRevoked
         );
         assert_eq!(tablet.asked.load(Ordering::SeqCst), 2);
@@ -308,15 +361,24 @@ mod tests {
         let revocations = Revocations::new(Arc::new(MemoryStore::new(clock::system())));
         let auth = Authenticator::new(keys_of(&issuer).await).with_revocations(revocations.clone());
         let token = issuer.owner_access(owner(1), Some(StoreId::from_stored(2)), 60);
-        let (_, claims) = auth.authenticate(&token, Checks::Full).await.expect("valid");
+        let (_, claims) = auth
+            .authenticate(&token, Checks::Full)
+            .await
+            .expect("valid");
         revocations.deny(&claims).await.expect("deny");
         assert_eq!(
-            auth.authenticate(&token, Checks::Full).await.unwrap_err().reason(),
+            auth.authenticate(&token, Checks::Full)
+                .await
+                .unwrap_err()
+                .reason(),
             Reason::TokenRevoked
         );
         let refresh = issuer.sign(&issuer.claims("1", TokenType::Refresh, 60));
         assert_eq!(
-            auth.authenticate(&refresh, Checks::Full).await.unwrap_err().reason(),
+            auth.authenticate(&refresh, Checks::Full)
+                .await
+                .unwrap_err()
+                .reason(),
             Reason::WrongTokenType
         );
     }

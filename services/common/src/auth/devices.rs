@@ -40,10 +40,11 @@ pub async fn check_device(
     credentials: &dyn DeviceCredentials,
     caller: &DeviceCaller,
 ) -> ApiResult<()> {
-    match credentials.current(caller.store_id, caller.device_id).await? {
-        Some(current) if !current.revoked && current.version == caller.credential_version => {
-            Ok(())
-        }
+    match credentials
+        .current(caller.store_id, caller.device_id)
+        .await?
+    {
+        Some(current) if !current.revoked && current.version == caller.credential_version => Ok(()),
         _ => Err(ApiError::new(
             Reason::TokenRevoked,
             "this device credential was revoked or replaced",

@@ -42,13 +42,23 @@ impl TokenIssuer {
         self.key.sign(claims)
     }
 
-    pub fn owner_access(&self, user_id: UserId, store_id: Option<StoreId>, ttl_secs: i64) -> String {
+    pub fn owner_access(
+        &self,
+        user_id: UserId,
+        store_id: Option<StoreId>,
+        ttl_secs: i64,
+    ) -> String {
         let mut claims = self.claims(&user_id.to_string(), TokenType::Access, ttl_secs);
         claims.store_id = store_id.map(StoreId::get);
         self.sign(&claims)
     }
 
-    pub fn device(&self, store_id: StoreId, device_id: DeviceId, credential_version: i64) -> String {
+    pub fn device(
+        &self,
+        store_id: StoreId,
+        device_id: DeviceId,
+        credential_version: i64,
+    ) -> String {
         let claims = self
             .claims(
                 &format!("device:{device_id}"),

@@ -164,7 +164,10 @@ impl Principal {
             Principal::Service { role } if allowed.contains(&role.as_str()) => Ok(()),
             Principal::Service { role } => Err(ApiError::new(
                 Reason::RoleNotAllowed,
-                format!("the {role} role may not call this; only {}", allowed.join(", ")),
+                format!(
+                    "the {role} role may not call this; only {}",
+                    allowed.join(", ")
+                ),
             )),
             _ => Err(internal_only()),
         }

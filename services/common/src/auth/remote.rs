@@ -54,7 +54,9 @@ impl JwksSource for GrpcJwks {
             .clone()
             .get_jwks(pb::GetJwksRequest {})
             .await
-            .map_err(|status| KeySourceError::Unreachable(format!("GetJwks: {}", status.message())))?;
+            .map_err(|status| {
+                KeySourceError::Unreachable(format!("GetJwks: {}", status.message()))
+            })?;
         let keys = response
             .into_inner()
             .keys

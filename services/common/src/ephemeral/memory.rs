@@ -91,26 +91,23 @@ impl EphemeralStore for MemoryStore {
 
     async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<bool> {
         let mut inserted = false;
-        self.entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                if self.live(current.map(|e| e.into_value())).is_some() {
-                    return Op::Nop;
-                }
-                inserted = true;
-                Op::Put(Entry {
-                    value: value.to_string(),
-                    expires_at: self.expiry(ttl),
-                })
-            });
+        self.entries.entry_by_ref(key).and_compute_with(|current| {
+            if self.live(current.map(|e| e.into_value())).is_some() {
+                return Op::Nop;
+            }
+            inserted = true;
+            Op::Put(Entry {
+                value: value.to_string(),
+                expires_at: self.expiry(ttl),
+            })
+        });
         Ok(inserted)
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64> {
         let mut outcome = Ok(0);
-        self.entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| match self.live(current.map(|e| e.into_value())) {
+        self.entries.entry_by_ref(key).and_compute_with(|current| {
+            match self.live(current.map(|e| e.into_value())) {
                 Some(entry) => match entry.value.parse::<i64>() {
                     Ok(count) => {
                         let next = count.saturating_add(by);
@@ -134,7 +131,8 @@ impl EphemeralStore for MemoryStore {
                         expires_at: self.expiry(ttl),
                     })
                 }
-            });
+            }
+        });
         outcome
     }
 
@@ -150,9 +148,8 @@ impl EphemeralStore for MemoryStore {
         ttl: Duration,
     ) -> EphemeralResult<bool> {
         let mut swapped = false;
-        self.entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| match self.live(current.map(|e| e.into_value())) {
+        self.entries.entry_by_ref(key).and_compute_with(|current| {
+            match self.live(current.map(|e| e.into_value())) {
                 Some(entry) if entry.value == expected => {
                     swapped = true;
                     Op::Put(Entry {
@@ -161,7 +158,8 @@ impl EphemeralStore for MemoryStore {
                     })
                 }
                 _ => Op::Nop,
-            });
+            }
+        });
         Ok(swapped)
     }
 

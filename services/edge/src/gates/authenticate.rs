@@ -47,10 +47,7 @@ impl Authenticate {
             (
                 Principal::Owner { .. },
                 Access::Owner | Access::OwnerOrDevice
-            ) | (
-                Principal::Device(_),
-                Access::Device | Access::OwnerOrDevice
-            )
+            ) | (Principal::Device(_), Access::Device | Access::OwnerOrDevice)
         );
         if !allowed {
             return Err(role_not_allowed(match access {

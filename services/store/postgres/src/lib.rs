@@ -21,8 +21,8 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_store_storage::{
-    Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter, StorageResult,
-    Store, StoreStorage,
+    Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter, StorageResult, Store,
+    StoreStorage,
 };
 use sqlx::{PgPool, migrate::Migrator};
 

@@ -132,7 +132,11 @@ pub async fn reserve(
     }))
 }
 
-pub async fn confirm(pool: &PgPool, now: DateTime<Utc>, order: &OrderId) -> StorageResult<Confirmed> {
+pub async fn confirm(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    order: &OrderId,
+) -> StorageResult<Confirmed> {
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "UPDATE stock_reservations SET status = 'CONFIRMED', updated_at = $2
@@ -151,7 +155,11 @@ pub async fn confirm(pool: &PgPool, now: DateTime<Utc>, order: &OrderId) -> Stor
     })
 }
 
-pub async fn release(pool: &PgPool, now: DateTime<Utc>, order: &OrderId) -> StorageResult<Released> {
+pub async fn release(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    order: &OrderId,
+) -> StorageResult<Released> {
     let mut tx = pool.begin().await?;
     // A tombstone unless the order id has a reservation. If its reservation is still
     // being made, this waits for it and then releases it below.
@@ -179,7 +187,9 @@ pub async fn release(pool: &PgPool, now: DateTime<Utc>, order: &OrderId) -> Stor
     }
     let record = read(&mut tx, order)
         .await?
-        .ok_or(StorageError::Inconsistent("a released reservation cannot be read"))?;
+        .ok_or(StorageError::Inconsistent(
+            "a released reservation cannot be read",
+        ))?;
     tx.commit().await?;
     Ok(match record.status {
         ReservationStatus::Confirmed => Released::AlreadyConfirmed(record),
@@ -189,7 +199,11 @@ pub async fn release(pool: &PgPool, now: DateTime<Utc>, order: &OrderId) -> Stor
 
 /// Marks a held reservation released and returns its stock (deleted products included:
 /// the books stay balanced), locking the products in id order like reservations do.
-async fn give_back(conn: &mut PgConnection, now: DateTime<Utc>, order: &OrderId) -> StorageResult<()> {
+async fn give_back(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    order: &OrderId,
+) -> StorageResult<()> {
     sqlx::query!(
         "UPDATE stock_reservations SET status = 'RELEASED', updated_at = $2 WHERE order_id = $1",
         order.as_str(),
@@ -243,13 +257,20 @@ pub async fn read(conn: &mut PgConnection, order: &OrderId) -> StorageResult<Opt
         lines: Vec::with_capacity(rows.len()),
     };
     for row in rows {
-        let (Some(product_id), Some(product_name), Some(stored_category), Some(unit_price), Some(count)) = (
+        let (
+            Some(product_id),
+            Some(product_name),
+            Some(stored_category),
+            Some(unit_price),
+            Some(count),
+        ) = (
             row.product_id,
             row.product_name,
             row.category,
             row.unit_price,
             row.count,
-        ) else {
+        )
+        else {
             continue; // a reservation without lines: a tombstone
         };
         reservation.lines.push(ReservedLine {

@@ -68,9 +68,8 @@ impl StoreRow {
                 .map_err(|_| StorageError::unknown("stores.name", &self.name))?,
             grade: Grade::from_name(&self.pos_grade)
                 .ok_or_else(|| StorageError::unknown("stores.pos_grade", &self.pos_grade))?,
-            settlement_day: SettlementDay::parse(self.settlement_day).map_err(|_| {
-                StorageError::unknown("stores.settlement_day", self.settlement_day)
-            })?,
+            settlement_day: SettlementDay::parse(self.settlement_day)
+                .map_err(|_| StorageError::unknown("stores.settlement_day", self.settlement_day))?,
             created_at: self.created_at,
         })
     }

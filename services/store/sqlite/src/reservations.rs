@@ -206,7 +206,9 @@ pub async fn release(pool: &SqlitePool, now: i64, order: &OrderId) -> StorageRes
     }
     let record = read(&mut tx, order)
         .await?
-        .ok_or(StorageError::Inconsistent("a released reservation cannot be read"))?;
+        .ok_or(StorageError::Inconsistent(
+            "a released reservation cannot be read",
+        ))?;
     tx.commit().await?;
     Ok(match record.status {
         ReservationStatus::Confirmed => Released::AlreadyConfirmed(record),
@@ -215,7 +217,10 @@ pub async fn release(pool: &SqlitePool, now: i64, order: &OrderId) -> StorageRes
 }
 
 /// A reservation and its lines in one statement (one snapshot).
-pub async fn read(conn: &mut SqliteConnection, order: &OrderId) -> StorageResult<Option<Reservation>> {
+pub async fn read(
+    conn: &mut SqliteConnection,
+    order: &OrderId,
+) -> StorageResult<Option<Reservation>> {
     let order_id = order.as_str();
     let rows = sqlx::query!(
         r#"SELECT r.store_id AS "store_id!", r.status AS "status!", r.created_at AS "created_at!",
@@ -243,13 +248,20 @@ pub async fn read(conn: &mut SqliteConnection, order: &OrderId) -> StorageResult
         lines: Vec::with_capacity(rows.len()),
     };
     for row in rows {
-        let (Some(product_id), Some(product_name), Some(stored_category), Some(unit_price), Some(count)) = (
+        let (
+            Some(product_id),
+            Some(product_name),
+            Some(stored_category),
+            Some(unit_price),
+            Some(count),
+        ) = (
             row.product_id,
             row.product_name,
             row.category,
             row.unit_price,
             row.count,
-        ) else {
+        )
+        else {
             continue; // a reservation without lines: a tombstone
         };
         reservation.lines.push(ReservedLine {

@@ -25,8 +25,8 @@ pub use model::{
     ProductName, Store,
 };
 pub use reservations::{
-    Confirmed, OrderId, OrderLine, OrderLines, Released, Reservation, ReservationStatus,
-    Reserved, ReservedLine, Shortage,
+    Confirmed, OrderId, OrderLine, OrderLines, Released, Reservation, ReservationStatus, Reserved,
+    ReservedLine, Shortage,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -79,8 +79,11 @@ pub trait StoreStorage: Send + Sync + 'static {
     ) -> StorageResult<Option<Product>>;
 
     /// Soft-deletes a live product. `None` when the store has no such live product.
-    async fn delete_product(&self, store: StoreId, product: ProductId)
-    -> StorageResult<Option<Product>>;
+    async fn delete_product(
+        &self,
+        store: StoreId,
+        product: ProductId,
+    ) -> StorageResult<Option<Product>>;
 
     /// Sets every live product's stock to its base stock less what unconfirmed
     /// reservations hold (those are sold or given back soon, and either way the shelf

@@ -63,7 +63,10 @@ impl OrderLines {
         }
         let mut merged: BTreeMap<ProductId, i64> = BTreeMap::new();
         for (i, &(product_id, count)) in raw.iter().enumerate() {
-            let product = violations.check(&format!("lines[{i}].product_id"), ProductId::parse(product_id));
+            let product = violations.check(
+                &format!("lines[{i}].product_id"),
+                ProductId::parse(product_id),
+            );
             if !(1..=MAX_LINE_COUNT).contains(&count) {
                 violations.add(
                     &format!("lines[{i}].count"),
@@ -222,7 +225,10 @@ mod tests {
         assert!(violations.into_result().is_ok());
 
         let mut violations = Violations::new();
-        assert!(OrderLines::parse(&[(0, 1), (1, 0), (1, MAX_LINE_COUNT + 1)], &mut violations).is_none());
+        assert!(
+            OrderLines::parse(&[(0, 1), (1, 0), (1, MAX_LINE_COUNT + 1)], &mut violations)
+                .is_none()
+        );
         let err = violations.into_result().unwrap_err();
         assert!(err.message().contains("lines[0].product_id"));
         assert!(err.message().contains("lines[1].count"));

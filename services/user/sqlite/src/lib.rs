@@ -8,9 +8,7 @@ use pos_common::{
     domain::{Grade, SettlementDay, StoreId, StoreName, StoreRequest, UserId},
     storage::{StorageError, from_millis, to_millis},
 };
-use pos_user_storage::{
-    Email, Phone, ProviderProfile, StorageResult, User, UserName, UserStorage,
-};
+use pos_user_storage::{Email, Phone, ProviderProfile, StorageResult, User, UserName, UserStorage};
 use sqlx::{SqlitePool, migrate::Migrator};
 
 /// This engine's migrations (tracked per service; see `pos_user::MIGRATIONS`).
@@ -65,16 +63,23 @@ impl UserRow {
                     .ok_or_else(|| unknown("users.pending_settlement_day", &day))?,
             }),
             (None, None, None) => None,
-            _ => return Err(StorageError::Inconsistent("a pending store request is incomplete")),
+            _ => {
+                return Err(StorageError::Inconsistent(
+                    "a pending store request is incomplete",
+                ));
+            }
         };
         Ok(User {
             id: UserId::from_stored(self.id),
             profile: ProviderProfile {
-                email: Email::parse(&self.email).map_err(|_| unknown("users.email", &self.email))?,
+                email: Email::parse(&self.email)
+                    .map_err(|_| unknown("users.email", &self.email))?,
                 name: UserName::parse(&self.name).map_err(|_| unknown("users.name", &self.name))?,
                 phone: match self.phone.as_str() {
                     "" => None,
-                    digits => Some(Phone::parse(digits).map_err(|_| unknown("users.phone", &digits))?),
+                    digits => {
+                        Some(Phone::parse(digits).map_err(|_| unknown("users.phone", &digits))?)
+                    }
                 },
                 provider: self.provider,
                 subject: self.provider_subject,
