@@ -1,7 +1,7 @@
 //! `pos-bench edge`: what the edge costs. Calls one cheap authenticated unary RPC
 //! (StoreService/GetMyStore) with N concurrent callers, directly on the store role and
 //! through the edge of the all-in-one stack, in the same run, alternating rounds, and
-//! prints throughput and latency percentiles of each and the difference.
+//! prints throughput, latency percentiles and CPU per call of each and the difference.
 //!
 //! Run it in release mode: `cargo run --release --bin pos-bench -- edge`.
 
@@ -46,6 +46,23 @@ struct Round {
     errors: usize,
     elapsed: Duration,
     latencies_us: Vec<u32>,
+    /// CPU time this process used during the round (servers and callers alike).
+    cpu: Duration,
+}
+
+/// CPU time used by this process so far, from `/proc/self/stat` (user + system, in
+/// clock ticks of 10 ms). Throughput on a shared machine swings with its neighbours; the
+/// CPU a call costs does not, so it shows what the edge adds more steadily.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may hold spaces; the fields after it are space-separated.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 impl Round {
@@ -80,6 +97,7 @@ async fn load(
     let header: MetadataValue<_> = format!("Bearer {token}").parse()?;
     let deadline = Instant::now() + duration;
     let started = Instant::now();
+    let cpu_before = cpu_time();
     let mut tasks = Vec::new();
     for i in 0..args.concurrency {
         let mut client = StoreServiceClient::new(channels[i % channels.len()].clone());
@@ -111,16 +129,18 @@ async fn load(
         errors += e;
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     latencies_us.sort_unstable();
     Ok(Round {
         requests: latencies_us.len(),
         errors,
         elapsed,
         latencies_us,
+        cpu,
     })
 }
 
-fn summary(label: &str, rounds: &[Round]) -> (f64, f64) {
+fn summary(label: &str, rounds: &[Round]) -> (f64, f64, f64) {
     let mut all: Vec<u32> = rounds
         .iter()
         .flat_map(|r| r.latencies_us.iter().copied())
@@ -129,13 +149,15 @@ fn summary(label: &str, rounds: &[Round]) -> (f64, f64) {
     let rps = rounds.iter().map(Round::rps).sum::<f64>() / rounds.len() as f64;
     let errors: usize = rounds.iter().map(|r| r.errors).sum();
     let p99 = percentile(&all, 99.0);
+    let cpu: Duration = rounds.iter().map(|r| r.cpu).sum();
+    let cpu_per_call = cpu.as_secs_f64() * 1e6 / all.len().max(1) as f64;
     println!(
-        "{label:>6}: {rps:>9.0} req/s  p50 {:>6.3} ms  p90 {:>6.3} ms  p99 {p99:>6.3} ms  ({} calls, {errors} errors)",
+        "{label:>6}: {rps:>9.0} req/s  p50 {:>6.3} ms  p90 {:>6.3} ms  p99 {p99:>6.3} ms  cpu {cpu_per_call:>5.1} us/call  ({} calls, {errors} errors)",
         percentile(&all, 50.0),
         percentile(&all, 90.0),
         all.len()
     );
-    (rps, p99)
+    (rps, p99, cpu_per_call)
 }
 
 #[tokio::main]
@@ -198,12 +220,13 @@ async fn main() -> anyhow::Result<()> {
                 .context("edge round")?,
         );
     }
-    let (direct_rps, direct_p99) = summary("direct", &direct_rounds);
-    let (edge_rps, edge_p99) = summary("edge", &edge_rounds);
+    let (direct_rps, direct_p99, direct_cpu) = summary("direct", &direct_rounds);
+    let (edge_rps, edge_p99, edge_cpu) = summary("edge", &edge_rounds);
     println!(
-        "edge overhead: throughput {:+.1}% , p99 {:+.3} ms (targets: loss <= 15%, added p99 <= 1 ms)",
+        "edge overhead: throughput {:+.1}% , p99 {:+.3} ms, cpu {:+.1} us/call (targets: loss <= 15%, added p99 <= 1 ms)",
         (edge_rps / direct_rps - 1.0) * 100.0,
-        edge_p99 - direct_p99
+        edge_p99 - direct_p99,
+        edge_cpu - direct_cpu
     );
     direct.stop(Duration::from_secs(2)).await?;
     stack.stop(Duration::from_secs(2)).await?;

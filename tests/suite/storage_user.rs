@@ -176,3 +176,53 @@ async fn unknown_stored_values_are_errors_not_defaults(engine: Engine) {
     database.close().await;
     test_db.drop_database().await;
 }
+
+/// PostgreSQL databases made before the native types keep their owners, and an
+/// unfinished signup's grade (kept as the API's enum number) becomes its name.
+#[tokio::test]
+async fn postgres_rows_of_the_first_schema_survive_the_move_to_native_types() {
+    let (test_db, database) = TestDb::create(Engine::Postgres).await;
+    let Database::Postgres(pool) = &database else {
+        panic!("a PostgreSQL database");
+    };
+    let mut first = (pos_user::MIGRATIONS.postgres)();
+    first.dangerous_set_table_name(pos_user::MIGRATIONS.table);
+    first.run_to(1, pool).await.expect("the first migration");
+    sqlx::query(
+        "INSERT INTO users (email, name, phone, provider, provider_subject, pending_store_name,
+                            pending_pos_grade, pending_settlement_day, created_at)
+         VALUES ('old@example.com', 'Old', '01012345678', 'kakao', '42', 'Old Cafe', 3, 20,
+                 1733011200123)",
+    )
+    .execute(pool)
+    .await
+    .expect("an old row");
+    database
+        .migrate(&pos_user::MIGRATIONS)
+        .await
+        .expect("the rest");
+    let storage = pos_user::open_storage(&database, clock::system());
+    let user = storage
+        .by_identity("kakao", "42")
+        .await
+        .expect("read")
+        .expect("user");
+    assert_eq!(
+        user.pending_store,
+        Some(StoreRequest {
+            name: StoreName::parse("Old Cafe").expect("name"),
+            grade: Grade::Gold,
+            settlement_day: SettlementDay::parse(20).expect("day"),
+        })
+    );
+    assert_eq!(
+        user.created_at,
+        chrono::DateTime::from_timestamp_millis(1_733_011_200_123).expect("instant")
+    );
+    assert_eq!(
+        user.profile.phone.as_ref().map(Phone::as_str),
+        Some("01012345678")
+    );
+    database.close().await;
+    test_db.drop_database().await;
+}

@@ -101,6 +101,12 @@ pub(crate) mod contract {
 
         assert_eq!(store.increment("n", 1, ttl).await.expect("incr"), 1);
         assert_eq!(store.increment("n", 5, ttl).await.expect("incr"), 6);
+        assert_eq!(store.get("n").await.expect("get").as_deref(), Some("6"));
+        // A number stored as text counts on; other text is not a counter.
+        store.set("text-n", "41", ttl).await.expect("set");
+        assert_eq!(store.increment("text-n", 1, ttl).await.expect("incr"), 42);
+        assert!(store.increment("k", 1, ttl).await.is_err());
+        assert_eq!(store.get("k").await.expect("get").as_deref(), Some("v1"));
 
         assert!(
             store

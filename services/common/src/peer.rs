@@ -80,49 +80,67 @@ struct Credential {
     issuer: TokenIssuer,
     role: String,
     clock: SharedClock,
-    /// The token and the instant after which it is re-minted.
-    current: RwLock<(String, DateTime<Utc>)>,
+    current: RwLock<Minted>,
 }
 
-impl Credential {
-    fn mint(&self) -> (String, DateTime<Utc>) {
-        let renew_at = self.clock.now() + chrono::Duration::seconds(SERVICE_TOKEN_TTL_SECS / 2);
-        (self.issuer.service(&self.role), renew_at)
+/// A token, its header values (made once: every call sends one), and the instant after
+/// which it is re-minted.
+#[derive(Clone)]
+struct Minted {
+    token: String,
+    bearer: http::HeaderValue,
+    bare: http::HeaderValue,
+    renew_at: DateTime<Utc>,
+}
+
+fn mint(issuer: &TokenIssuer, role: &str, clock: &SharedClock) -> Minted {
+    let token = issuer.service(role);
+    // A compact JWT is base64url and dots: always a valid header value.
+    let header = |value: &str| {
+        http::HeaderValue::from_str(value).expect("a compact JWT is a valid header value")
+    };
+    Minted {
+        bearer: header(&format!("Bearer {token}")),
+        bare: header(&token),
+        token,
+        renew_at: clock.now() + chrono::Duration::seconds(SERVICE_TOKEN_TTL_SECS / 2),
     }
 }
 
 impl ServiceCredential {
     /// Service tokens naming `role`, signed by `issuer`.
     pub fn new(issuer: TokenIssuer, role: &str, clock: SharedClock) -> Self {
-        let mut credential = Credential {
-            issuer,
-            role: role.to_string(),
-            clock,
-            current: RwLock::new((String::new(), DateTime::<Utc>::MIN_UTC)),
-        };
-        credential.current = RwLock::new(credential.mint());
+        let first = mint(&issuer, role, &clock);
         Self {
-            inner: Arc::new(credential),
+            inner: Arc::new(Credential {
+                issuer,
+                role: role.to_string(),
+                clock,
+                current: RwLock::new(first),
+            }),
         }
+    }
+
+    fn current(&self) -> Minted {
+        let credential = &self.inner;
+        let now = credential.clock.now();
+        {
+            let current = credential.current.read().unwrap_or_else(|p| p.into_inner());
+            if now < current.renew_at {
+                return current.clone();
+            }
+        }
+        let fresh = mint(&credential.issuer, &credential.role, &credential.clock);
+        *credential
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        fresh
     }
 
     /// The current token.
     pub fn token(&self) -> String {
-        let now = self.inner.clock.now();
-        {
-            let current = self.inner.current.read().unwrap_or_else(|p| p.into_inner());
-            if now < current.1 {
-                return current.0.clone();
-            }
-        }
-        let fresh = self.inner.mint();
-        let token = fresh.0.clone();
-        *self
-            .inner
-            .current
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = fresh;
-        token
+        self.current().token
     }
 }
 
@@ -133,8 +151,7 @@ pub struct BearerServiceToken(ServiceCredential);
 
 impl<T> MakeHeaderValue<T> for BearerServiceToken {
     fn make_header_value(&mut self, _: &T) -> Option<http::HeaderValue> {
-        // A compact JWT is base64url and dots: always a valid header value.
-        http::HeaderValue::from_str(&format!("Bearer {}", self.0.token())).ok()
+        Some(self.0.current().bearer)
     }
 }
 
@@ -144,7 +161,7 @@ pub struct EdgeAttestation(ServiceCredential);
 
 impl<T> MakeHeaderValue<T> for EdgeAttestation {
     fn make_header_value(&mut self, _: &T) -> Option<http::HeaderValue> {
-        http::HeaderValue::from_str(&self.0.token()).ok()
+        Some(self.0.current().bare)
     }
 }
 

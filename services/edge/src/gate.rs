@@ -2,6 +2,10 @@
 //! set a deadline) as a small async check that may rewrite the request or answer it with
 //! a gRPC error. [`GateLayer`] turns any gate into a tower layer, so the edge's whole
 //! pipeline is one visible `ServiceBuilder` stack.
+//!
+//! Written here rather than taken from tower: `tower::filter::AsyncFilter` refuses a
+//! request with an *error* of the service, which the HTTP server turns into a broken
+//! connection, while a gate must answer with a gRPC status the client can read.
 
 use std::{
     future::Future,

@@ -103,7 +103,8 @@ impl Role for StoreRole {
 
 #[cfg(test)]
 mod tests {
-    //! Reserving is set-based: as many statements for an order of 100 lines as for one.
+    //! Reserving is set-based: as many statements for an order of 100 lines as for one;
+    //! reading a reservation is one statement.
     //! Statements are counted from sqlx's own log of each one it runs, process-wide (the
     //! SQLite driver runs them on a worker thread), so this is the only test of its
     //! binary and runs both engines in turn.

@@ -1,9 +1,17 @@
 //! The ephemeral store in this process's memory, on `moka`'s concurrent cache: its
-//! per-key atomic compute gives set-if-absent, increment and compare-and-swap, and its
-//! per-entry expiry frees memory. Whether an entry is still alive is decided by the
-//! injected [`Clock`](crate::clock::Clock), so tests move time instead of sleeping.
+//! per-key atomic compute gives set-if-absent, creating counters and compare-and-swap,
+//! and its per-entry expiry frees memory. Whether an entry is still alive is decided by
+//! the injected [`Clock`](crate::clock::Clock), so tests move time instead of sleeping.
+//! A counter is an atomic inside its entry, so counting a rate limit on every call is a
+//! read of the cache, not a write.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,8 +22,33 @@ use crate::clock::SharedClock;
 
 #[derive(Debug, Clone)]
 struct Entry {
-    value: String,
+    value: Value,
     expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+enum Value {
+    Text(String),
+    Counter(Arc<AtomicI64>),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Text(text) => text.clone(),
+            Value::Counter(count) => count.load(Ordering::SeqCst).to_string(),
+        }
+    }
+}
+
+/// Adds `by` to a counter, saturating; returns the new count.
+fn add(count: &AtomicI64, by: i64) -> i64 {
+    let previous = count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            Some(n.saturating_add(by))
+        })
+        .unwrap_or_else(|n| n);
+    previous.saturating_add(by)
 }
 
 /// Frees an entry's memory once its clock time is up.
@@ -77,12 +110,12 @@ impl MemoryStore {
 #[async_trait]
 impl EphemeralStore for MemoryStore {
     async fn get(&self, key: &str) -> EphemeralResult<Option<String>> {
-        Ok(self.live(self.entries.get(key)).map(|e| e.value))
+        Ok(self.live(self.entries.get(key)).map(|e| e.value.text()))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> EphemeralResult<()> {
         let entry = Entry {
-            value: value.to_string(),
+            value: Value::Text(value.to_string()),
             expires_at: self.expiry(ttl),
         };
         self.entries.insert(key.to_string(), entry);
@@ -97,7 +130,7 @@ impl EphemeralStore for MemoryStore {
             }
             inserted = true;
             Op::Put(Entry {
-                value: value.to_string(),
+                value: Value::Text(value.to_string()),
                 expires_at: self.expiry(ttl),
             })
         });
@@ -105,16 +138,39 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64> {
-        let mut outcome = Ok(0);
+        let not_a_counter = || EphemeralError::NotACounter {
+            key: key.to_string(),
+        };
+        // The counter exists: count in place, the entry and its expiry stay as they are.
+        if let Some(Entry {
+            value: Value::Counter(count),
+            ..
+        }) = self.live(self.entries.get(key))
+        {
+            return Ok(add(&count, by));
+        }
+        // Create it (or turn a number stored as text into one, as Redis counts any
+        // integer string), unless a racing call did first.
+        let mut outcome = Ok(by);
         self.entries.entry_by_ref(key).and_compute_with(|current| {
             match self.live(current.map(|e| e.into_value())) {
-                Some(entry) => match entry.value.parse::<i64>() {
-                    Ok(count) => {
-                        let next = count.saturating_add(by);
+                Some(Entry {
+                    value: Value::Counter(count),
+                    ..
+                }) => {
+                    outcome = Ok(add(&count, by));
+                    Op::Nop
+                }
+                Some(Entry {
+                    value: Value::Text(text),
+                    expires_at,
+                }) => match text.parse::<i64>() {
+                    Ok(number) => {
+                        let next = number.saturating_add(by);
                         outcome = Ok(next);
                         Op::Put(Entry {
-                            value: next.to_string(),
-                            expires_at: entry.expires_at,
+                            value: Value::Counter(Arc::new(AtomicI64::new(next))),
+                            expires_at,
                         })
                     }
                     Err(_) => {
@@ -124,13 +180,10 @@ impl EphemeralStore for MemoryStore {
                         Op::Nop
                     }
                 },
-                None => {
-                    outcome = Ok(by);
-                    Op::Put(Entry {
-                        value: by.to_string(),
-                        expires_at: self.expiry(ttl),
-                    })
-                }
+                None => Op::Put(Entry {
+                    value: Value::Counter(Arc::new(AtomicI64::new(by))),
+                    expires_at: self.expiry(ttl),
+                }),
             }
         });
         outcome
@@ -150,10 +203,10 @@ impl EphemeralStore for MemoryStore {
         let mut swapped = false;
         self.entries.entry_by_ref(key).and_compute_with(|current| {
             match self.live(current.map(|e| e.into_value())) {
-                Some(entry) if entry.value == expected => {
+                Some(entry) if entry.value.text() == expected => {
                     swapped = true;
                     Op::Put(Entry {
-                        value: new.to_string(),
+                        value: Value::Text(new.to_string()),
                         expires_at: self.expiry(ttl),
                     })
                 }

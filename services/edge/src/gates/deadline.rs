@@ -1,6 +1,8 @@
 //! Gives every unary call a deadline: the client's if it is shorter, else the default,
 //! so a slow dependency cannot pin edge resources forever. Streams are left open by
 //! design. [`crate::dispatch::Dispatch`] enforces it; services enforce it again.
+//!
+//! The `grpc-timeout` parser is our own: tonic has one, but keeps it private.
 
 use std::time::Duration;
 
