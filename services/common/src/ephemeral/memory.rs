@@ -138,9 +138,6 @@ impl EphemeralStore for MemoryStore {
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> EphemeralResult<i64> {
-        let not_a_counter = || EphemeralError::NotACounter {
-            key: key.to_string(),
-        };
         // The counter exists: count in place, the entry and its expiry stay as they are.
         if let Some(Entry {
             value: Value::Counter(count),

@@ -1,0 +1,108 @@
+//! The contract of `StoreStorage`: the same cases against the PostgreSQL and the SQLite
+//! implementation, straight through the trait.
+
+mod catalog;
+mod migration;
+mod reservations;
+
+use std::sync::Arc;
+
+use pos_common::{
+    clock,
+    domain::{Grade, ProductId, SettlementDay, StoreId, StoreName, StoreRequest, UserId},
+    error::Violations,
+    storage::Database,
+};
+use pos_store::storage::{
+    Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Store, StoreStorage,
+};
+
+use crate::support::{Engine, TestDb};
+
+pub struct Fixture {
+    test_db: TestDb,
+    pub database: Database,
+    pub storage: Arc<dyn StoreStorage>,
+}
+
+impl Fixture {
+    pub async fn new(engine: Engine) -> Self {
+        let (test_db, database) = TestDb::create(engine).await;
+        database
+            .migrate(&pos_store::MIGRATIONS)
+            .await
+            .expect("migrate");
+        let storage = pos_store::open_storage(&database, clock::system());
+        Self {
+            test_db,
+            database,
+            storage,
+        }
+    }
+
+    pub async fn store(&self, owner: i64) -> Store {
+        self.storage
+            .create_store_for_owner(
+                UserId::from_stored(owner),
+                &request("Cafe", Grade::Bronze, 10),
+            )
+            .await
+            .expect("create store")
+            .0
+    }
+
+    pub async fn product(
+        &self,
+        store: StoreId,
+        name: &str,
+        category: Category,
+        price: i64,
+        stock: i64,
+    ) -> ProductId {
+        self.storage
+            .create_product(
+                store,
+                &NewProduct {
+                    name: ProductName::parse(name).expect("name"),
+                    category,
+                    price: Amount::parse(price).expect("price"),
+                    base_stock: Amount::parse(stock).expect("stock"),
+                },
+            )
+            .await
+            .expect("create product")
+            .id
+    }
+
+    pub async fn stock(&self, store: StoreId, product: ProductId) -> i64 {
+        self.storage
+            .product(store, product)
+            .await
+            .expect("read")
+            .expect("product")
+            .stock
+    }
+
+    pub async fn finish(self) {
+        self.database.close().await;
+        self.test_db.drop_database().await;
+    }
+}
+
+pub fn request(name: &str, grade: Grade, day: i32) -> StoreRequest {
+    StoreRequest {
+        name: StoreName::parse(name).expect("name"),
+        grade,
+        settlement_day: SettlementDay::parse(day).expect("day"),
+    }
+}
+
+pub fn order(id: &str) -> OrderId {
+    OrderId::parse(id).expect("order id")
+}
+
+pub fn lines(raw: &[(ProductId, i64)]) -> OrderLines {
+    let pairs: Vec<(i64, i64)> = raw.iter().map(|(p, c)| (p.get(), *c)).collect();
+    let mut violations = Violations::new();
+    OrderLines::parse(&pairs, &mut violations).expect("valid lines")
+}
