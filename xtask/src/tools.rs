@@ -85,7 +85,13 @@ pub fn buf_lint(cache: &Path) -> Result<()> {
 /// with every target, as the test run builds it: `--bin pos` alone would resolve other
 /// features and compile much of the tree again.
 pub fn build_pos() -> Result<PathBuf> {
-    run(cargo().args(["build", "--workspace", "--all-targets"]))?;
+    run(cargo().args([
+        "build",
+        "--workspace",
+        "--all-targets",
+        "--exclude",
+        "xtask",
+    ]))?;
     let metadata = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).context("cannot parse `cargo metadata` output")?;
