@@ -116,6 +116,15 @@ pub struct RoleFlags {
     pub peers: BTreeMap<&'static str, String>,
 }
 
+/// The role whose keys are its own: the one that publishes the keys every other role
+/// verifies tokens with.
+pub fn key_publisher() -> Option<&'static str> {
+    ROLES
+        .iter()
+        .find(|role| role.needs().key_source == KeySource::Own)
+        .map(|role| role.name())
+}
+
 /// The roles a role calls, and whether each is required.
 pub fn peer_roles(role: &dyn RegisteredRole) -> Vec<(&'static str, bool)> {
     let serving = || {
@@ -132,12 +141,12 @@ pub fn peer_roles(role: &dyn RegisteredRole) -> Vec<(&'static str, bool)> {
             .map(|other| (other.name(), required.contains(&other.name())))
             .collect(),
     };
-    // Published keys come from the user role when no JWKS file is given.
+    // Published keys come from the role that signs them when no JWKS file is given.
     if role.needs().key_source == KeySource::Published
-        && role.name() != "user"
-        && !peers.iter().any(|(name, _)| *name == "user")
+        && let Some(publisher) = key_publisher()
+        && !peers.iter().any(|(name, _)| *name == publisher)
     {
-        peers.push(("user", false));
+        peers.push((publisher, false));
     }
     peers
 }

@@ -17,7 +17,7 @@ use pos_common::{
 };
 
 use crate::{
-    flags::{RoleFlags, TokenFlags},
+    flags::{RoleFlags, TokenFlags, key_publisher},
     registry::{self, RegisteredRole},
     startup,
 };
@@ -137,8 +137,8 @@ async fn context(
         .and_then(|k| k.jwks_file.as_deref())
     {
         (Arc::new(StaticJwks(jwks(path)?)), None)
-    } else if let Some(user) = peers.get("user") {
-        (Arc::new(GrpcJwks::new(user.peer.clone())), None)
+    } else if let Some(publisher) = key_publisher().and_then(|name| peers.get(name)) {
+        (Arc::new(GrpcJwks::new(publisher.peer.clone())), None)
     } else {
         bail!(
             "POS_JWKS_FILE (--jwks-file) or POS_USER_ADDR (--user-addr) is required: the public keys that verify tokens"

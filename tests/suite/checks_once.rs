@@ -1,9 +1,11 @@
 //! Each check of a call happens once: the edge looks the token up in the deny-list (one
 //! lookup for the token and its login), and the service behind it, seeing the edge's
-//! attestation, does not look again. A call straight to a service, or one with a forged
-//! attestation, is checked in full by the service.
+//! attestation, does not look again; a tablet's credential is asked of the store once. A
+//! call straight to a service, or one with a forged attestation, is checked in full by
+//! the service.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -15,18 +17,27 @@ use async_trait::async_trait;
 use pos_common::{
     auth::EDGE_ATTESTATION,
     ephemeral::{EphemeralResult, EphemeralStore, SharedEphemeral},
+    peer,
+    role::PeerRole,
 };
 use pos_proto::v1::{
-    self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
+    self as pb,
+    store_internal_service_server::{StoreInternalService, StoreInternalServiceServer},
+    store_service_client::StoreServiceClient,
+    user_service_client::UserServiceClient,
 };
-use tonic::{Code, Request};
+use tonic::{Code, Request, Response, Status};
+use tower::ServiceExt;
 
 use crate::support::{
     Engine, assert_error, bearer, dev_signup,
     stack::{StackOptions, TestStack},
 };
 
-crate::on_both_engines!(the_deny_list_is_asked_once_per_call);
+crate::on_both_engines!(
+    the_deny_list_is_asked_once_per_call,
+    a_tablet_credential_is_asked_once_per_call,
+);
 
 /// The shared state, counting deny-list lookups.
 struct Counting {
@@ -154,5 +165,164 @@ async fn the_deny_list_is_asked_once_per_call(engine: Engine) {
             "TOKEN_REVOKED",
         );
     }
+    stack.stop().await;
+}
+
+/// A store that says every tablet credential is current, and counts the questions.
+struct LyingStore {
+    version: i64,
+    asked: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl StoreInternalService for LyingStore {
+    async fn get_device_credential(
+        &self,
+        _: Request<pb::GetDeviceCredentialRequest>,
+    ) -> Result<Response<pb::GetDeviceCredentialResponse>, Status> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Ok(Response::new(pb::GetDeviceCredentialResponse {
+            credential_version: self.version,
+            revoked: false,
+        }))
+    }
+
+    async fn create_store_for_owner(
+        &self,
+        _: Request<pb::CreateStoreForOwnerRequest>,
+    ) -> Result<Response<pb::CreateStoreForOwnerResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
+    async fn reserve_stock(
+        &self,
+        _: Request<pb::ReserveStockRequest>,
+    ) -> Result<Response<pb::ReserveStockResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
+    async fn confirm_stock(
+        &self,
+        _: Request<pb::ConfirmStockRequest>,
+    ) -> Result<Response<pb::ConfirmStockResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
+    async fn release_stock(
+        &self,
+        _: Request<pb::ReleaseStockRequest>,
+    ) -> Result<Response<pb::ReleaseStockResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
+    async fn list_stores_by_settlement_day(
+        &self,
+        _: Request<pb::ListStoresBySettlementDayRequest>,
+    ) -> Result<Response<pb::ListStoresBySettlementDayResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+}
+
+/// A tablet call through the edge asks the store for the tablet's credential once, and
+/// the store does not check it again: an edge told (by a lying store) that a revoked
+/// credential is current gets the call through, while the same call straight to the
+/// store is refused by the store's own check.
+async fn a_tablet_credential_is_asked_once_per_call(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let signed = dev_signup(
+        stack.channel(),
+        "tablet@example.com",
+        "Tablets",
+        pb::PosGrade::Bronze,
+    )
+    .await;
+    let owner = signed.tokens.expect("tokens").access_token;
+    let mut store = StoreServiceClient::with_interceptor(stack.channel(), bearer(&owner));
+    let device = store
+        .list_devices(pb::ListDevicesRequest {})
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices[0]
+        .id;
+    let issued = store
+        .issue_device_token(pb::IssueDeviceTokenRequest { device_id: device })
+        .await
+        .expect("issue")
+        .into_inner();
+    let version = issued.device.expect("device").credential_version;
+    let tablet = issued.device_token;
+    store
+        .revoke_device(pb::RevokeDeviceRequest { device_id: device })
+        .await
+        .expect("revoke");
+
+    // A second edge of the stack, whose credential questions go to the liar.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let liar = StoreInternalServiceServer::new(LyingStore {
+        version,
+        asked: asked.clone(),
+    });
+    let real = stack.stack.peers["store"].clone();
+    let real_peer = real.peer.clone();
+    let routed = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        let liar = liar.clone();
+        let real = real_peer.clone();
+        async move {
+            if request.uri().path() == "/pos.v1.StoreInternalService/GetDeviceCredential" {
+                liar.oneshot(request).await.map_err(tower::BoxError::from)
+            } else {
+                real.oneshot(request).await.map_err(tower::BoxError::from)
+            }
+        }
+    });
+    let peers = HashMap::from([
+        (
+            "store",
+            PeerRole {
+                services: real.services,
+                peer: peer::in_process(routed),
+            },
+        ),
+        ("user", stack.stack.peers["user"].clone()),
+    ]);
+    let context = stack.context("edge", peers).await;
+    let flags = pos::up::matches(&["--rate-limit-per-minute", "100000"]).expect("flags");
+    let served = pos::registry::role("edge")
+        .expect("edge role")
+        .build(&flags, context)
+        .await
+        .expect("build a second edge");
+    let second = pos::startup::serve("127.0.0.1:0".parse().expect("addr"), served)
+        .await
+        .expect("serve it");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", second.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+
+    StoreServiceClient::with_interceptor(channel, bearer(&tablet))
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect("the edge vouches; the store does not ask again");
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "asked once");
+
+    let mut direct = StoreServiceClient::with_interceptor(real.peer.clone(), bearer(&tablet));
+    assert_error(
+        direct
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    assert_error(
+        StoreServiceClient::with_interceptor(stack.channel(), bearer(&tablet))
+            .list_products(pb::ListProductsRequest::default())
+            .await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    second.stop(Duration::from_secs(5)).await.expect("stop");
     stack.stop().await;
 }

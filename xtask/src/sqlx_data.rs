@@ -46,12 +46,8 @@ pub fn prepare(check: bool) -> Result<()> {
             std::env::temp_dir().join(format!("pos-sqlx-{}-{package}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch)?;
-        let out = if check {
-            scratch.join("data")
-        } else {
-            crate_dir.join(".sqlx")
-        };
-        let _ = fs::remove_dir_all(&out);
+        // Written beside, then swapped in: a failed build leaves the committed data alone.
+        let out = scratch.join("data");
         fs::create_dir_all(&out)?;
         let url = match engine {
             Engine::Postgres => scratch_postgres(&pg, package, &crate_dir)?,
@@ -62,8 +58,14 @@ pub fn prepare(check: bool) -> Result<()> {
             drop_postgres(&pg, &url.1);
         }
         compiled?;
-        if check && differs(&crate_dir.join(".sqlx"), &out)? {
-            stale.push(dir);
+        let committed = crate_dir.join(".sqlx");
+        if check {
+            if differs(&committed, &out)? {
+                stale.push(dir);
+            }
+        } else {
+            let _ = fs::remove_dir_all(&committed);
+            copy_dir(&out, &committed)?;
         }
         let _ = fs::remove_dir_all(&scratch);
         println!("xtask: query data of {package}: ok");
@@ -168,6 +170,17 @@ fn compile_against(package: &str, url: &str, out: &Path) -> Result<()> {
         .env("SQLX_OFFLINE", "false")
         .env("DATABASE_URL", url)
         .env("SQLX_OFFLINE_DIR", out))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let path = entry?.path();
+        if let Some(name) = path.file_name() {
+            fs::copy(&path, to.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether two folders of query data differ (file names or contents).

@@ -82,8 +82,8 @@ pub fn buf_lint(cache: &Path) -> Result<()> {
 }
 
 /// Builds the `pos` binary and returns its path (honours CARGO_TARGET_DIR). It is built
-/// with every target, as the test run builds it: `--bin pos` alone would resolve other
-/// features and compile much of the tree again.
+/// with every target of the workspace, as the test run builds it: `--bin pos` alone (or
+/// leaving out a member) resolves other features and compiles much of the tree again.
 pub fn build_pos() -> Result<PathBuf> {
     run(cargo().args([
         "build",

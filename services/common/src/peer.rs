@@ -17,6 +17,9 @@ use crate::{
     clock::SharedClock,
 };
 
+/// How long an edge attestation is valid (it is re-minted at half of it).
+pub const ATTESTATION_TTL_SECS: i64 = 600;
+
 /// A gRPC endpoint of another role: HTTP requests in, HTTP responses out.
 pub type Peer = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, PeerError>;
 
@@ -80,6 +83,7 @@ struct Credential {
     issuer: TokenIssuer,
     role: String,
     clock: SharedClock,
+    ttl_secs: i64,
     current: RwLock<Minted>,
 }
 
@@ -93,8 +97,8 @@ struct Minted {
     renew_at: DateTime<Utc>,
 }
 
-fn mint(issuer: &TokenIssuer, role: &str, clock: &SharedClock) -> Minted {
-    let token = issuer.service(role);
+fn mint(issuer: &TokenIssuer, role: &str, clock: &SharedClock, ttl_secs: i64) -> Minted {
+    let token = issuer.service_for(role, ttl_secs);
     // A compact JWT is base64url and dots: always a valid header value.
     let header = |value: &str| {
         http::HeaderValue::from_str(value).expect("a compact JWT is a valid header value")
@@ -103,22 +107,38 @@ fn mint(issuer: &TokenIssuer, role: &str, clock: &SharedClock) -> Minted {
         bearer: header(&format!("Bearer {token}")),
         bare: header(&token),
         token,
-        renew_at: clock.now() + chrono::Duration::seconds(SERVICE_TOKEN_TTL_SECS / 2),
+        renew_at: clock.now() + chrono::Duration::seconds(ttl_secs / 2),
     }
 }
 
 impl ServiceCredential {
     /// Service tokens naming `role`, signed by `issuer`.
     pub fn new(issuer: TokenIssuer, role: &str, clock: SharedClock) -> Self {
-        let first = mint(&issuer, role, &clock);
+        Self::lasting(issuer, role, clock, SERVICE_TOKEN_TTL_SECS)
+    }
+
+    fn lasting(issuer: TokenIssuer, role: &str, clock: SharedClock, ttl_secs: i64) -> Self {
+        let first = mint(&issuer, role, &clock, ttl_secs);
         Self {
             inner: Arc::new(Credential {
                 issuer,
                 role: role.to_string(),
                 clock,
+                ttl_secs,
                 current: RwLock::new(first),
             }),
         }
+    }
+
+    /// The same role's tokens, each valid for `ttl_secs` only (re-minted at half of it).
+    pub fn with_lifetime(&self, ttl_secs: i64) -> Self {
+        let credential = &self.inner;
+        Self::lasting(
+            credential.issuer.clone(),
+            &credential.role,
+            credential.clock.clone(),
+            ttl_secs,
+        )
     }
 
     fn current(&self) -> Minted {
@@ -130,7 +150,12 @@ impl ServiceCredential {
                 return current.clone();
             }
         }
-        let fresh = mint(&credential.issuer, &credential.role, &credential.clock);
+        let fresh = mint(
+            &credential.issuer,
+            &credential.role,
+            &credential.clock,
+            credential.ttl_secs,
+        );
         *credential
             .current
             .write()
@@ -176,8 +201,10 @@ pub fn with_service_token<S>(peer: S, credential: &ServiceCredential) -> WithSer
     .layer(peer)
 }
 
-/// A peer whose every call carries the edge's attestation (see
-/// [`EDGE_ATTESTATION`]): only the edge wraps its peers with it.
+/// A peer whose every call carries the edge's attestation (see [`EDGE_ATTESTATION`]):
+/// only the edge wraps its peers with it, with a short-lived credential
+/// ([`ATTESTATION_TTL_SECS`]), so an attestation read off the internal network is of use
+/// for minutes, not a day.
 pub fn attested_by_edge(peer: Peer, edge: &ServiceCredential) -> Peer {
     let header = http::HeaderName::from_static(EDGE_ATTESTATION);
     BoxCloneSyncService::new(

@@ -169,7 +169,7 @@ impl From<sqlx::Error> for StorageError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => StorageError::Unavailable(err),
-            sqlx::Error::Database(ref db) if is_contention(db.code().as_deref()) => {
+            sqlx::Error::Database(ref db) if is_contention(db.as_ref()) => {
                 StorageError::Contention(err)
             }
             other => StorageError::Query(other),
@@ -196,16 +196,25 @@ impl From<StorageError> for tonic::Status {
     }
 }
 
-/// PostgreSQL deadlock (40P01), serialization failure (40001), lock not available
-/// (55P03); SQLite BUSY (5) and LOCKED (6) with their extended codes.
-fn is_contention(code: Option<&str>) -> bool {
-    match code {
-        Some("40P01" | "40001" | "55P03") => true,
-        Some(sqlite) => sqlite
-            .parse::<i32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6)),
-        None => false,
+/// Whether a database error is lock contention, read by the engine that raised it.
+fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        sqlite_contention(code.as_deref())
+    } else {
+        postgres_contention(code.as_deref())
     }
+}
+
+/// PostgreSQL deadlock (40P01), serialization failure (40001), lock not available (55P03).
+fn postgres_contention(sqlstate: Option<&str>) -> bool {
+    matches!(sqlstate, Some("40P01" | "40001" | "55P03"))
+}
+
+/// SQLite BUSY (5) and LOCKED (6), with their extended codes.
+fn sqlite_contention(code: Option<&str>) -> bool {
+    code.and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 /// SQLite has no timestamp type: its tables keep instants as UTC Unix milliseconds.
@@ -224,11 +233,19 @@ mod tests {
 
     #[test]
     fn lock_contention_is_retryable() {
-        for code in ["40P01", "40001", "55P03", "5", "517", "6"] {
-            assert!(is_contention(Some(code)), "{code}");
+        for code in ["40P01", "40001", "55P03"] {
+            assert!(postgres_contention(Some(code)), "{code}");
         }
-        for code in ["23505", "19", "2067"] {
-            assert!(!is_contention(Some(code)), "{code}");
+        // Numeric SQLSTATEs are not SQLite codes: 42501 & 0xff is 5, yet it is a
+        // permission error.
+        for code in ["23505", "42501", "22021", "22022", "5"] {
+            assert!(!postgres_contention(Some(code)), "{code}");
+        }
+        for code in ["5", "517", "6", "262"] {
+            assert!(sqlite_contention(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "40P01"] {
+            assert!(!sqlite_contention(Some(code)), "{code}");
         }
     }
 

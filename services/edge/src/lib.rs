@@ -18,11 +18,11 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use axum::{Router, routing::get};
 use pos_common::{
-    auth::{Authenticator, JwksSource, StoreDeviceCredentials},
+    auth::{Authenticator, EDGE_ROLE, JwksSource, StoreDeviceCredentials},
     clock::SharedClock,
     ephemeral::SharedEphemeral,
     introspection::{ReflectionError, add_health_and_reflection},
-    peer::{self, Peer, attested_by_edge},
+    peer::{self, ATTESTATION_TTL_SECS, Peer, attested_by_edge},
     role::{
         KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds, Requirement, Role, RoleContext,
         Served, StartError,
@@ -115,7 +115,7 @@ pub struct EdgeRole;
 
 #[async_trait]
 impl Role for EdgeRole {
-    const NAME: &'static str = "edge";
+    const NAME: &'static str = EDGE_ROLE;
     const ABOUT: &'static str =
         "The only public entry: gRPC + grpc-web, CORS, auth policy, rate limits, routing";
     const SERVICES: &'static [&'static str] = &[];
@@ -149,11 +149,12 @@ impl Role for EdgeRole {
             .authenticator()
             .with_devices(Arc::new(StoreDeviceCredentials::new(store, &credential)));
         // Every public service of every other role, each call vouched for by the edge.
+        let attestation = credential.with_lifetime(ATTESTATION_TTL_SECS);
         let mut backends = HashMap::new();
         for peer in context.peers.values() {
             for service in peer.services {
                 if pos_proto::PUBLIC_SERVICES.contains(service) {
-                    backends.insert(*service, attested_by_edge(peer.peer.clone(), &credential));
+                    backends.insert(*service, attested_by_edge(peer.peer.clone(), &attestation));
                 }
             }
         }

@@ -185,6 +185,19 @@ mod tests {
             assert!(matches!(outcome, Reserved::Taken(_)), "{outcome:?}");
             counts[slot] = counter.0.load(Ordering::SeqCst) - before;
         }
+        // Reading a reservation back is one statement: one snapshot of it and its lines.
+        let before = counter.0.load(Ordering::SeqCst);
+        let read = storage
+            .reservation(&OrderId::parse("size-100").expect("order id"))
+            .await
+            .expect("read")
+            .expect("reservation");
+        assert_eq!(read.lines.len(), 100);
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst) - before,
+            1,
+            "statements to read a reservation"
+        );
         (counts[0], counts[1])
     }
 

@@ -176,7 +176,7 @@ fn store_failure(status: Status) -> ApiError {
         | Code::Unknown
         | Code::Internal
         | Code::DeadlineExceeded
-        | Code::Cancelled => ApiError::unavailable("store service", status.message()),
+        | Code::Cancelled => ApiError::unavailable("store service", status),
         _ => ApiError::internal(status),
     }
 }

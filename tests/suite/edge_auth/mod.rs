@@ -154,7 +154,16 @@ async fn every_rpc_refuses_every_bad_credential_and_changes_nothing(engine: Engi
             );
         }
         let (wrong, revoked): (Vec<&str>, _) = match rule.access {
-            Access::Public => continue,
+            Access::Public => {
+                // A token that is sent must be good, a tablet's credential too.
+                expect_refused(
+                    call(Some(&world.revoked_tablet_a)).await,
+                    Code::Unauthenticated,
+                    "TOKEN_REVOKED",
+                    &format!("{path} revoked tablet"),
+                );
+                continue;
+            }
             Access::Owner => (
                 vec![world.tablet_a.as_str()],
                 (Code::PermissionDenied, "ROLE_NOT_ALLOWED"),

@@ -1,5 +1,7 @@
-//! The store role alone on a loopback port over a fresh database, as `pos serve store`
-//! builds it: every call is checked in full by the role itself (no edge in front).
+//! The store role alone on a loopback port over a fresh database, built from a context
+//! made here (a signing key, no shared state, no peers): every call is checked in full by
+//! the role itself, with no edge in front. `pos serve store`'s own assembly from flags is
+//! tested by running the binary (`pos_serve.rs`, `pos_mesh.rs`).
 
 use std::{collections::HashMap, sync::Arc};
 

@@ -22,10 +22,17 @@ pub struct PosProcess {
     stderr: Arc<Mutex<String>>,
 }
 
-/// A `pos` command built from this test crate's binary.
+/// A `pos` command built from this test crate's binary, without the `POS_*` settings
+/// of whoever runs the tests (a `POS_REDIS_URL` in a developer's shell must not change
+/// what a test starts).
 pub fn pos() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pos"));
     command.kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("POS_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use super::{Claims, DeviceCredentials, KeyCache, Principal, Revocations, TokenType, check_device};
 use crate::{ApiError, ApiResult, Reason};
 
-/// The header the edge adds to every call it forwards, holding its own service token:
-/// "the edge has checked revocation and the tablet credential of this call". The edge
-/// strips every client-supplied `x-pos-*` header first, and only a service key can sign
-/// an edge token, so a client cannot forge it.
+/// The header the edge adds to every call it forwards, holding a short-lived service
+/// token of its own: "the edge has checked revocation and the tablet credential of this
+/// call". The edge strips every client-supplied `x-pos-*` header first, and a client holds
+/// no key that signs service tokens, so a client cannot forge it. (Roles inside the mesh
+/// that hold such a key could; see the README's known limits.)
 pub const EDGE_ATTESTATION: &str = "x-pos-edge";
 
 /// The name service tokens of the edge carry.

@@ -72,7 +72,14 @@ impl TokenIssuer {
 
     /// A token naming `role` (`user`, `edge`, `trade`, ...) for another role's internal API.
     pub fn service(&self, role: &str) -> String {
-        self.sign(&self.claims(role, TokenType::Service, SERVICE_TOKEN_TTL_SECS))
+        self.service_for(role, SERVICE_TOKEN_TTL_SECS)
+    }
+
+    /// A service token of `role` valid for `ttl_secs`; `sub` and `role` both name it.
+    pub fn service_for(&self, role: &str, ttl_secs: i64) -> String {
+        let mut claims = self.claims(role, TokenType::Service, ttl_secs);
+        claims.role = role.to_string();
+        self.sign(&claims)
     }
 
     /// The public key that verifies what this issuer signs.

@@ -20,8 +20,10 @@ use crate::{ApiError, ApiResult};
 /// Why the key source could not give us keys.
 #[derive(Debug, thiserror::Error)]
 pub enum KeySourceError {
-    #[error("the key source is unreachable: {0}")]
-    Unreachable(String),
+    #[error("the key source is unreachable")]
+    Unreachable(#[source] tonic::Status),
+    #[error("the key source did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error("the key source published a key that does not decode")]
     Undecodable(#[source] serde_json::Error),
     #[error("the key source published an unusable key set")]
@@ -52,6 +54,8 @@ const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 const REFRESH_EVERY: Duration = Duration::from_secs(300);
 /// How many verified tokens are remembered.
 const VERIFIED_CAPACITY: u64 = 16_384;
+/// How long fetching the keys may take before the calls waiting on it go on without.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Forgets a verified token when it expires.
 struct UntilTokenExpiry;
@@ -107,9 +111,28 @@ impl KeyCache {
             .clone()
     }
 
-    /// Refetches, at most once per interval; within it the last answer stands.
+    /// Refetches, at most once per interval; within it the last answer stands. Waits for
+    /// a refetch already under way.
     async fn refresh(&self) -> Outcome {
-        let mut last = self.last_fetch.lock().await;
+        let last = self.last_fetch.lock().await;
+        self.refresh_holding(last).await
+    }
+
+    /// The periodic refetch: when another call is already at it, this one goes on with
+    /// the keys it has instead of waiting.
+    async fn refresh_unless_under_way(&self) {
+        let Ok(last) = self.last_fetch.try_lock() else {
+            return;
+        };
+        if let Err(err) = self.refresh_holding(last).await {
+            tracing::warn!(error = %err, "cannot refresh the token keys; using the ones we have");
+        }
+    }
+
+    async fn refresh_holding(
+        &self,
+        mut last: tokio::sync::MutexGuard<'_, Option<(Instant, Outcome)>>,
+    ) -> Outcome {
         if let Some((at, outcome)) = last.as_ref()
             && at.elapsed() < MIN_REFETCH_INTERVAL
         {
@@ -121,7 +144,9 @@ impl KeyCache {
     }
 
     async fn load(&self) -> Result<(), KeySourceError> {
-        let jwks = self.source.fetch().await?;
+        let jwks = tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch())
+            .await
+            .map_err(|_| KeySourceError::TimedOut(FETCH_TIMEOUT))??;
         let verifier =
             Verifier::new(&jwks, &self.issuer, &self.audience).map_err(KeySourceError::Unusable)?;
         *self
@@ -142,10 +167,8 @@ impl KeyCache {
 
     /// Verifies a token, refetching the keys once if it names a key we do not know.
     pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
-        if self.stale()
-            && let Err(err) = self.refresh().await
-        {
-            tracing::warn!(error = %err, "cannot refresh the token keys; using the ones we have");
+        if self.stale() {
+            self.refresh_unless_under_way().await;
         }
         if let Some(claims) = self.verified.get(token)
             // The memory can outlive the token by a moment; an expired one is verified
@@ -193,7 +216,9 @@ mod tests {
     #[async_trait]
     impl JwksSource for Down {
         async fn fetch(&self) -> Result<JwkSet, KeySourceError> {
-            Err(KeySourceError::Unreachable("connection refused".into()))
+            Err(KeySourceError::Unreachable(tonic::Status::unavailable(
+                "connection refused",
+            )))
         }
     }
 

@@ -18,7 +18,8 @@ pub enum TokenType {
     Refresh,
     /// An ordering tablet's credential.
     Device,
-    /// A role of this system calling another role's internal API; `sub` names the role.
+    /// A role of this system calling another role's internal API; `sub` (and `role`)
+    /// name the role.
     Service,
 }
 

@@ -54,9 +54,7 @@ impl JwksSource for GrpcJwks {
             .clone()
             .get_jwks(pb::GetJwksRequest {})
             .await
-            .map_err(|status| {
-                KeySourceError::Unreachable(format!("GetJwks: {}", status.message()))
-            })?;
+            .map_err(KeySourceError::Unreachable)?;
         let keys = response
             .into_inner()
             .keys

@@ -1,9 +1,9 @@
 //! Authentication by policy: a public RPC needs no token (but a token that is sent must
 //! be valid, as the services would insist too); any other RPC needs a valid, unrevoked
 //! token of a role its policy row allows. [`CurrentDevice`] then checks, after rate
-//! limiting, that a tablet's credential is still current: that check costs a call to
-//! the store. The services behind the edge do neither check again (see
-//! [`pos_common::auth::EDGE_ATTESTATION`]).
+//! limiting, that a tablet's credential is still current (that costs a call to the
+//! store), for every call with a tablet token. The roles behind the edge do neither
+//! check again (see [`pos_common::auth::EDGE_ATTESTATION`]).
 
 use async_trait::async_trait;
 use pos_common::{
@@ -96,11 +96,9 @@ impl CurrentDevice {
 #[async_trait]
 impl Gate for CurrentDevice {
     async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
-        let public = matches!(
-            request.extensions().get::<Route>(),
-            Some(Route::Rpc { rule, .. }) if rule.access == Access::Public
-        );
-        if let (false, Some(principal)) = (public, request.extensions().get::<Principal>()) {
+        // Every call that carries a tablet token, public RPCs too: a token that is sent must
+        // be current, and the edge's attestation then vouches for every check it names.
+        if let Some(principal) = request.extensions().get::<Principal>() {
             self.auth.check_device(principal).await?;
         }
         Ok(())
