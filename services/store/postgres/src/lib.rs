@@ -26,7 +26,8 @@ use pos_store_storage::{
 };
 use sqlx::{PgPool, migrate::Migrator};
 
-use rows::{DeviceRow, HistoryRow, ProductRow, StoreRow, decode_all};
+use pos_store_storage::stored::{StoredHistory, StoredProduct, StoredStore};
+use rows::{DeviceRow, decode_all};
 
 /// This engine's migrations (tracked per service; see `pos_store::MIGRATIONS`).
 pub fn migrator() -> Migrator {
@@ -61,7 +62,7 @@ impl StoreStorage for PgStoreStorage {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_as!(
-            StoreRow,
+            StoredStore,
             r#"INSERT INTO stores (owner_user_id, name, pos_grade, settlement_day, created_at)
                VALUES ($1, $2, $3::text::store_pos_grade, $4, $5)
                ON CONFLICT (owner_user_id) DO NOTHING
@@ -100,7 +101,7 @@ impl StoreStorage for PgStoreStorage {
 
     async fn store_of_owner(&self, owner: UserId) -> StorageResult<Option<Store>> {
         sqlx::query_as!(
-            StoreRow,
+            StoredStore,
             r#"SELECT id, owner_user_id, name, pos_grade::text AS "pos_grade!", settlement_day,
                       created_at
                FROM stores WHERE owner_user_id = $1"#,
@@ -108,7 +109,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_optional(&self.pool)
         .await?
-        .map(StoreRow::decode)
+        .map(StoredStore::decode)
         .transpose()
     }
 
@@ -119,7 +120,7 @@ impl StoreStorage for PgStoreStorage {
         limit: i64,
     ) -> StorageResult<Vec<Store>> {
         let rows = sqlx::query_as!(
-            StoreRow,
+            StoredStore,
             r#"SELECT id, owner_user_id, name, pos_grade::text AS "pos_grade!", settlement_day,
                       created_at
                FROM stores WHERE settlement_day = $1 AND id > $2 ORDER BY id LIMIT $3"#,
@@ -129,7 +130,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_all(&self.pool)
         .await?;
-        decode_all(rows, StoreRow::decode)
+        decode_all(rows, StoredStore::decode)
     }
 
     async fn devices_of_store(&self, store: StoreId) -> StorageResult<Vec<Device>> {
@@ -180,7 +181,7 @@ impl StoreStorage for PgStoreStorage {
     async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product> {
         // The product and its first history entry in one statement.
         sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"WITH created AS (
                  INSERT INTO products
                    (store_id, name, category, price, stock, base_stock, created_at, updated_at)
@@ -214,7 +215,7 @@ impl StoreStorage for PgStoreStorage {
         change: &ProductChange,
     ) -> StorageResult<Option<Product>> {
         sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"WITH changed AS (
                  UPDATE products SET price = COALESCE($1, price),
                                      base_stock = COALESCE($2, base_stock), updated_at = $3
@@ -237,7 +238,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_optional(&self.pool)
         .await?
-        .map(ProductRow::decode)
+        .map(StoredProduct::decode)
         .transpose()
     }
 
@@ -247,7 +248,7 @@ impl StoreStorage for PgStoreStorage {
         product: ProductId,
     ) -> StorageResult<Option<Product>> {
         sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"UPDATE products SET deleted_at = $1, updated_at = $1
                WHERE id = $2 AND store_id = $3 AND deleted_at IS NULL
                RETURNING id, store_id, name, category::text AS "category!", price, stock,
@@ -258,7 +259,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_optional(&self.pool)
         .await?
-        .map(ProductRow::decode)
+        .map(StoredProduct::decode)
         .transpose()
     }
 
@@ -275,7 +276,7 @@ impl StoreStorage for PgStoreStorage {
         .fetch_all(&mut *tx)
         .await?;
         let rows = sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"WITH held AS (
                  SELECT l.product_id, SUM(l.count)::bigint AS count
                  FROM stock_reservations r
@@ -298,14 +299,14 @@ impl StoreStorage for PgStoreStorage {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut products = decode_all(rows, ProductRow::decode)?;
+        let mut products = decode_all(rows, StoredProduct::decode)?;
         products.sort_by_key(|p| p.id);
         Ok(products)
     }
 
     async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>> {
         sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"SELECT id, store_id, name, category::text AS "category!", price, stock, base_stock,
                       deleted_at, created_at, updated_at
                FROM products WHERE id = $1 AND store_id = $2"#,
@@ -314,7 +315,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_optional(&self.pool)
         .await?
-        .map(ProductRow::decode)
+        .map(StoredProduct::decode)
         .transpose()
     }
 
@@ -324,7 +325,7 @@ impl StoreStorage for PgStoreStorage {
         filter: ProductFilter,
     ) -> StorageResult<Vec<Product>> {
         let rows = sqlx::query_as!(
-            ProductRow,
+            StoredProduct,
             r#"SELECT id, store_id, name, category::text AS "category!", price, stock, base_stock,
                       deleted_at, created_at, updated_at
                FROM products
@@ -338,7 +339,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_all(&self.pool)
         .await?;
-        decode_all(rows, ProductRow::decode)
+        decode_all(rows, StoredProduct::decode)
     }
 
     async fn product_history(
@@ -348,7 +349,7 @@ impl StoreStorage for PgStoreStorage {
     ) -> StorageResult<Option<Vec<HistoryEntry>>> {
         // Every product has a first entry, so no rows means no such product here.
         let rows = sqlx::query_as!(
-            HistoryRow,
+            StoredHistory,
             "SELECT h.product_id, h.price, h.base_stock, h.at
              FROM products p JOIN product_history h ON h.product_id = p.id
              WHERE p.id = $1 AND p.store_id = $2
@@ -361,7 +362,7 @@ impl StoreStorage for PgStoreStorage {
         if rows.is_empty() {
             return Ok(None);
         }
-        decode_all(rows, HistoryRow::decode).map(Some)
+        decode_all(rows, StoredHistory::decode).map(Some)
     }
 
     async fn reserve(

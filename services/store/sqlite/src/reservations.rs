@@ -10,11 +10,10 @@ use pos_common::{
 };
 use pos_store_storage::{
     Confirmed, OrderId, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    ReservedLine, Shortage, StorageResult,
+    ReservedLine, StorageResult,
+    stored::{self, StoredLine, category},
 };
 use sqlx::{SqliteConnection, SqlitePool};
-
-use crate::rows::category;
 
 /// Store id of a tombstone (a release recorded before any reservation of its order id).
 const TOMBSTONE_STORE: i64 = 0;
@@ -74,23 +73,9 @@ pub async fn reserve(
     .into_iter()
     .map(|row| (row.id, (row.stock, row.deleted)))
     .collect();
-    let mut short = Vec::new();
-    for line in lines.lines() {
-        match on_shelf.get(&line.product_id.get()) {
-            None | Some((_, true)) => {
-                tx.rollback().await?;
-                return Ok(Reserved::ProductNotFound(line.product_id));
-            }
-            Some((stock, false)) if *stock < line.count => short.push(Shortage {
-                product_id: line.product_id,
-                available: *stock,
-            }),
-            Some(_) => {}
-        }
-    }
-    if !short.is_empty() {
+    if let Some(refusal) = stored::refusal(lines, &on_shelf) {
         tx.rollback().await?;
-        return Ok(Reserved::OutOfStock(short));
+        return Ok(refusal);
     }
 
     // The lines keep the products as they are now; then the stock they name is taken.
@@ -238,39 +223,15 @@ pub async fn read(
     let Some(head) = rows.first() else {
         return Ok(None);
     };
-    let status = ReservationStatus::from_name(&head.status)
-        .ok_or_else(|| StorageError::unknown("stock_reservations.status", &head.status))?;
-    let mut reservation = Reservation {
-        order_id: order.clone(),
-        store_id: (head.store_id != TOMBSTONE_STORE).then(|| StoreId::from_stored(head.store_id)),
-        status,
-        created_at: from_millis("stock_reservations.created_at", head.created_at)?,
-        lines: Vec::with_capacity(rows.len()),
-    };
-    for row in rows {
-        let (
-            Some(product_id),
-            Some(product_name),
-            Some(stored_category),
-            Some(unit_price),
-            Some(count),
-        ) = (
-            row.product_id,
-            row.product_name,
-            row.category,
-            row.unit_price,
-            row.count,
-        )
-        else {
-            continue; // a reservation without lines: a tombstone
-        };
-        reservation.lines.push(ReservedLine {
-            product_id: ProductId::from_stored(product_id),
-            product_name,
-            category: category(&stored_category)?,
-            unit_price,
-            count,
-        });
-    }
-    Ok(Some(reservation))
+    let store_id = (head.store_id != TOMBSTONE_STORE).then(|| StoreId::from_stored(head.store_id));
+    let status = head.status.clone();
+    let created_at = from_millis("stock_reservations.created_at", head.created_at)?;
+    let lines = rows.into_iter().map(|row| StoredLine {
+        product_id: row.product_id,
+        product_name: row.product_name,
+        category: row.category,
+        unit_price: row.unit_price,
+        count: row.count,
+    });
+    stored::reservation(order, store_id, &status, created_at, lines).map(Some)
 }

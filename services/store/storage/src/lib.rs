@@ -13,6 +13,7 @@
 
 pub mod model;
 pub mod reservations;
+pub mod stored;
 
 use async_trait::async_trait;
 use pos_common::{

@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use pos_common::{
     clock::SharedClock,
-    domain::{Grade, SettlementDay, StoreId, StoreName, StoreRequest, UserId},
+    domain::{Grade, StoreId, StoreRequest, UserId},
     storage::StorageError,
 };
-use pos_user_storage::{Email, Phone, ProviderProfile, StorageResult, User, UserName, UserStorage};
+use pos_user_storage::{
+    Email, ProviderProfile, StorageResult, User, UserStorage, stored::StoredUser,
+};
 use sqlx::{PgPool, migrate::Migrator};
 
 /// This engine's migrations (tracked per service; see `pos_user::MIGRATIONS`).
@@ -44,46 +46,27 @@ struct UserRow {
 
 impl UserRow {
     fn decode(self) -> StorageResult<User> {
-        let unknown = |column, value: &dyn std::fmt::Display| StorageError::unknown(column, value);
-        let pending_store = match (
-            self.pending_store_name,
-            self.pending_pos_grade,
-            self.pending_settlement_day,
-        ) {
-            (Some(name), Some(grade), Some(day)) => Some(StoreRequest {
-                name: StoreName::parse(&name)
-                    .map_err(|_| unknown("users.pending_store_name", &name))?,
-                grade: Grade::from_name(&grade)
-                    .ok_or_else(|| unknown("users.pending_pos_grade", &grade))?,
-                settlement_day: SettlementDay::parse(day)
-                    .map_err(|_| unknown("users.pending_settlement_day", &day))?,
-            }),
-            (None, None, None) => None,
-            _ => {
-                return Err(StorageError::Inconsistent(
-                    "a pending store request is incomplete",
-                ));
-            }
-        };
-        Ok(User {
-            id: UserId::from_stored(self.id),
-            profile: ProviderProfile {
-                email: Email::parse(&self.email)
-                    .map_err(|_| unknown("users.email", &self.email))?,
-                name: UserName::parse(&self.name).map_err(|_| unknown("users.name", &self.name))?,
-                phone: match self.phone.as_str() {
-                    "" => None,
-                    digits => {
-                        Some(Phone::parse(digits).map_err(|_| unknown("users.phone", &digits))?)
-                    }
-                },
-                provider: self.provider,
-                subject: self.provider_subject,
-            },
-            store_id: self.store_id.map(StoreId::from_stored),
-            pending_store,
+        let pending_grade = self
+            .pending_pos_grade
+            .map(|grade| {
+                Grade::from_name(&grade)
+                    .ok_or_else(|| StorageError::unknown("users.pending_pos_grade", &grade))
+            })
+            .transpose()?;
+        StoredUser {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            phone: self.phone,
+            provider: self.provider,
+            provider_subject: self.provider_subject,
+            store_id: self.store_id,
+            pending_store_name: self.pending_store_name,
+            pending_grade,
+            pending_settlement_day: self.pending_settlement_day.map(i64::from),
             created_at: self.created_at,
-        })
+        }
+        .decode()
     }
 }
 

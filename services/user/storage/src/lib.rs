@@ -5,6 +5,7 @@
 //! is an error, never a default.
 
 pub mod model;
+pub mod stored;
 
 use async_trait::async_trait;
 use pos_common::{
