@@ -82,16 +82,11 @@ pub fn buf_lint(cache: &Path) -> Result<()> {
 }
 
 /// Builds the `pos` binary and returns its path (honours CARGO_TARGET_DIR). It is built
-/// with every target of the workspace, as the test run builds it: `--bin pos` alone (or
-/// leaving out a member) resolves other features and compiles much of the tree again.
+/// exactly as the test run builds it (the integration tests run it), so after the tests
+/// this is nothing to do: `cargo build --bin pos`, or any other selection of targets,
+/// resolves other features and compiles much of the tree again.
 pub fn build_pos() -> Result<PathBuf> {
-    run(cargo().args([
-        "build",
-        "--workspace",
-        "--all-targets",
-        "--exclude",
-        "xtask",
-    ]))?;
+    run(cargo().args(["test", "--workspace", "--no-run"]))?;
     let metadata = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).context("cannot parse `cargo metadata` output")?;
