@@ -152,3 +152,27 @@ fn each_role_accepts_only_its_own_flags() {
         .is_err()
     );
 }
+
+/// The README's run command, `cargo run --release -- up --demo`, needs cargo to know
+/// which of the package's binaries is the system.
+#[test]
+fn cargo_run_runs_pos() {
+    let manifest = include_str!("../../Cargo.toml");
+    let package = manifest
+        .split("\n[package]\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [package] table");
+    let binaries = manifest.matches("[[bin]]").count();
+    assert!(
+        binaries <= 1
+            || package
+                .lines()
+                .any(|line| line.trim() == r#"default-run = "pos""#),
+        "{binaries} binaries and no default-run = \"pos\" in [package]"
+    );
+    assert!(
+        include_str!("../../README.md").contains("cargo run --release -- up --demo"),
+        "the README's run command is the one this test is about"
+    );
+}
