@@ -114,12 +114,16 @@ impl Stack {
         context(&self.plumbing, &self.issuer, &self.keys, role, peers).await
     }
 
-    pub async fn stop(self, grace: std::time::Duration) -> anyhow::Result<()> {
-        self.running.stop(grace).await?;
+    pub async fn stop(mut self, grace: std::time::Duration) -> anyhow::Result<()> {
+        self.running.stop_in_place(grace).await?;
+        self.close_databases().await;
+        Ok(())
+    }
+
+    async fn close_databases(&self) {
         for database in &self.databases {
             database.close().await;
         }
-        Ok(())
     }
 }
 
@@ -247,8 +251,6 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let mut stack = stack;
     startup::announce(stack.running.addr);
     startup::wait_for_shutdown(&mut stack.running, flags.shutdown.grace_secs).await?;
-    for database in &stack.databases {
-        database.close().await;
-    }
+    stack.close_databases().await;
     Ok(())
 }

@@ -9,7 +9,7 @@ use pos::startup::{self, Running};
 use pos_common::{
     auth::{KeyCache, StaticJwks, TokenIssuer},
     clock::{self, SharedClock},
-    domain::{DeviceId, StoreId, UserId},
+    domain::{StoreId, UserId},
     role::{Role, RoleContext},
     storage::Database,
 };
@@ -193,10 +193,6 @@ impl TestApp {
             .expect("read")
             .expect("product")
             .stock
-    }
-
-    pub fn device_id(id: i64) -> DeviceId {
-        DeviceId::from_stored(id)
     }
 
     pub async fn stop(self) {

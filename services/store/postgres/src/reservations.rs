@@ -5,14 +5,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use pos_common::{
-    domain::{ProductId, StoreId},
-    storage::StorageError,
-};
+use pos_common::{domain::StoreId, storage::StorageError};
 use pos_store_storage::{
     Confirmed, OrderId, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    ReservedLine, StorageResult,
-    stored::{self, StoredLine, category},
+    StorageResult,
+    stored::{self, StoredLine},
 };
 use sqlx::{PgConnection, PgPool};
 
@@ -94,27 +91,22 @@ pub async fn reserve(
             "locked products changed before their stock was taken",
         ));
     }
-    let mut reserved = taken
-        .into_iter()
-        .map(|row| {
-            Ok(ReservedLine {
-                product_id: ProductId::from_stored(row.product_id),
-                product_name: row.product_name,
-                category: category(&row.category)?,
-                unit_price: row.unit_price,
-                count: row.count,
-            })
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
+    let lines = taken.into_iter().map(|row| StoredLine {
+        product_id: Some(row.product_id),
+        product_name: Some(row.product_name),
+        category: Some(row.category),
+        unit_price: Some(row.unit_price),
+        count: Some(row.count),
+    });
+    let reservation = stored::reservation(
+        order,
+        Some(store),
+        ReservationStatus::Reserved.as_str(),
+        now,
+        lines,
+    )?;
     tx.commit().await?;
-    reserved.sort_by_key(|line| line.product_id);
-    Ok(Reserved::Taken(Reservation {
-        order_id: order.clone(),
-        store_id: Some(store),
-        status: ReservationStatus::Reserved,
-        created_at: now,
-        lines: reserved,
-    }))
+    Ok(Reserved::Taken(reservation))
 }
 
 pub async fn confirm(

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use pos_common::{
-    domain::{ProductId, StoreId},
+    domain::StoreId,
     storage::{StorageError, from_millis},
 };
 use pos_store_storage::{
     Confirmed, OrderId, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    ReservedLine, StorageResult,
-    stored::{self, StoredLine, category},
+    StorageResult,
+    stored::{self, StoredLine},
 };
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -108,27 +108,22 @@ pub async fn reserve(
             "products changed between reading and taking their stock",
         ));
     }
-    let mut reserved = recorded
-        .into_iter()
-        .map(|row| {
-            Ok(ReservedLine {
-                product_id: ProductId::from_stored(row.product_id),
-                product_name: row.product_name,
-                category: category(&row.category)?,
-                unit_price: row.unit_price,
-                count: row.count,
-            })
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
+    let lines = recorded.into_iter().map(|row| StoredLine {
+        product_id: Some(row.product_id),
+        product_name: Some(row.product_name),
+        category: Some(row.category),
+        unit_price: Some(row.unit_price),
+        count: Some(row.count),
+    });
+    let reservation = stored::reservation(
+        order,
+        Some(store),
+        ReservationStatus::Reserved.as_str(),
+        from_millis("stock_reservations.created_at", now)?,
+        lines,
+    )?;
     tx.commit().await?;
-    reserved.sort_by_key(|line| line.product_id);
-    Ok(Reserved::Taken(Reservation {
-        order_id: order.clone(),
-        store_id: Some(store),
-        status: ReservationStatus::Reserved,
-        created_at: from_millis("stock_reservations.created_at", now)?,
-        lines: reserved,
-    }))
+    Ok(Reserved::Taken(reservation))
 }
 
 pub async fn confirm(pool: &SqlitePool, now: i64, order: &OrderId) -> StorageResult<Confirmed> {

@@ -113,7 +113,7 @@ pub struct StoredLine {
     pub count: Option<i64>,
 }
 
-/// A reservation from its head and the rows of its lines.
+/// A reservation from its head and the rows of its lines, lines in product id order.
 pub fn reservation(
     order: &OrderId,
     store_id: Option<StoreId>,
@@ -147,6 +147,7 @@ pub fn reservation(
             count,
         });
     }
+    reserved.sort_by_key(|line| line.product_id);
     Ok(Reservation {
         order_id: order.clone(),
         store_id,
