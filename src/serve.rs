@@ -8,7 +8,8 @@ use anyhow::{Context, bail};
 use clap::ArgMatches;
 use pos_common::{
     auth::{
-        GrpcJwks, JwkSet, JwksSource, KeyCache, SigningKey, StaticJwks, TokenIssuer, read_jwks,
+        GrpcJwks, JwkSet, JwksSource, KeyCache, Revocations, SigningKey, StaticJwks, TokenIssuer,
+        read_jwks,
     },
     clock, ephemeral,
     peer::{ServiceCredential, connect_lazy},
@@ -159,6 +160,7 @@ async fn context(
     };
     let context = RoleContext {
         database: database.clone(),
+        revocations: shared_state.clone().map(Revocations::new),
         shared_state,
         keys,
         key_source,

@@ -7,13 +7,17 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::{Context, bail};
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use pos_common::{
-    auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, SigningKey, StaticJwks, TokenIssuer},
+    auth::{
+        DEFAULT_AUDIENCE, DEFAULT_ISSUER, KeyCache, Revocations, SigningKey, StaticJwks,
+        TokenIssuer,
+    },
     clock::SharedClock,
     ephemeral::SharedEphemeral,
     peer::ServiceCredential,
     role::{KeySource, PeerRole, RoleContext, Served},
     storage::Database,
 };
+use pos_deny_list_sqlite::SqliteDenyList;
 
 use crate::{
     flags::{ShutdownFlags, peer_roles},
@@ -68,6 +72,8 @@ pub struct Plumbing {
     pub listen: SocketAddr,
     pub databases: Databases,
     pub ephemeral: SharedEphemeral,
+    /// The access-token deny-list (`pos up`: a file in the data directory).
+    pub revocations: Revocations,
     pub signing_key: Arc<SigningKey>,
     pub clock: SharedClock,
 }
@@ -137,6 +143,7 @@ async fn context(
     Ok(RoleContext {
         database: plumbing.database(role).await?,
         shared_state: Some(plumbing.ephemeral.clone()),
+        revocations: Some(plumbing.revocations.clone()),
         keys: keys.clone(),
         key_source: Arc::new(StaticJwks(issuer.jwks())),
         published_keys: (role.needs().key_source == KeySource::Own).then(|| issuer.jwks()),
@@ -227,6 +234,15 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let flags = UpFlags::from_arg_matches(matches)?;
     let key = SigningKey::load_or_generate(&flags.data_dir.join("signing-key.pem"))
         .context("cannot load or create the signing key in the data dir")?;
+    let deny_list = Arc::new(
+        SqliteDenyList::open(
+            &flags.data_dir,
+            "revocations.db",
+            pos_common::clock::system(),
+        )
+        .await
+        .context("cannot open the deny-list (revocations.db) in the data dir")?,
+    );
     let stack = start(
         Plumbing {
             listen: flags.listen,
@@ -234,6 +250,7 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
             ephemeral: Arc::new(pos_common::ephemeral::MemoryStore::new(
                 pos_common::clock::system(),
             )),
+            revocations: Revocations::in_list(deny_list.clone()),
             signing_key: Arc::new(key),
             clock: pos_common::clock::system(),
         },
@@ -252,5 +269,6 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     startup::announce(stack.running.addr);
     startup::wait_for_shutdown(&mut stack.running, flags.shutdown.grace_secs).await?;
     stack.close_databases().await;
+    deny_list.close().await;
     Ok(())
 }

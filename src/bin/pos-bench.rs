@@ -17,7 +17,12 @@ use pos::{
     demo, registry, startup,
     up::{self, Databases, Plumbing},
 };
-use pos_common::{auth::SigningKey, clock, ephemeral::MemoryStore};
+use pos_common::{
+    auth::{Revocations, SigningKey},
+    clock,
+    ephemeral::MemoryStore,
+};
+use pos_deny_list_sqlite::SqliteDenyList;
 use pos_proto::v1::{GetMyStoreRequest, store_service_client::StoreServiceClient};
 use tonic::{metadata::MetadataValue, transport::Channel};
 
@@ -182,6 +187,10 @@ async fn main() -> anyhow::Result<()> {
             listen: "127.0.0.1:0".parse()?,
             databases: Databases::SqliteIn(dir.clone()),
             ephemeral: Arc::new(MemoryStore::new(clock::system())),
+            // As `pos up` keeps it: checked in memory, written to a file.
+            revocations: Revocations::in_list(Arc::new(
+                SqliteDenyList::open(&dir, "revocations.db", clock::system()).await?,
+            )),
             signing_key: Arc::new(SigningKey::generate()),
             clock: clock::system(),
         },

@@ -211,8 +211,25 @@ async fn signup_is_idempotent_and_emails_are_unique(engine: Engine) {
         .await
         .expect("first")
         .into_inner();
+    // The ticket is spent; signing up again with the same identity (a provider token)
+    // finds the same owner and store.
+    assert_error(
+        client
+            .sign_up(signup(&ticket.ticket, pb::PosGrade::Bronze))
+            .await,
+        Code::FailedPrecondition,
+        "SIGNUP_TICKET_EXPIRED",
+    );
     let again = client
-        .sign_up(signup(&ticket.ticket, pb::PosGrade::Bronze))
+        .sign_up(pb::SignUpRequest {
+            identity: Some(pb::sign_up_request::Identity::ProviderToken(
+                pb::ProviderToken {
+                    provider: "kakao".into(),
+                    access_token: stack.kakao.access_token_for(&kim()),
+                },
+            )),
+            ..signup("", pb::PosGrade::Bronze)
+        })
         .await
         .expect("retry")
         .into_inner();

@@ -14,6 +14,7 @@ mod pos_mesh;
 mod pos_serve;
 mod pos_up;
 mod reflection;
+mod revocation;
 mod storage_store;
 mod storage_user;
 mod store_api;

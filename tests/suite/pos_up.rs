@@ -7,7 +7,9 @@ use crate::support::{
     Bearer, bearer,
     process::{PosProcess, pos},
 };
-use pos_proto::v1::{self as pb, store_service_client::StoreServiceClient};
+use pos_proto::v1::{
+    self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
+};
 use tonic::transport::Channel;
 
 async fn start_up(data_dir: &Path) -> PosProcess {
@@ -108,4 +110,90 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
         .expect_err("rotated token");
     assert_eq!(crate::support::reason(&status), "TOKEN_REVOKED");
     up.stop_with_sigterm().await;
+}
+
+/// A logout outlives the process: the deny-list is a file in the data directory. The
+/// signing key beside it is a PKCS#8 key OpenSSL reads.
+#[tokio::test]
+async fn pos_up_remembers_revocations_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let up = start_up(dir.path()).await;
+    let channel = Channel::from_shared(format!("http://{}", up.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let tokens = crate::support::dev_signup(
+        channel.clone(),
+        "restart@example.com",
+        "Restart",
+        pb::PosGrade::Bronze,
+    )
+    .await
+    .tokens
+    .expect("tokens");
+    let mut users = UserServiceClient::new(channel.clone());
+    let rotated = users
+        .refresh_tokens(pb::RefreshTokensRequest {
+            refresh_token: tokens.refresh_token.clone(),
+        })
+        .await
+        .expect("rotate")
+        .into_inner()
+        .tokens
+        .expect("tokens");
+    UserServiceClient::with_interceptor(channel, bearer(&rotated.access_token))
+        .logout(pb::LogoutRequest {
+            refresh_token: rotated.refresh_token.clone(),
+        })
+        .await
+        .expect("logout");
+    let refused = |addr: String, token: String| async move {
+        let status = client(&addr, &token)
+            .await
+            .get_my_store(pb::GetMyStoreRequest {})
+            .await
+            .expect_err("revoked");
+        crate::support::reason(&status)
+    };
+    for token in [&tokens.access_token, &rotated.access_token] {
+        assert_eq!(
+            refused(up.addr.clone(), token.clone()).await,
+            "TOKEN_REVOKED"
+        );
+    }
+    up.stop_with_sigterm().await;
+
+    let up = start_up(dir.path()).await;
+    for token in [&tokens.access_token, &rotated.access_token] {
+        assert_eq!(
+            refused(up.addr.clone(), token.clone()).await,
+            "TOKEN_REVOKED",
+            "still revoked after the restart"
+        );
+    }
+    let owner = read_demo(dir.path())["owner_token"]
+        .as_str()
+        .expect("owner token")
+        .to_string();
+    client(&up.addr, &owner)
+        .await
+        .get_my_store(pb::GetMyStoreRequest {})
+        .await
+        .expect("other tokens still work");
+    up.stop_with_sigterm().await;
+
+    let key = dir.path().join("signing-key.pem");
+    let openssl = std::process::Command::new("openssl")
+        .args(["pkey", "-noout", "-text", "-in"])
+        .arg(&key)
+        .output()
+        .expect("openssl (cargo xtask test installs it)");
+    assert!(
+        openssl.status.success(),
+        "OpenSSL cannot read {}: {}",
+        key.display(),
+        String::from_utf8_lossy(&openssl.stderr)
+    );
+    assert!(String::from_utf8_lossy(&openssl.stdout).contains("ED25519"));
 }

@@ -1,5 +1,5 @@
 //! The system tools the tasks need (PostgreSQL and Redis clients or servers, Python's
-//! venv, npm, Chromium, sqlite3), installed with apt when they are missing and we can:
+//! venv, npm, Chromium, sqlite3, OpenSSL), installed with apt when they are missing and we can:
 //! as root, or through sudo without a password. Otherwise the task stops with the exact
 //! command that installs them.
 
@@ -39,6 +39,11 @@ pub const TEST_TOOLS: &[Tool] = &[
     Tool {
         package: "chromium",
         present: || on_path("chromium") || std::path::Path::new("/usr/bin/chromium").exists(),
+    },
+    // Reads the signing key `pos up` writes, as an operator's tools would.
+    Tool {
+        package: "openssl",
+        present: || on_path("openssl"),
     },
 ];
 

@@ -24,7 +24,7 @@ pub use keys::{KeyError, SigningKey, Verifier, read_jwks};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{Claims, DeviceCaller, Principal, TokenType, internal_only, role_not_allowed};
 pub use remote::{GrpcJwks, jwk_from_proto, jwk_to_proto};
-pub use revocations::Revocations;
+pub use revocations::{DenyList, DenyListError, Revocations};
 
 /// Default `iss` claim of tokens issued by the user service.
 pub const DEFAULT_ISSUER: &str = "pos-mesh";

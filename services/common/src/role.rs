@@ -76,6 +76,10 @@ pub struct RoleContext {
     pub database: Option<Database>,
     /// Present when the role needs it (always in `pos up`, in memory).
     pub shared_state: Option<SharedEphemeral>,
+    /// The access-token deny-list: in the shared state in a deployment, in a file of the
+    /// data directory in `pos up` (so a restart forgets no revocation); absent without
+    /// shared state.
+    pub revocations: Option<Revocations>,
     /// Verify tokens.
     pub keys: Arc<KeyCache>,
     /// Where those keys come from (the edge publishes them at `/.well-known/jwks.json`).
@@ -109,15 +113,15 @@ pub struct Missing {
 
 impl RoleContext {
     /// The authenticator every part of a role uses: the keys, service keys when
-    /// configured, and the deny-list when there is shared state. Device credentials are
+    /// configured, and the deny-list when there is one. Device credentials are
     /// added by the roles that serve tablets.
     pub fn authenticator(&self) -> Authenticator {
         let mut auth = Authenticator::new(self.keys.clone());
         if let Some(service_keys) = &self.service_keys {
             auth = auth.with_service_keys(service_keys.clone());
         }
-        if let Some(state) = &self.shared_state {
-            auth = auth.with_revocations(Revocations::new(state.clone()));
+        if let Some(revocations) = &self.revocations {
+            auth = auth.with_revocations(revocations.clone());
         }
         auth
     }

@@ -294,6 +294,10 @@ impl UserService for UserApi {
     async fn sign_up(&self, request: Request<pb::SignUpRequest>) -> RpcResult<pb::SignUpResponse> {
         let body = request.into_inner();
         let store_request = validate_store_request(&body)?;
+        let ticket = match &body.identity {
+            Some(sign_up_request::Identity::SignupTicket(ticket)) => Some(ticket.clone()),
+            _ => None,
+        };
         let profile = self.identity(body.identity).await?;
         let user = match self
             .storage
@@ -309,6 +313,11 @@ impl UserService for UserApi {
                 .ok_or_else(email_taken)?,
         };
         let (store_id, store) = self.create_store(&user, &store_request).await?;
+        // Spent only now: a signup that failed above can be retried with the same ticket,
+        // and a completed one mints tokens exactly once.
+        if let Some(ticket) = ticket {
+            self.sessions.spend_ticket(&ticket).await?;
+        }
         let tokens = self.tokens.login(user.id, Some(store_id)).await?;
         Ok(Response::new(pb::SignUpResponse {
             user: Some(user_message(user)),

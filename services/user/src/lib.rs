@@ -148,6 +148,10 @@ impl Role for UserRole {
         let credential = context.service_credential.clone().ok_or(missing(
             "a key for its service token (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)",
         ))?;
+        let revocations = context
+            .revocations
+            .clone()
+            .ok_or(missing("the access-token deny-list (POS_REDIS_URL)"))?;
         let published = context
             .published_keys
             .clone()
@@ -166,7 +170,7 @@ impl Role for UserRole {
             open_storage(database, context.clock.clone()),
             args.providers(context.embedded)?,
             Sessions::new(state.clone()),
-            Tokens::new(issuer, context.keys.clone(), state, lifetimes),
+            Tokens::new(issuer, context.keys.clone(), state, revocations, lifetimes),
             StoreInternalServiceClient::new(with_service_token(store, &credential)),
             redirect_uris,
             published,

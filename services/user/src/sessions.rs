@@ -115,24 +115,24 @@ impl Sessions {
         };
         let json = serde_json::to_string(&stored).map_err(ApiError::internal)?;
         self.store
-            .set(&format!("signup-ticket:{ticket}"), &json, SIGNUP_TICKET_TTL)
+            .set(&ticket_key(&ticket), &json, SIGNUP_TICKET_TTL)
             .await?;
         Ok(ticket)
     }
 
-    /// The identity a ticket vouches for. Tickets stay valid until they expire, so a
-    /// retried SignUp works.
+    /// The identity a ticket vouches for. Reading does not spend it, so a SignUp that
+    /// failed part-way can be retried with the same ticket; [`Sessions::spend_ticket`]
+    /// does, once the signup is complete.
     pub async fn read_ticket(&self, ticket: &str) -> ApiResult<ProviderProfile> {
-        let json = self
-            .store
-            .get(&format!("signup-ticket:{ticket}"))
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    Reason::SignupTicketExpired,
-                    "the signup ticket expired or is unknown; log in again",
-                )
-            })?;
+        let json = self.store.get(&ticket_key(ticket)).await?.ok_or_else(|| {
+            ApiError::new(
+                Reason::SignupTicketExpired,
+                "the signup ticket expired or is unknown; log in again",
+            )
+        })?;
+        if json == SPENT_TICKET {
+            return Err(ticket_spent());
+        }
         let stored: StoredProfile = serde_json::from_str(&json).map_err(ApiError::internal)?;
         Ok(ProviderProfile {
             provider: stored.provider,
@@ -146,6 +146,37 @@ impl Sessions {
             },
         })
     }
+
+    /// Spends a ticket that was read: exactly one SignUp of all those racing with it wins
+    /// and gets tokens; the others, and any later use, are refused. The spent ticket is
+    /// remembered until it would have expired, so a second use says why it failed.
+    pub async fn spend_ticket(&self, ticket: &str) -> ApiResult<()> {
+        let key = ticket_key(ticket);
+        let current = self.store.get(&key).await?;
+        let won = match current {
+            Some(json) if json != SPENT_TICKET => {
+                self.store
+                    .compare_and_swap(&key, &json, SPENT_TICKET, SIGNUP_TICKET_TTL)
+                    .await?
+            }
+            _ => false,
+        };
+        if won { Ok(()) } else { Err(ticket_spent()) }
+    }
+}
+
+/// What a spent ticket's key holds instead of the identity (never valid JSON of one).
+const SPENT_TICKET: &str = "spent";
+
+fn ticket_key(ticket: &str) -> String {
+    format!("signup-ticket:{ticket}")
+}
+
+fn ticket_spent() -> ApiError {
+    ApiError::new(
+        Reason::SignupTicketExpired,
+        "this signup ticket was already used; log in to reach the account",
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Owner token pairs. A login starts a refresh *family*; the family remembers the one
 //! refresh token id currently valid. Refreshing rotates it; presenting any older one
 //! (a stolen token being replayed, or the thief's copy after the owner refreshed)
-//! revokes the whole family. Logout revokes the family and deny-lists the access token.
+//! revokes the whole family. Every token of a login names its family (`fam`), access
+//! tokens included, so revoking the family (Logout, or reuse caught) deny-lists each
+//! access token of that login as well, wherever it is checked.
 
 use std::{sync::Arc, time::Duration};
 
@@ -49,12 +51,13 @@ impl Tokens {
         issuer: TokenIssuer,
         keys: Arc<KeyCache>,
         store: SharedEphemeral,
+        revocations: Revocations,
         lifetimes: TokenLifetimes,
     ) -> Self {
         Self {
             issuer,
             keys,
-            revocations: Revocations::new(store.clone()),
+            revocations,
             store,
             lifetimes,
         }
@@ -95,6 +98,7 @@ impl Tokens {
             self.issuer
                 .claims(&subject, TokenType::Access, self.lifetimes.access_secs);
         access.store_id = store_id.map(StoreId::get);
+        access.fam = Some(family.to_string());
         let mut refresh =
             self.issuer
                 .claims(&subject, TokenType::Refresh, self.lifetimes.refresh_secs);
@@ -148,7 +152,11 @@ impl Tokens {
                 .await?
         {
             // Reuse of a rotated token (or a lost race with a concurrent rotation of the
-            // same token, which is reuse too): nobody keeps this login.
+            // same token, which is reuse too): nobody keeps this login, neither the thief
+            // nor the owner, and no access token minted for it works any more.
+            self.revocations
+                .deny_family(&family, self.access_lifetime())
+                .await?;
             self.store.delete(&key).await?;
             tracing::warn!(
                 user_id = user_id.get(),

@@ -59,6 +59,7 @@ impl TestApp {
         let context = RoleContext {
             database: Some(database.clone()),
             shared_state: None,
+            revocations: None,
             keys,
             key_source: source,
             published_keys: None,

@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use pos::up::{self, Databases, Plumbing, Stack};
 use pos_common::{
-    auth::{SigningKey, TokenIssuer},
+    auth::{Revocations, SigningKey, TokenIssuer},
     clock::{self, SharedClock},
     ephemeral::SharedEphemeral,
     role::{PeerRole, RoleContext},
@@ -88,6 +88,7 @@ impl TestStack {
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 databases: Databases::Shared(database.clone()),
                 ephemeral: ephemeral.clone(),
+                revocations: Revocations::new(ephemeral.clone()),
                 signing_key: Arc::new(SigningKey::generate()),
                 clock: options.clock.clone(),
             },

@@ -4,7 +4,9 @@
 use std::{collections::HashMap, path::Path};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, EncodePrivateKey, KeypairBytes, spki::der::pem::LineEnding,
+};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
     errors::ErrorKind,
@@ -114,11 +116,16 @@ impl SigningKey {
         }
     }
 
+    /// The key as PKCS#8 v1 (RFC 8410: the private key alone). ed25519-dalek's own
+    /// encoding is v2 with the public key attached, which OpenSSL 3 cannot read.
     pub fn to_pkcs8_pem(&self) -> String {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
-            .expect("encoding a valid Ed25519 key as PEM cannot fail")
-            .to_string()
+        KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .expect("encoding a valid Ed25519 key as PEM cannot fail")
+        .to_string()
     }
 
     pub fn kid(&self) -> &str {
@@ -167,6 +174,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, bytes)
 }
 
+/// How far the clocks of the signer and a verifier may disagree (`exp`, `nbf`, `iat`).
+pub const CLOCK_LEEWAY_SECS: u64 = 5;
+
 /// Verifies tokens against a set of public keys, by `kid`.
 #[derive(Clone)]
 pub struct Verifier {
@@ -199,11 +209,12 @@ impl Verifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = CLOCK_LEEWAY_SECS;
         Ok(Self { keys, validation })
     }
 
-    /// Checks signature, algorithm, expiry, issuer and audience.
+    /// Checks signature, algorithm, expiry, `nbf`, `iat`, issuer and audience.
     pub fn verify(&self, token: &str) -> ApiResult<Claims> {
         let invalid =
             |why: &str| ApiError::new(Reason::TokenInvalid, format!("token invalid: {why}"));
@@ -211,21 +222,34 @@ impl Verifier {
         if header.alg != Algorithm::EdDSA {
             return Err(invalid("algorithm not allowed"));
         }
+        // `crit` lists header extensions the verifier must understand; it understands
+        // none, so any token that declares one is refused (RFC 7515, 4.1.11).
+        if header.crit.is_some() {
+            return Err(invalid("critical header extension not understood"));
+        }
         let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
         let key = self
             .keys
             .get(&kid)
             .ok_or_else(|| invalid("unknown key id"))?;
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::new(Reason::TokenExpired, "token expired"),
+                ErrorKind::ImmatureSignature => invalid("not valid yet (nbf)"),
                 ErrorKind::InvalidSignature => invalid("bad signature"),
                 ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => {
                     invalid("wrong issuer or audience")
                 }
                 _ => invalid("malformed claims"),
-            })
+            })?;
+        // A token from the future was minted with a broken clock or forged to outlive
+        // its lifetime; jsonwebtoken does not look at `iat`.
+        let now = chrono::Utc::now().timestamp();
+        if claims.iat > now.saturating_add(CLOCK_LEEWAY_SECS.cast_signed()) {
+            return Err(invalid("issued in the future (iat)"));
+        }
+        Ok(claims)
     }
 
     /// Whether this verifier has the key a token names; `None` for an unreadable token.
@@ -299,6 +323,92 @@ mod tests {
         assert_eq!(
             verifier.verify("garbage").unwrap_err().reason(),
             Reason::TokenInvalid
+        );
+    }
+
+    /// Signs any header and claims with `key`, as a forger holding the key could.
+    fn sign_raw(key: &SigningKey, header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &key.encoding).expect("sign")
+    }
+
+    fn with_key_id(key: &SigningKey) -> Header {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_string());
+        header
+    }
+
+    #[test]
+    fn tokens_not_valid_yet_or_from_the_future_are_refused() {
+        let key = SigningKey::generate();
+        let verifier = verifier_for(&key);
+        let now = chrono::Utc::now().timestamp();
+        let with = |field: &str, value: i64| {
+            let mut claims = serde_json::to_value(claims(600)).expect("json");
+            claims[field] = value.into();
+            sign_raw(&key, &with_key_id(&key), &claims)
+        };
+        let refused = |token: String| verifier.verify(&token).unwrap_err();
+        let err = refused(with("nbf", now + 300));
+        assert_eq!(err.reason(), Reason::TokenInvalid);
+        assert!(err.to_string().contains("nbf"), "{err}");
+        let err = refused(with("iat", now + 300));
+        assert_eq!(err.reason(), Reason::TokenInvalid);
+        assert!(err.to_string().contains("iat"), "{err}");
+        // Within the clock leeway, and in the past, both are fine.
+        verifier
+            .verify(&with("nbf", now + 2))
+            .expect("nbf in leeway");
+        verifier.verify(&with("nbf", now - 60)).expect("nbf passed");
+        verifier
+            .verify(&with("iat", now + 2))
+            .expect("iat in leeway");
+    }
+
+    #[test]
+    fn critical_header_extensions_are_refused() {
+        let key = SigningKey::generate();
+        let claims = serde_json::to_value(claims(600)).expect("json");
+        let mut header = with_key_id(&key);
+        header.crit = Some(vec!["exp-ext".into()]);
+        let err = verifier_for(&key)
+            .verify(&sign_raw(&key, &header, &claims))
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::TokenInvalid);
+        assert!(err.to_string().contains("critical"), "{err}");
+        header.crit = Some(vec![]);
+        assert!(
+            verifier_for(&key)
+                .verify(&sign_raw(&key, &header, &claims))
+                .is_err()
+        );
+        verifier_for(&key)
+            .verify(&sign_raw(&key, &with_key_id(&key), &claims))
+            .expect("the same token without crit");
+    }
+
+    /// What `pos up` writes is the plain RFC 8410 form other tools read (checked with
+    /// OpenSSL itself in the suite); keys written by earlier versions still load.
+    #[test]
+    fn pem_is_pkcs8_v1_and_older_v2_keys_still_load() {
+        use ed25519_dalek::pkcs8::{
+            PrivateKeyInfo,
+            spki::der::pem::{self, PemLabel},
+        };
+        let key = SigningKey::generate();
+        let pem = key.to_pkcs8_pem();
+        let (label, der) = pem::decode_vec(pem.as_bytes()).expect("pem");
+        assert_eq!(label, PrivateKeyInfo::PEM_LABEL);
+        // Without the public key, the structure is version 1.
+        let info = PrivateKeyInfo::try_from(der.as_slice()).expect("der");
+        assert!(info.public_key.is_none());
+        let v2 = key
+            .key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("v2 pem")
+            .to_string();
+        assert_eq!(
+            SigningKey::from_pkcs8_pem(&v2).expect("v2").kid(),
+            key.kid()
         );
     }
 

@@ -1,15 +1,65 @@
 //! Access tokens revoked before they expire: one token (its `jti`, at logout) or every
 //! token of a login (its refresh family `fam`, at logout or when refresh reuse is caught).
 //! Checking a token is one lookup of both keys, however they are stored.
+//!
+//! Where the deny-list lives is a [`DenyList`]: the shared ephemeral store (Redis, so
+//! every replica sees it) in a deployment, a file that survives restarts in `pos up`.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
 
 use super::Claims;
-use crate::{ApiResult, ephemeral::SharedEphemeral};
+use crate::{
+    ApiError, ApiResult,
+    ephemeral::{EphemeralError, SharedEphemeral},
+    storage::StorageError,
+};
+
+/// Why the deny-list could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DenyListError {
+    #[error(transparent)]
+    Ephemeral(#[from] EphemeralError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<DenyListError> for ApiError {
+    fn from(err: DenyListError) -> Self {
+        match err {
+            DenyListError::Ephemeral(err) => err.into(),
+            DenyListError::Storage(err) => err.into(),
+        }
+    }
+}
+
+/// Keys that are denied until they expire.
+#[async_trait]
+pub trait DenyList: Send + Sync + 'static {
+    /// Denies `key` for `ttl`.
+    async fn deny(&self, key: &str, ttl: Duration) -> Result<(), DenyListError>;
+    /// Whether any of `keys` is denied now, in one lookup.
+    async fn any_denied(&self, keys: &[String]) -> Result<bool, DenyListError>;
+}
+
+/// The shared ephemeral store as the deny-list.
+struct Ephemeral(SharedEphemeral);
+
+#[async_trait]
+impl DenyList for Ephemeral {
+    async fn deny(&self, key: &str, ttl: Duration) -> Result<(), DenyListError> {
+        Ok(self.0.set(key, "1", ttl).await?)
+    }
+
+    async fn any_denied(&self, keys: &[String]) -> Result<bool, DenyListError> {
+        Ok(self.0.exists_any(keys).await?)
+    }
+}
 
 #[derive(Clone)]
 pub struct Revocations {
-    store: SharedEphemeral,
+    list: Arc<dyn DenyList>,
 }
 
 fn token_key(jti: &str) -> String {
@@ -21,8 +71,14 @@ fn family_key(family: &str) -> String {
 }
 
 impl Revocations {
+    /// Kept in the shared ephemeral store.
     pub fn new(store: SharedEphemeral) -> Self {
-        Self { store }
+        Self::in_list(Arc::new(Ephemeral(store)))
+    }
+
+    /// Kept in `list`.
+    pub fn in_list(list: Arc<dyn DenyList>) -> Self {
+        Self { list }
     }
 
     /// Denies the token until its own expiry (after which it is refused anyway).
@@ -30,17 +86,16 @@ impl Revocations {
         let remaining = claims.exp - chrono::Utc::now().timestamp();
         if remaining > 0 {
             let ttl = Duration::from_secs(remaining.unsigned_abs() + 5);
-            self.store.set(&token_key(&claims.jti), "1", ttl).await?;
+            self.list.deny(&token_key(&claims.jti), ttl).await?;
         }
         Ok(())
     }
 
     /// Revokes every access token of a login for as long as any of them can live.
     pub async fn deny_family(&self, family: &str, access_lifetime: Duration) -> ApiResult<()> {
-        self.store
-            .set(
+        self.list
+            .deny(
                 &family_key(family),
-                "1",
                 access_lifetime + Duration::from_secs(5),
             )
             .await?;
@@ -53,6 +108,6 @@ impl Revocations {
         if let Some(family) = &claims.fam {
             keys.push(family_key(family));
         }
-        Ok(self.store.exists_any(&keys).await?)
+        Ok(self.list.any_denied(&keys).await?)
     }
 }

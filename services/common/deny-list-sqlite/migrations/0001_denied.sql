@@ -1,0 +1,5 @@
+-- Revoked token and login keys, each until it expires (UTC Unix milliseconds).
+CREATE TABLE denied (
+    key TEXT PRIMARY KEY NOT NULL CHECK (length(key) > 0),
+    expires_at INTEGER NOT NULL
+) STRICT;
