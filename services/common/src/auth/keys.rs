@@ -100,10 +100,22 @@ impl SigningKey {
         Self { key, encoding, kid }
     }
 
-    /// Loads the key at `path`, or generates one and writes it there (mode 0600).
+    /// Loads the key at `path`, or generates one and writes it there (mode 0600). A key
+    /// in the v2 form earlier versions wrote is rewritten as v1 (the same key, so its
+    /// tokens stay valid), so other tools can read it.
     pub fn load_or_generate(path: &Path) -> std::io::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(pem) => Self::from_pkcs8_pem(&pem).map_err(std::io::Error::other),
+            Ok(pem) => {
+                let key = Self::from_pkcs8_pem(&pem).map_err(std::io::Error::other)?;
+                let standard = key.to_pkcs8_pem();
+                if pem != standard {
+                    let fresh = path.with_extension("pem.new");
+                    let _ = std::fs::remove_file(&fresh);
+                    write_private(&fresh, standard.as_bytes())?;
+                    std::fs::rename(&fresh, path)?;
+                }
+                Ok(key)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Self::generate();
                 if let Some(dir) = path.parent() {
