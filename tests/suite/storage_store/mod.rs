@@ -2,6 +2,8 @@
 //! implementation, straight through the trait.
 
 mod catalog;
+mod errors;
+mod history;
 mod migration;
 mod reservations;
 
@@ -27,12 +29,16 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new(engine: Engine) -> Self {
+        Self::with_clock(engine, clock::system()).await
+    }
+
+    pub async fn with_clock(engine: Engine, clock: clock::SharedClock) -> Self {
         let (test_db, database) = TestDb::create(engine).await;
         database
             .migrate(&pos_store::MIGRATIONS)
             .await
             .expect("migrate");
-        let storage = pos_store::open_storage(&database, clock::system());
+        let storage = pos_store::open_storage(&database, clock);
         Self {
             test_db,
             database,

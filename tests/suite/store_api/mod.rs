@@ -4,6 +4,7 @@
 
 mod catalog;
 mod internal;
+mod names;
 
 use pos_proto::v1 as pb;
 

@@ -3,28 +3,23 @@
 
 use chrono::{DateTime, Utc};
 use pos_common::domain::{
-    DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId,
+    DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId, one_line_name,
 };
 use pos_proto::v1::ProductCategory;
 
 /// Largest price and base stock a product may have.
 pub const MAX_AMOUNT: i64 = 10_000_000;
 
-/// A product's name: 1-255 characters after trimming, no control characters.
+/// A product's name: 1-255 characters after trimming, on one line (the rule of every
+/// name shown on a menu or a receipt: [`one_line_name`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
 impl ProductName {
+    pub const MAX_CHARS: usize = 255;
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > 255 {
-            return Err(Invalid::new("must be 1-255 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Invalid::new("must not contain control characters"));
-        }
-        Ok(Self(name.to_string()))
+        one_line_name(raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
