@@ -214,11 +214,29 @@ impl StoreStorage for PgStoreStorage {
         product: ProductId,
         change: &ProductChange,
     ) -> StorageResult<Option<Product>> {
-        sqlx::query_as!(
+        let mut tx = self.pool.begin().await?;
+        // Hold the product before reading the clock: an updater that waited for the lock
+        // reads a later instant than the one it waited for, so history is in commit order.
+        let live = sqlx::query_scalar!(
+            "SELECT id FROM products WHERE id = $1 AND store_id = $2 AND deleted_at IS NULL
+             FOR UPDATE",
+            product.get(),
+            store.get(),
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // GREATEST: even a wall clock stepped back never writes an entry older than the
+        // last one.
+        let row = sqlx::query_as!(
             StoredProduct,
             r#"WITH changed AS (
                  UPDATE products SET price = COALESCE($1, price),
-                                     base_stock = COALESCE($2, base_stock), updated_at = $3
+                                     base_stock = COALESCE($2, base_stock),
+                                     updated_at = GREATEST($3, updated_at)
                  WHERE id = $4 AND store_id = $5 AND deleted_at IS NULL
                  RETURNING *
                ), history AS (
@@ -236,10 +254,10 @@ impl StoreStorage for PgStoreStorage {
             product.get(),
             store.get(),
         )
-        .fetch_optional(&self.pool)
-        .await?
-        .map(StoredProduct::decode)
-        .transpose()
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(StoredProduct::decode).transpose()
     }
 
     async fn delete_product(

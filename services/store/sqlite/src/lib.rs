@@ -221,20 +221,24 @@ impl StoreStorage for SqliteStoreStorage {
         product: ProductId,
         change: &ProductChange,
     ) -> StorageResult<Option<Product>> {
-        let now = self.now();
         let (store_id, product_id) = (store.get(), product.get());
         let price = change.price().map(|p| p.get());
         let base_stock = change.base_stock().map(|b| b.get());
-        let mut tx = self.pool.begin().await?;
+        // The write lock first, then the clock: writers are serialized, so each reads a
+        // later instant than the one before it committed, and history is in commit order.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = self.now();
+        // MAX: even a wall clock stepped back never writes an entry older than the last.
         let row = sqlx::query_as!(
             ProductRow,
             r#"UPDATE products SET price = COALESCE(?1, price),
-                                   base_stock = COALESCE(?2, base_stock), updated_at = ?3
+                                   base_stock = COALESCE(?2, base_stock),
+                                   updated_at = MAX(?3, updated_at)
                WHERE id = ?4 AND store_id = ?5 AND deleted_at IS NULL
                RETURNING id AS "id!", store_id AS "store_id!", name AS "name!",
                          category AS "category!", price AS "price!", stock AS "stock!",
                          base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
-                         updated_at AS "updated_at!""#,
+                         updated_at AS "updated_at!: i64""#,
             price,
             base_stock,
             now,
@@ -247,7 +251,7 @@ impl StoreStorage for SqliteStoreStorage {
             tx.rollback().await?;
             return Ok(None);
         };
-        record_history(&mut tx, &row, now).await?;
+        record_history(&mut tx, &row, row.updated_at).await?;
         tx.commit().await?;
         row.decode().map(Some)
     }
