@@ -125,6 +125,12 @@ impl StoreName {
         one_line_name(raw, Self::MAX_CHARS).map(Self)
     }
 
+    /// A name the database kept, as it was kept: it passed the rule of the build that
+    /// wrote it, which may have been looser than today's, and it must stay readable.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -8,7 +8,7 @@ use std::sync::{
 
 use chrono::{DateTime, TimeZone, Utc};
 use pos_common::clock::Clock;
-use pos_store::storage::{Amount, Category, ProductChange};
+use pos_store::storage::{Amount, Category, Page, ProductChange};
 
 use super::Fixture;
 use crate::support::Engine;
@@ -55,7 +55,7 @@ async fn history_follows_commit_order_under_concurrent_updates(engine: Engine) {
     }
     let history = f
         .storage
-        .product_history(store, product)
+        .product_history(store, product, Page::first(100))
         .await
         .expect("history")
         .expect("product");
