@@ -98,10 +98,15 @@ async fn owner_access(users: &mut UserServiceClient<Channel>) -> anyhow::Result<
 }
 
 async fn seed_menu(store: &mut StoreServiceClient<Authorized>) -> anyhow::Result<()> {
+    // One product, deleted or not, says the menu was seeded.
     let existing = store
         .list_products(pb::ListProductsRequest {
             category: 0,
             include_deleted: true,
+            page: Some(pb::PageRequest {
+                page_size: 1,
+                page_token: String::new(),
+            }),
         })
         .await?
         .into_inner()
@@ -148,7 +153,13 @@ pub async fn seed(addr: SocketAddr, issuer: &TokenIssuer) -> anyhow::Result<Demo
     let mut store = StoreServiceClient::with_interceptor(channel, bearer(&access)?);
     seed_menu(&mut store).await?;
     let devices = store
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest {
+            // The first tablets, by id: all that get a token.
+            page: Some(pb::PageRequest {
+                page_size: DEMO_DEVICE_TOKENS as i32,
+                page_token: String::new(),
+            }),
+        })
         .await?
         .into_inner()
         .devices;

@@ -239,7 +239,7 @@ async fn a_tablet_credential_is_asked_once_per_call(engine: Engine) {
     let owner = signed.tokens.expect("tokens").access_token;
     let mut store = StoreServiceClient::with_interceptor(stack.channel(), bearer(&owner));
     let device = store
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest::default())
         .await
         .expect("devices")
         .into_inner()

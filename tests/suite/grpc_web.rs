@@ -111,6 +111,7 @@ async fn oversized_messages_are_refused_and_change_nothing() {
                     category: None,
                     include_deleted: true,
                 },
+                pos_store::storage::Page::first(1),
             )
             .await
             .expect("list")

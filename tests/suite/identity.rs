@@ -110,7 +110,7 @@ async fn oauth_signup_login_refresh_logout(engine: Engine) {
     assert_eq!(me.user.expect("user").phone, "01012345678");
     let devices =
         StoreServiceClient::with_interceptor(stack.channel(), bearer(&tokens.access_token))
-            .list_devices(pb::ListDevicesRequest {})
+            .list_devices(pb::ListDevicesRequest::default())
             .await
             .expect("devices")
             .into_inner()

@@ -114,7 +114,7 @@ async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     let mut owner =
         StoreServiceClient::with_interceptor(channel.clone(), bearer(&tokens.access_token));
     let devices = owner
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest::default())
         .await
         .expect("devices")
         .into_inner()

@@ -119,7 +119,7 @@ async fn migrate_then_serve_store_role(engine: Engine) {
         .await
         .expect("create product");
     let devices = as_owner
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest::default())
         .await
         .expect("devices")
         .into_inner()

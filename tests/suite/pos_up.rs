@@ -46,6 +46,7 @@ async fn menu(addr: &str, token: &str, include_deleted: bool) -> Vec<String> {
         .list_products(pb::ListProductsRequest {
             category: 0,
             include_deleted,
+            page: None,
         })
         .await
         .expect("list products")
@@ -85,7 +86,7 @@ async fn pos_up_demo_serves_and_survives_a_restart() {
     );
     let devices = client(&up.addr, &owner)
         .await
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest::default())
         .await
         .expect("devices")
         .into_inner()

@@ -69,21 +69,66 @@ id_type!(
     ProductId
 );
 
-/// A store's name: 1-20 characters after trimming, on one line.
+/// Whether `c` may not appear in a name shown on one line (a store's, a product's):
+/// every control character (Unicode category Cc: NUL, BEL, ESC, tabs, line feeds, form
+/// feed, NEL U+0085 ...), the line and paragraph separators (U+2028, U+2029), and the
+/// invisible format characters (category Cf) that reorder or hide text — bidirectional
+/// embeddings, overrides, isolates and marks, zero-width space, word joiners, the byte
+/// order mark, soft hyphen, interlinear annotations. The zero-width joiner and
+/// non-joiner stay allowed: emoji sequences and several scripts need them.
+pub fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// A one-line name: `raw` without its surrounding spaces, 1 to `max` characters, none of
+/// them [forbidden](is_forbidden_in_name). Forbidden characters are refused wherever they
+/// are, even at either end (where trimming would hide a vertical tab or U+2028).
+pub fn one_line_name(raw: &str, max: usize) -> Result<String, Invalid> {
+    if raw.chars().any(is_forbidden_in_name) {
+        return Err(Invalid::new(
+            "must not contain control characters, line or paragraph separators, or \
+             invisible formatting characters",
+        ));
+    }
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > max {
+        return Err(Invalid::new(format!("must be 1-{max} characters")));
+    }
+    Ok(name.to_string())
+}
+
+/// A store's name: 1-20 characters after trimming, on one line (see [`one_line_name`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreName(String);
 
 impl StoreName {
+    pub const MAX_CHARS: usize = 20;
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > 20 {
-            return Err(Invalid::new("must be 1-20 characters"));
-        }
-        if name.chars().any(|c| c == '\n' || c == '\r') {
-            return Err(Invalid::new("must not contain line breaks"));
-        }
-        Ok(Self(name.to_string()))
+        one_line_name(raw, Self::MAX_CHARS).map(Self)
+    }
+
+    /// A name the database kept, as it was kept: it passed the rule of the build that
+    /// wrote it, which may have been looser than today's, and it must stay readable.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {
@@ -186,6 +231,10 @@ mod tests {
         assert!(StoreName::parse("a\nb").is_err());
         assert!(StoreName::parse(&"가".repeat(20)).is_ok());
         assert!(StoreName::parse(&"가".repeat(21)).is_err());
+        assert!(
+            StoreName::parse("Cafe \u{200D} ☕").is_ok(),
+            "a joiner is allowed"
+        );
         assert_eq!(
             Grade::parse(PosGrade::Gold as i32).map(Grade::device_count),
             Ok(100)
@@ -199,5 +248,21 @@ mod tests {
         assert!(SettlementDay::parse(2).is_err());
         assert!(StoreId::parse(0).is_err());
         assert_eq!(StoreId::parse(7).map(StoreId::get), Ok(7));
+    }
+
+    /// Every character an attacker got into a store name, anywhere in it.
+    pub const UNPRINTABLE: [char; 11] = [
+        '\0', '\u{7}', '\u{1b}', '\u{b}', '\u{c}', '\t', '\u{85}', '\u{2028}', '\u{2029}',
+        '\u{202E}', '\u{FEFF}',
+    ];
+
+    #[test]
+    fn names_refuse_control_separator_and_bidi_characters_anywhere() {
+        for c in UNPRINTABLE {
+            for raw in [format!("Ca{c}fe"), format!("Cafe{c}"), format!("{c}Cafe")] {
+                assert!(StoreName::parse(&raw).is_err(), "{raw:?}");
+                assert!(one_line_name(&raw, 255).is_err(), "{raw:?}");
+            }
+        }
     }
 }

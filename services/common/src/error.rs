@@ -37,6 +37,7 @@ pub enum Reason {
     SignupTicketExpired,
     ReservationClosed,
     IdempotencyKeyReused,
+    ProductLimitReached,
     InvalidArgument,
     RateLimited,
     DependencyUnavailable,
@@ -67,6 +68,7 @@ impl Reason {
             Reason::SignupTicketExpired => "SIGNUP_TICKET_EXPIRED",
             Reason::ReservationClosed => "RESERVATION_CLOSED",
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Reason::ProductLimitReached => "PRODUCT_LIMIT_REACHED",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
             Reason::RateLimited => "RATE_LIMITED",
             Reason::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
@@ -88,7 +90,7 @@ impl Reason {
             | ReservationNotFound => Code::NotFound,
             EmailAlreadyUsed => Code::AlreadyExists,
             OutOfStock | AmountChanged | SignupTicketExpired | ReservationClosed
-            | IdempotencyKeyReused => Code::FailedPrecondition,
+            | IdempotencyKeyReused | ProductLimitReached => Code::FailedPrecondition,
             InvalidArgument => Code::InvalidArgument,
             RateLimited => Code::ResourceExhausted,
             DependencyUnavailable => Code::Unavailable,
@@ -179,6 +181,11 @@ impl ApiError {
 
     pub fn reason(&self) -> Reason {
         self.reason
+    }
+
+    /// The fields a validation failure names.
+    pub fn violations(&self) -> &[FieldViolation] {
+        &self.violations
     }
 
     /// The message a client sees.

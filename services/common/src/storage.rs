@@ -196,13 +196,17 @@ impl From<StorageError> for tonic::Status {
     }
 }
 
-/// Whether a database error is lock contention, read by the engine that raised it.
+/// Whether a database error is lock contention, read by the engine that raised it: the
+/// error's own type says which engine that is, never the shape of its code (PostgreSQL's
+/// SQLSTATEs can be all digits — 42501, 22021 — and would read as SQLite codes). An error
+/// of neither engine is not contention.
 fn is_contention(db: &dyn sqlx::error::DatabaseError) -> bool {
-    let code = db.code();
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        sqlite_contention(code.as_deref())
+    if let Some(postgres) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        postgres_contention(Some(postgres.code()))
+    } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        sqlite_contention(db.code().as_deref())
     } else {
-        postgres_contention(code.as_deref())
+        false
     }
 }
 
@@ -211,7 +215,8 @@ fn postgres_contention(sqlstate: Option<&str>) -> bool {
     matches!(sqlstate, Some("40P01" | "40001" | "55P03"))
 }
 
-/// SQLite BUSY (5) and LOCKED (6), with their extended codes.
+/// SQLite BUSY (5) and LOCKED (6), with their extended codes (the low byte is the
+/// primary code).
 fn sqlite_contention(code: Option<&str>) -> bool {
     code.and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| matches!(code & 0xff, 5 | 6))

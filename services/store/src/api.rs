@@ -1,6 +1,8 @@
 //! `pos.v1.StoreService`: what owners and tablets call. Every handler resolves the caller
 //! to rows it may touch (object-level authorization) before doing anything. A tablet's
 //! credential was checked before the handler runs (by the auth layer, or by the edge).
+//! Lists answer a page at a time ([`crate::paging`]); writes answer one row or a count,
+//! so no answer can outgrow a message after its change has committed.
 
 use std::sync::Arc;
 
@@ -12,25 +14,36 @@ use pos_common::{
 };
 use pos_proto::v1::{self as pb, store_service_server::StoreService};
 use pos_store_storage::{
-    Amount, Category, NewProduct, ProductChange, ProductFilter, ProductName, Store, StoreStorage,
+    Amount, Category, Created, NewProduct, ProductChange, ProductFilter, ProductLimit, ProductName,
+    Store, StoreStorage,
 };
 use tonic::{Request, Response, Status};
 
-use crate::convert;
+use crate::{
+    convert,
+    paging::{List, PageSpec},
+};
 
 /// The public store API over the store's storage.
 #[derive(Clone)]
 pub struct StoreApi {
     storage: Arc<dyn StoreStorage>,
     device_tokens: Option<TokenIssuer>,
+    product_limit: ProductLimit,
 }
 
 impl StoreApi {
     /// `device_tokens` signs tablet credentials; without it IssueDeviceToken is unavailable.
-    pub fn new(storage: Arc<dyn StoreStorage>, device_tokens: Option<TokenIssuer>) -> Self {
+    /// A store may have at most `product_limit` live products.
+    pub fn new(
+        storage: Arc<dyn StoreStorage>,
+        device_tokens: Option<TokenIssuer>,
+        product_limit: ProductLimit,
+    ) -> Self {
         Self {
             storage,
             device_tokens,
+            product_limit,
         }
     }
 
@@ -111,9 +124,18 @@ impl StoreService for StoreApi {
         request: Request<pb::ListDevicesRequest>,
     ) -> RpcResult<pb::ListDevicesResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let devices = self.storage.devices_of_store(store.id).await?;
+        let mut violations = Violations::new();
+        let page = PageSpec::parse(
+            List::Devices,
+            request.get_ref().page.as_ref(),
+            &mut violations,
+        );
+        let page = violations.finish(|| page)?;
+        let rows = self.storage.devices_page(store.id, page.query()).await?;
+        let (devices, next_page_token) = page.finish(rows, |d| d.id.get());
         Ok(Response::new(pb::ListDevicesResponse {
             devices: devices.into_iter().map(convert::device).collect(),
+            next_page_token,
         }))
     }
 
@@ -175,7 +197,21 @@ impl StoreService for StoreApi {
                 base_stock: base_stock?,
             })
         })?;
-        let product = self.storage.create_product(store.id, &new).await?;
+        let limit = self.product_limit;
+        let product = match self.storage.create_product(store.id, &new, limit).await? {
+            Created::Product(product) => product,
+            Created::StoreFull => {
+                return Err(ApiError::new(
+                    Reason::ProductLimitReached,
+                    format!(
+                        "a store has at most {} products; delete one to add another",
+                        limit.get()
+                    ),
+                )
+                .with_metadata("limit", limit.get())
+                .into());
+            }
+        };
         Ok(Response::new(pb::CreateProductResponse {
             product: Some(convert::product(product)),
         }))
@@ -236,9 +272,10 @@ impl StoreService for StoreApi {
         request: Request<pb::RestockRequest>,
     ) -> RpcResult<pb::RestockResponse> {
         let store = self.owner_store(Principal::of(&request)?).await?;
-        let products = self.storage.restock(store.id).await?;
+        let restocked = self.storage.restock(store.id).await?;
         Ok(Response::new(pb::RestockResponse {
-            products: products.into_iter().map(convert::product).collect(),
+            restocked_count: i64::try_from(restocked).unwrap_or(i64::MAX),
+            ..Default::default()
         }))
     }
 
@@ -246,16 +283,20 @@ impl StoreService for StoreApi {
         &self,
         request: Request<pb::ListProductHistoryRequest>,
     ) -> RpcResult<pb::ListProductHistoryResponse> {
-        let (store, product_id) = self
-            .owner_product(&request, request.get_ref().product_id)
-            .await?;
-        let entries = self
+        let body = request.get_ref();
+        let (store, product_id) = self.owner_product(&request, body.product_id).await?;
+        let mut violations = Violations::new();
+        let page = PageSpec::parse(List::History, body.page.as_ref(), &mut violations);
+        let page = violations.finish(|| page)?;
+        let rows = self
             .storage
-            .product_history(store.id, product_id)
+            .product_history(store.id, product_id, page.query())
             .await?
             .ok_or_else(|| product_not_found(product_id))?;
+        let (entries, next_page_token) = page.finish(rows, |entry| entry.seq);
         Ok(Response::new(pb::ListProductHistoryResponse {
             entries: entries.into_iter().map(convert::history).collect(),
+            next_page_token,
         }))
     }
 
@@ -265,8 +306,10 @@ impl StoreService for StoreApi {
     ) -> RpcResult<pb::ListProductsResponse> {
         let principal = Principal::of(&request)?;
         let body = request.get_ref();
-        let category = Category::parse_filter(body.category)
-            .map_err(|why| ApiError::invalid("category", why))?;
+        let mut violations = Violations::new();
+        let category = violations.check("category", Category::parse_filter(body.category));
+        let page = PageSpec::parse(List::Products, body.page.as_ref(), &mut violations);
+        let (category, page) = violations.finish(|| Some((category?, page?)))?;
         let (store_id, include_deleted): (StoreId, bool) = match principal {
             Principal::Device(tablet) => {
                 if body.include_deleted {
@@ -280,18 +323,18 @@ impl StoreService for StoreApi {
             }
             _ => (self.owner_store(principal).await?.id, body.include_deleted),
         };
-        let products = self
+        let filter = ProductFilter {
+            category,
+            include_deleted,
+        };
+        let rows = self
             .storage
-            .list_products(
-                store_id,
-                ProductFilter {
-                    category,
-                    include_deleted,
-                },
-            )
+            .list_products(store_id, filter, page.query())
             .await?;
+        let (products, next_page_token) = page.finish(rows, |p| p.id.get());
         Ok(Response::new(pb::ListProductsResponse {
             products: products.into_iter().map(convert::product).collect(),
+            next_page_token,
         }))
     }
 }

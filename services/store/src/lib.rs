@@ -6,6 +6,7 @@ pub mod api;
 mod convert;
 pub mod devices;
 pub mod internal_api;
+pub mod paging;
 
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ use pos_proto::v1::{
     store_service_server::StoreServiceServer,
 };
 pub use pos_store_storage as storage;
-use pos_store_storage::StoreStorage;
+use pos_store_storage::{ProductLimit, StoreStorage};
 
 pub use api::StoreApi;
 pub use internal_api::StoreInternalApi;
@@ -48,9 +49,27 @@ pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn StoreSto
     }
 }
 
-/// The store role has no flags of its own.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StoreArgs {}
+/// The store role's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Live (not deleted) products one store may have; CreateProduct past it is
+    /// FAILED_PRECONDITION PRODUCT_LIMIT_REACHED.
+    #[arg(
+        long,
+        env = "POS_MAX_PRODUCTS_PER_STORE",
+        default_value_t = ProductLimit::DEFAULT,
+        value_parser = clap::value_parser!(i64).range(1..)
+    )]
+    pub max_products_per_store: i64,
+}
+
+impl Default for StoreArgs {
+    fn default() -> Self {
+        Self {
+            max_products_per_store: ProductLimit::DEFAULT,
+        }
+    }
+}
 
 pub struct StoreRole;
 
@@ -72,7 +91,9 @@ impl Role for StoreRole {
     };
     type Args = StoreArgs;
 
-    async fn build(_: StoreArgs, context: RoleContext) -> Result<Served, StartError> {
+    async fn build(args: StoreArgs, context: RoleContext) -> Result<Served, StartError> {
+        let product_limit = ProductLimit::parse(args.max_products_per_store)
+            .map_err(|why| format!("--max-products-per-store {why}"))?;
         let database = context.database.as_ref().ok_or(Missing {
             role: Self::NAME,
             what: "a database",
@@ -88,9 +109,13 @@ impl Role for StoreRole {
         let mut services = GrpcServices::default();
         services
             .add(
-                StoreServiceServer::new(StoreApi::new(storage.clone(), context.signing.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                StoreServiceServer::new(StoreApi::new(
+                    storage.clone(),
+                    context.signing.clone(),
+                    product_limit,
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add(
                 StoreInternalServiceServer::new(StoreInternalApi::new(storage))
@@ -119,7 +144,8 @@ mod tests {
         error::Violations,
     };
     use pos_store_storage::{
-        Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Reserved,
+        Amount, Category, Created, NewProduct, OrderId, OrderLines, ProductLimit, ProductName,
+        Reserved,
     };
     use sqlx::{Connection, Executor, PgConnection};
     use tracing_subscriber::prelude::*;
@@ -164,13 +190,14 @@ mod tests {
                 price: Amount::parse(100).expect("price"),
                 base_stock: Amount::parse(10).expect("stock"),
             };
-            products.push(
-                storage
-                    .create_product(store.id, &product)
-                    .await
-                    .expect("product")
-                    .id,
-            );
+            let Created::Product(created) = storage
+                .create_product(store.id, &product, ProductLimit::default())
+                .await
+                .expect("product")
+            else {
+                panic!("the store is not full");
+            };
+            products.push(created.id);
         }
         let mut counts = [0; 2];
         for (slot, size) in [(0, 1), (1, 100)] {

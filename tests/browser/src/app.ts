@@ -92,8 +92,17 @@ function bearer(token: string): HeadersInit {
 
 async function listProductNames(transport: Transport, token: string): Promise<[boolean, string]> {
   const client = createClient(StoreService, transport);
-  const res = await client.listProducts({}, { headers: bearer(token), timeoutMs: CALL_TIMEOUT_MS });
-  const names = res.products.map((p) => p.name);
+  // The menu comes in pages: follow nextPageToken until the last page.
+  const names: string[] = [];
+  let pageToken = "";
+  do {
+    const res = await client.listProducts(
+      { page: { pageSize: 0, pageToken } },
+      { headers: bearer(token), timeoutMs: CALL_TIMEOUT_MS },
+    );
+    names.push(...res.products.map((p) => p.name));
+    pageToken = res.nextPageToken;
+  } while (pageToken !== "");
   const ok = JSON.stringify(names) === JSON.stringify(EXPECTED_MENU);
   return [ok, `products ${JSON.stringify(names)} (want ${JSON.stringify(EXPECTED_MENU)})`];
 }

@@ -195,7 +195,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
         ),
         (
             "/pos.v1.StoreService/ListDevices",
-            pb::ListDevicesRequest {}.encode_to_vec(),
+            pb::ListDevicesRequest::default().encode_to_vec(),
             Expect::Ok,
         ),
         (
@@ -246,6 +246,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
             "/pos.v1.StoreService/ListProductHistory",
             pb::ListProductHistoryRequest {
                 product_id: product,
+                page: None,
             }
             .encode_to_vec(),
             not_found("PRODUCT_NOT_FOUND"),

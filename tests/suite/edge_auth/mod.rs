@@ -288,7 +288,10 @@ async fn owners_cannot_reach_another_stores_rows_through_the_edge(engine: Engine
         ),
         (
             intruder
-                .list_product_history(pb::ListProductHistoryRequest { product_id })
+                .list_product_history(pb::ListProductHistoryRequest {
+                    product_id,
+                    page: None,
+                })
                 .await
                 .map(|_| ()),
             "PRODUCT_NOT_FOUND",

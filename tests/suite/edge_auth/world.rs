@@ -59,7 +59,7 @@ pub async fn world(stack: &TestStack) -> World {
         .product
         .expect("product");
     let device_a = store
-        .list_devices(pb::ListDevicesRequest {})
+        .list_devices(pb::ListDevicesRequest::default())
         .await
         .expect("devices")
         .into_inner()
@@ -106,6 +106,7 @@ pub async fn snapshot(stack: &TestStack, world: &World) -> String {
                 category: None,
                 include_deleted: true,
             },
+            pos_store::storage::Page::first(10_000),
         )
         .await
         .expect("products");

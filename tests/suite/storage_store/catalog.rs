@@ -4,7 +4,7 @@ use pos_common::{
     domain::{DeviceId, Grade, SettlementDay, UserId},
     storage::{Database, StorageError},
 };
-use pos_store::storage::{Amount, Category, ProductChange, ProductFilter};
+use pos_store::storage::{Amount, Category, Page, ProductChange, ProductFilter};
 use sqlx::Executor;
 
 use super::{Fixture, request};
@@ -137,7 +137,7 @@ async fn products_change_price_and_base_stock_only_and_keep_history(engine: Engi
     );
     let history: Vec<(i64, i64)> = f
         .storage
-        .product_history(store, id)
+        .product_history(store, id, Page::first(100))
         .await
         .expect("history")
         .expect("product")
@@ -146,7 +146,10 @@ async fn products_change_price_and_base_stock_only_and_keep_history(engine: Engi
         .collect();
     assert_eq!(history, [(300, 20), (350, 20), (350, 50)]);
     assert_eq!(
-        f.storage.product_history(other, id).await.expect("history"),
+        f.storage
+            .product_history(other, id, Page::first(100))
+            .await
+            .expect("history"),
         None
     );
 
@@ -171,7 +174,7 @@ async fn products_change_price_and_base_stock_only_and_keep_history(engine: Engi
     );
     assert_eq!(
         f.storage
-            .product_history(store, id)
+            .product_history(store, id, Page::first(100))
             .await
             .expect("history")
             .map(|h| h.len()),
@@ -196,19 +199,13 @@ async fn listing_filters_by_category_and_deletion_within_one_store(engine: Engin
         products.into_iter().map(|p| p.id).collect::<Vec<_>>()
     };
     let list = |category, include_deleted| {
-        let storage = f.storage.clone();
-        async move {
-            storage
-                .list_products(
-                    store,
-                    ProductFilter {
-                        category,
-                        include_deleted,
-                    },
-                )
-                .await
-                .expect("list")
-        }
+        f.all_products(
+            store,
+            ProductFilter {
+                category,
+                include_deleted,
+            },
+        )
     };
     assert_eq!(ids(list(None, false).await), [main, drink]);
     assert_eq!(ids(list(None, true).await), [main, drink, gone]);
@@ -332,7 +329,7 @@ async fn unknown_stored_values_are_errors_not_defaults(engine: Engine) {
     );
     assert!(
         f.storage
-            .list_products(store, ProductFilter::default())
+            .list_products(store, ProductFilter::default(), Page::first(100))
             .await
             .is_err()
     );

@@ -2,7 +2,10 @@
 //! implementation, straight through the trait.
 
 mod catalog;
+mod errors;
+mod history;
 mod migration;
+mod pages;
 mod reservations;
 
 use std::sync::Arc;
@@ -14,7 +17,8 @@ use pos_common::{
     storage::Database,
 };
 use pos_store::storage::{
-    Amount, Category, NewProduct, OrderId, OrderLines, ProductName, Store, StoreStorage,
+    Amount, Category, Created, NewProduct, OrderId, OrderLines, Page, Product, ProductFilter,
+    ProductLimit, ProductName, Store, StoreStorage,
 };
 
 use crate::support::{Engine, TestDb};
@@ -27,12 +31,16 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new(engine: Engine) -> Self {
+        Self::with_clock(engine, clock::system()).await
+    }
+
+    pub async fn with_clock(engine: Engine, clock: clock::SharedClock) -> Self {
         let (test_db, database) = TestDb::create(engine).await;
         database
             .migrate(&pos_store::MIGRATIONS)
             .await
             .expect("migrate");
-        let storage = pos_store::open_storage(&database, clock::system());
+        let storage = pos_store::open_storage(&database, clock);
         Self {
             test_db,
             database,
@@ -59,7 +67,8 @@ impl Fixture {
         price: i64,
         stock: i64,
     ) -> ProductId {
-        self.storage
+        let created = self
+            .storage
             .create_product(
                 store,
                 &NewProduct {
@@ -68,10 +77,32 @@ impl Fixture {
                     price: Amount::parse(price).expect("price"),
                     base_stock: Amount::parse(stock).expect("stock"),
                 },
+                ProductLimit::default(),
             )
             .await
-            .expect("create product")
-            .id
+            .expect("create product");
+        match created {
+            Created::Product(product) => product.id,
+            Created::StoreFull => panic!("the store is full"),
+        }
+    }
+
+    /// Every product of the store (deleted too), through the pages.
+    pub async fn all_products(&self, store: StoreId, filter: ProductFilter) -> Vec<Product> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .storage
+                .list_products(store, filter, Page { after, limit: 2 })
+                .await
+                .expect("list");
+            let Some(last) = page.last() else {
+                return all;
+            };
+            after = last.id.get();
+            all.extend(page);
+        }
     }
 
     pub async fn stock(&self, store: StoreId, product: ProductId) -> i64 {

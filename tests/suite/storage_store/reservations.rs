@@ -292,19 +292,9 @@ async fn restock_leaves_out_what_unconfirmed_orders_hold(engine: Engine) {
         .await
         .expect("reserve");
     f.storage.delete_product(store, gone).await.expect("delete");
-    let restocked: Vec<(ProductId, i64)> = f
-        .storage
-        .restock(store)
-        .await
-        .expect("restock")
-        .into_iter()
-        .map(|p| (p.id, p.stock))
-        .collect();
-    assert_eq!(
-        restocked,
-        [(a, 8), (b, 5)],
-        "deleted products are not restocked"
-    );
+    let restocked = f.storage.restock(store).await.expect("restock");
+    assert_eq!(restocked, 2, "deleted products are not restocked");
+    assert_eq!((f.stock(store, a).await, f.stock(store, b).await), (8, 5));
     f.storage
         .release(&order("in-flight"))
         .await

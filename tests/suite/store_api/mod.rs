@@ -4,6 +4,8 @@
 
 mod catalog;
 mod internal;
+mod names;
+mod pages;
 
 use pos_proto::v1 as pb;
 
@@ -18,6 +20,7 @@ pub async fn product_names(app: &TestApp, token: &str, include_deleted: bool) ->
         .list_products(pb::ListProductsRequest {
             category: 0,
             include_deleted,
+            page: None,
         })
         .await
         .expect("list")

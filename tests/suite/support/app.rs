@@ -39,6 +39,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(engine: Engine) -> Self {
+        Self::start_with(engine, StoreArgs::default()).await
+    }
+
+    /// The role with flags of its own (`--max-products-per-store` ...).
+    pub async fn start_with(engine: Engine, args: StoreArgs) -> Self {
         let (test_db, database) = TestDb::create(engine).await;
         database
             .migrate(&pos_store::MIGRATIONS)
@@ -71,7 +76,7 @@ impl TestApp {
             listen,
             embedded: false,
         };
-        let served = StoreRole::build(StoreArgs::default(), context)
+        let served = StoreRole::build(args, context)
             .await
             .expect("build the store role");
         let running = startup::serve(listen, served).await.expect("serve");

@@ -21,8 +21,8 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_store_storage::{
-    Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter, StorageResult, Store,
-    StoreStorage,
+    Created, Device, HistoryEntry, NewProduct, Page, Product, ProductChange, ProductFilter,
+    ProductLimit, StorageResult, Store, StoreStorage,
 };
 use sqlx::{PgPool, migrate::Migrator};
 
@@ -145,6 +145,20 @@ impl StoreStorage for PgStoreStorage {
         Ok(rows.into_iter().map(DeviceRow::decode).collect())
     }
 
+    async fn devices_page(&self, store: StoreId, page: Page) -> StorageResult<Vec<Device>> {
+        let rows = sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE store_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            store.get(),
+            page.after,
+            page.limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(DeviceRow::decode).collect())
+    }
+
     async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>> {
         Ok(sqlx::query_as!(
             DeviceRow,
@@ -178,14 +192,30 @@ impl StoreStorage for PgStoreStorage {
         .map(DeviceRow::decode))
     }
 
-    async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product> {
-        // The product and its first history entry in one statement.
-        sqlx::query_as!(
+    async fn create_product(
+        &self,
+        store: StoreId,
+        product: &NewProduct,
+        limit: ProductLimit,
+    ) -> StorageResult<Created> {
+        let mut tx = self.pool.begin().await?;
+        // Creates in one store queue on its row (NO KEY UPDATE: the products' foreign key
+        // checks still pass), so the count below sees every create committed before.
+        sqlx::query!(
+            "SELECT id FROM stores WHERE id = $1 FOR NO KEY UPDATE",
+            store.get()
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        // The product and its first history entry in one statement, when there is room.
+        let row = sqlx::query_as!(
             StoredProduct,
             r#"WITH created AS (
                  INSERT INTO products
                    (store_id, name, category, price, stock, base_stock, created_at, updated_at)
-                 VALUES ($1, $2, $3::text::store_product_category, $4, $5, $5, $6, $6)
+                 SELECT $1, $2, $3::text::store_product_category, $4, $5, $5, $6, $6
+                 WHERE (SELECT count(*) FROM products
+                        WHERE store_id = $1 AND deleted_at IS NULL) < $7
                  RETURNING *
                ), history AS (
                  INSERT INTO product_history (product_id, price, base_stock, at)
@@ -202,10 +232,15 @@ impl StoreStorage for PgStoreStorage {
             product.price.get(),
             product.base_stock.get(),
             self.now(),
+            limit.get(),
         )
-        .fetch_one(&self.pool)
-        .await?
-        .decode()
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        match row {
+            Some(row) => row.decode().map(Created::Product),
+            None => Ok(Created::StoreFull),
+        }
     }
 
     async fn update_product(
@@ -214,11 +249,29 @@ impl StoreStorage for PgStoreStorage {
         product: ProductId,
         change: &ProductChange,
     ) -> StorageResult<Option<Product>> {
-        sqlx::query_as!(
+        let mut tx = self.pool.begin().await?;
+        // Hold the product before reading the clock: an updater that waited for the lock
+        // reads a later instant than the one it waited for, so history is in commit order.
+        let live = sqlx::query_scalar!(
+            "SELECT id FROM products WHERE id = $1 AND store_id = $2 AND deleted_at IS NULL
+             FOR UPDATE",
+            product.get(),
+            store.get(),
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_none() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // GREATEST: even a wall clock stepped back never writes an entry older than the
+        // last one.
+        let row = sqlx::query_as!(
             StoredProduct,
             r#"WITH changed AS (
                  UPDATE products SET price = COALESCE($1, price),
-                                     base_stock = COALESCE($2, base_stock), updated_at = $3
+                                     base_stock = COALESCE($2, base_stock),
+                                     updated_at = GREATEST($3, updated_at)
                  WHERE id = $4 AND store_id = $5 AND deleted_at IS NULL
                  RETURNING *
                ), history AS (
@@ -236,10 +289,10 @@ impl StoreStorage for PgStoreStorage {
             product.get(),
             store.get(),
         )
-        .fetch_optional(&self.pool)
-        .await?
-        .map(StoredProduct::decode)
-        .transpose()
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(StoredProduct::decode).transpose()
     }
 
     async fn delete_product(
@@ -263,7 +316,7 @@ impl StoreStorage for PgStoreStorage {
         .transpose()
     }
 
-    async fn restock(&self, store: StoreId) -> StorageResult<Vec<Product>> {
+    async fn restock(&self, store: StoreId) -> StorageResult<u64> {
         let mut tx = self.pool.begin().await?;
         // Lock the rows first, in id order. The UPDATE below is then a new statement with
         // a new snapshot: every reservation or release that held one of these rows has
@@ -275,8 +328,7 @@ impl StoreStorage for PgStoreStorage {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let rows = sqlx::query_as!(
-            StoredProduct,
+        let restocked = sqlx::query!(
             r#"WITH held AS (
                  SELECT l.product_id, SUM(l.count)::bigint AS count
                  FROM stock_reservations r
@@ -290,18 +342,15 @@ impl StoreStorage for PgStoreStorage {
                      - COALESCE((SELECT held.count FROM held WHERE held.product_id = p.id), 0),
                      0),
                    updated_at = $2
-               WHERE p.store_id = $1 AND p.deleted_at IS NULL
-               RETURNING p.id, p.store_id, p.name, p.category::text AS "category!", p.price,
-                         p.stock, p.base_stock, p.deleted_at, p.created_at, p.updated_at"#,
+               WHERE p.store_id = $1 AND p.deleted_at IS NULL"#,
             store.get(),
             self.now(),
         )
-        .fetch_all(&mut *tx)
-        .await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        let mut products = decode_all(rows, StoredProduct::decode)?;
-        products.sort_by_key(|p| p.id);
-        Ok(products)
+        Ok(restocked)
     }
 
     async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>> {
@@ -323,6 +372,7 @@ impl StoreStorage for PgStoreStorage {
         &self,
         store: StoreId,
         filter: ProductFilter,
+        page: Page,
     ) -> StorageResult<Vec<Product>> {
         let rows = sqlx::query_as!(
             StoredProduct,
@@ -332,10 +382,14 @@ impl StoreStorage for PgStoreStorage {
                WHERE store_id = $1
                  AND ($2::text IS NULL OR category = $2::text::store_product_category)
                  AND ($3 OR deleted_at IS NULL)
-               ORDER BY id"#,
+                 AND id > $4
+               ORDER BY id
+               LIMIT $5"#,
             store.get(),
             filter.category.map(|c| c.as_str()),
             filter.include_deleted,
+            page.after,
+            page.limit,
         )
         .fetch_all(&self.pool)
         .await?;
@@ -346,20 +400,24 @@ impl StoreStorage for PgStoreStorage {
         &self,
         store: StoreId,
         product: ProductId,
+        page: Page,
     ) -> StorageResult<Option<Vec<HistoryEntry>>> {
-        // Every product has a first entry, so no rows means no such product here.
         let rows = sqlx::query_as!(
             StoredHistory,
-            "SELECT h.product_id, h.price, h.base_stock, h.at
+            "SELECT h.id, h.product_id, h.price, h.base_stock, h.at
              FROM products p JOIN product_history h ON h.product_id = p.id
-             WHERE p.id = $1 AND p.store_id = $2
-             ORDER BY h.id",
+             WHERE p.id = $1 AND p.store_id = $2 AND h.id > $3
+             ORDER BY h.id
+             LIMIT $4",
             product.get(),
             store.get(),
+            page.after,
+            page.limit,
         )
         .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() {
+        // An empty page is the end of a product's history, or no such product here.
+        if rows.is_empty() && self.product(store, product).await?.is_none() {
             return Ok(None);
         }
         decode_all(rows, StoredHistory::decode).map(Some)

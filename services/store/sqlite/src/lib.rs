@@ -17,8 +17,9 @@ use pos_common::{
     storage::{StorageError, to_millis},
 };
 use pos_store_storage::{
-    Confirmed, Device, HistoryEntry, NewProduct, OrderId, OrderLines, Product, ProductChange,
-    ProductFilter, Released, Reservation, Reserved, StorageResult, Store, StoreStorage,
+    Confirmed, Created, Device, HistoryEntry, NewProduct, OrderId, OrderLines, Page, Product,
+    ProductChange, ProductFilter, ProductLimit, Released, Reservation, Reserved, StorageResult,
+    Store, StoreStorage,
 };
 use sqlx::{SqlitePool, migrate::Migrator};
 
@@ -146,6 +147,21 @@ impl StoreStorage for SqliteStoreStorage {
         decode_all(rows, DeviceRow::decode)
     }
 
+    async fn devices_page(&self, store: StoreId, page: Page) -> StorageResult<Vec<Device>> {
+        let store_id = store.get();
+        let rows = sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE store_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            store_id,
+            page.after,
+            page.limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        decode_all(rows, DeviceRow::decode)
+    }
+
     async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>> {
         let (store_id, device_id) = (store.get(), device.get());
         sqlx::query_as!(
@@ -186,17 +202,26 @@ impl StoreStorage for SqliteStoreStorage {
         .transpose()
     }
 
-    async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product> {
-        let now = self.now();
+    async fn create_product(
+        &self,
+        store: StoreId,
+        product: &NewProduct,
+        limit: ProductLimit,
+    ) -> StorageResult<Created> {
         let store_id = store.get();
         let (name, category) = (product.name.as_str(), product.category.as_str());
         let (price, base_stock) = (product.price.get(), product.base_stock.get());
-        let mut tx = self.pool.begin().await?;
+        let limit = limit.get();
+        // The write lock first: creates are serialized, so the count sees every one before.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = self.now();
         let row = sqlx::query_as!(
             ProductRow,
             r#"INSERT INTO products
                  (store_id, name, category, price, stock, base_stock, created_at, updated_at)
-               VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6)
+               SELECT ?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6
+               WHERE (SELECT COUNT(*) FROM products
+                      WHERE store_id = ?1 AND deleted_at IS NULL) < ?7
                RETURNING id AS "id!", store_id AS "store_id!", name AS "name!",
                          category AS "category!", price AS "price!", stock AS "stock!",
                          base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
@@ -207,12 +232,17 @@ impl StoreStorage for SqliteStoreStorage {
             price,
             base_stock,
             now,
+            limit,
         )
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(Created::StoreFull);
+        };
         record_history(&mut tx, &row, now).await?;
         tx.commit().await?;
-        row.decode()
+        row.decode().map(Created::Product)
     }
 
     async fn update_product(
@@ -221,20 +251,24 @@ impl StoreStorage for SqliteStoreStorage {
         product: ProductId,
         change: &ProductChange,
     ) -> StorageResult<Option<Product>> {
-        let now = self.now();
         let (store_id, product_id) = (store.get(), product.get());
         let price = change.price().map(|p| p.get());
         let base_stock = change.base_stock().map(|b| b.get());
-        let mut tx = self.pool.begin().await?;
+        // The write lock first, then the clock: writers are serialized, so each reads a
+        // later instant than the one before it committed, and history is in commit order.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = self.now();
+        // MAX: even a wall clock stepped back never writes an entry older than the last.
         let row = sqlx::query_as!(
             ProductRow,
             r#"UPDATE products SET price = COALESCE(?1, price),
-                                   base_stock = COALESCE(?2, base_stock), updated_at = ?3
+                                   base_stock = COALESCE(?2, base_stock),
+                                   updated_at = MAX(?3, updated_at)
                WHERE id = ?4 AND store_id = ?5 AND deleted_at IS NULL
                RETURNING id AS "id!", store_id AS "store_id!", name AS "name!",
                          category AS "category!", price AS "price!", stock AS "stock!",
                          base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
-                         updated_at AS "updated_at!""#,
+                         updated_at AS "updated_at!: i64""#,
             price,
             base_stock,
             now,
@@ -247,7 +281,7 @@ impl StoreStorage for SqliteStoreStorage {
             tx.rollback().await?;
             return Ok(None);
         };
-        record_history(&mut tx, &row, now).await?;
+        record_history(&mut tx, &row, row.updated_at).await?;
         tx.commit().await?;
         row.decode().map(Some)
     }
@@ -277,12 +311,11 @@ impl StoreStorage for SqliteStoreStorage {
         .transpose()
     }
 
-    async fn restock(&self, store: StoreId) -> StorageResult<Vec<Product>> {
+    async fn restock(&self, store: StoreId) -> StorageResult<u64> {
         let now = self.now();
         let store_id = store.get();
         // One statement under SQLite's single writer: nothing can reserve in between.
-        let rows = sqlx::query_as!(
-            ProductRow,
+        let restocked = sqlx::query!(
             r#"UPDATE products
                SET stock = MAX(base_stock - COALESCE((
                      SELECT SUM(l.count)
@@ -291,19 +324,14 @@ impl StoreStorage for SqliteStoreStorage {
                      WHERE r.status = 'RESERVED' AND r.store_id = ?1
                        AND l.product_id = products.id), 0), 0),
                    updated_at = ?2
-               WHERE store_id = ?1 AND deleted_at IS NULL
-               RETURNING id AS "id!", store_id AS "store_id!", name AS "name!",
-                         category AS "category!", price AS "price!", stock AS "stock!: i64",
-                         base_stock AS "base_stock!", deleted_at, created_at AS "created_at!",
-                         updated_at AS "updated_at!""#,
+               WHERE store_id = ?1 AND deleted_at IS NULL"#,
             store_id,
             now,
         )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut products = decode_all(rows, ProductRow::decode)?;
-        products.sort_by_key(|p| p.id);
-        Ok(products)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(restocked)
     }
 
     async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>> {
@@ -326,6 +354,7 @@ impl StoreStorage for SqliteStoreStorage {
         &self,
         store: StoreId,
         filter: ProductFilter,
+        page: Page,
     ) -> StorageResult<Vec<Product>> {
         let store_id = store.get();
         let category = filter.category.map(|c| c.as_str());
@@ -337,10 +366,14 @@ impl StoreStorage for SqliteStoreStorage {
              FROM products
              WHERE store_id = ?1 AND (?2 IS NULL OR category = ?2)
                AND (?3 OR deleted_at IS NULL)
-             ORDER BY id",
+               AND id > ?4
+             ORDER BY id
+             LIMIT ?5",
             store_id,
             category,
             include_deleted,
+            page.after,
+            page.limit,
         )
         .fetch_all(&self.pool)
         .await?;
@@ -351,21 +384,25 @@ impl StoreStorage for SqliteStoreStorage {
         &self,
         store: StoreId,
         product: ProductId,
+        page: Page,
     ) -> StorageResult<Option<Vec<HistoryEntry>>> {
         let (store_id, product_id) = (store.get(), product.get());
-        // Every product has a first entry, so no rows means no such product here.
         let rows = sqlx::query_as!(
             HistoryRow,
-            "SELECT h.product_id, h.price, h.base_stock, h.at
+            "SELECT h.id, h.product_id, h.price, h.base_stock, h.at
              FROM products p JOIN product_history h ON h.product_id = p.id
-             WHERE p.id = ?1 AND p.store_id = ?2
-             ORDER BY h.id",
+             WHERE p.id = ?1 AND p.store_id = ?2 AND h.id > ?3
+             ORDER BY h.id
+             LIMIT ?4",
             product_id,
             store_id,
+            page.after,
+            page.limit,
         )
         .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() {
+        // An empty page is the end of a product's history, or no such product here.
+        if rows.is_empty() && self.product(store, product).await?.is_none() {
             return Ok(None);
         }
         decode_all(rows, HistoryRow::decode).map(Some)

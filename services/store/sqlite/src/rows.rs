@@ -42,6 +42,7 @@ pub struct ProductRow {
 }
 
 pub struct HistoryRow {
+    pub id: i64,
     pub product_id: i64,
     pub price: i64,
     pub base_stock: i64,
@@ -107,6 +108,7 @@ impl ProductRow {
 impl HistoryRow {
     pub fn decode(self) -> StorageResult<HistoryEntry> {
         StoredHistory {
+            id: self.id,
             product_id: self.product_id,
             price: self.price,
             base_stock: self.base_stock,

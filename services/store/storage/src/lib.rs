@@ -9,7 +9,11 @@
 //! - reserve, confirm and release are idempotent on the order id, and a confirmed
 //!   reservation's stock is never given back;
 //! - products are locked in id order, so no two stock changes deadlock each other;
-//! - a stored value this build does not know is an error, never a default.
+//! - a stored value this build does not know is an error, never a default;
+//! - lists come in pages by id (keyset: `id > after ORDER BY id LIMIT n`), and what a
+//!   write returns is bounded (one row, or a count), never a whole catalog;
+//! - a store never has more live products than its limit, however many creates race;
+//! - a product's history is in commit order: its instants never go backwards.
 
 pub mod model;
 pub mod reservations;
@@ -22,8 +26,8 @@ use pos_common::{
 };
 
 pub use model::{
-    Amount, Category, Device, HistoryEntry, NewProduct, Product, ProductChange, ProductFilter,
-    ProductName, Store,
+    Amount, Category, Created, Device, HistoryEntry, NewProduct, Page, Product, ProductChange,
+    ProductFilter, ProductLimit, ProductName, Store,
 };
 pub use reservations::{
     Confirmed, OrderId, OrderLine, OrderLines, Released, Reservation, ReservationStatus, Reserved,
@@ -54,7 +58,11 @@ pub trait StoreStorage: Send + Sync + 'static {
         limit: i64,
     ) -> StorageResult<Vec<Store>>;
 
+    /// Every tablet of the store, by id: at most its grade's number (100).
     async fn devices_of_store(&self, store: StoreId) -> StorageResult<Vec<Device>>;
+
+    /// A page of the store's tablets, by id.
+    async fn devices_page(&self, store: StoreId, page: Page) -> StorageResult<Vec<Device>>;
 
     async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>>;
 
@@ -67,8 +75,15 @@ pub trait StoreStorage: Send + Sync + 'static {
         revoke: bool,
     ) -> StorageResult<Option<Device>>;
 
-    /// Creates a product with stock = base stock, and its first history entry.
-    async fn create_product(&self, store: StoreId, product: &NewProduct) -> StorageResult<Product>;
+    /// Creates a product with stock = base stock, and its first history entry, unless the
+    /// store already has `limit` live products ([`Created::StoreFull`]). Concurrent
+    /// creates in one store are serialized, so together they never pass the limit.
+    async fn create_product(
+        &self,
+        store: StoreId,
+        product: &NewProduct,
+        limit: ProductLimit,
+    ) -> StorageResult<Created>;
 
     /// Changes a live product's price and/or base stock (never its stock), recording
     /// history. `None` when the store has no such live product.
@@ -88,25 +103,28 @@ pub trait StoreStorage: Send + Sync + 'static {
 
     /// Sets every live product's stock to its base stock less what unconfirmed
     /// reservations hold (those are sold or given back soon, and either way the shelf
-    /// then holds exactly the base stock). Returns the products by id.
-    async fn restock(&self, store: StoreId) -> StorageResult<Vec<Product>>;
+    /// then holds exactly the base stock). Returns how many products it restocked.
+    async fn restock(&self, store: StoreId) -> StorageResult<u64>;
 
     /// A product of the store, deleted or not.
     async fn product(&self, store: StoreId, product: ProductId) -> StorageResult<Option<Product>>;
 
-    /// The store's products by id.
+    /// A page of the store's products that pass `filter`, by id.
     async fn list_products(
         &self,
         store: StoreId,
         filter: ProductFilter,
+        page: Page,
     ) -> StorageResult<Vec<Product>>;
 
-    /// A product's history, oldest first; `None` when the store has no such product
-    /// (deleted ones included).
+    /// A page of a product's history, oldest first (`page.after` is an entry's
+    /// [`seq`](HistoryEntry::seq)); `None` when the store has no such product (deleted
+    /// ones included).
     async fn product_history(
         &self,
         store: StoreId,
         product: ProductId,
+        page: Page,
     ) -> StorageResult<Option<Vec<HistoryEntry>>>;
 
     /// Takes stock for every line, all or nothing, recording each product as it is now.

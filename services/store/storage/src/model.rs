@@ -3,28 +3,29 @@
 
 use chrono::{DateTime, Utc};
 use pos_common::domain::{
-    DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId,
+    DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId, one_line_name,
 };
 use pos_proto::v1::ProductCategory;
 
 /// Largest price and base stock a product may have.
 pub const MAX_AMOUNT: i64 = 10_000_000;
 
-/// A product's name: 1-255 characters after trimming, no control characters.
+/// A product's name: 1-255 characters after trimming, on one line (the rule of every
+/// name shown on a menu or a receipt: [`one_line_name`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
 impl ProductName {
+    pub const MAX_CHARS: usize = 255;
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        let chars = name.chars().count();
-        if chars == 0 || chars > 255 {
-            return Err(Invalid::new("must be 1-255 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Invalid::new("must not contain control characters"));
-        }
-        Ok(Self(name.to_string()))
+        one_line_name(raw, Self::MAX_CHARS).map(Self)
+    }
+
+    /// A name the database kept, as it was kept: it passed the rule of the build that
+    /// wrote it, which may have been looser than today's, and it must stay readable.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
     }
 
     pub fn as_str(&self) -> &str {
@@ -187,8 +188,60 @@ pub struct ProductFilter {
 /// A product's price and base stock from some moment on (recorded on create and update).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// The entry's place in the product's history (ascending in commit order).
+    pub seq: i64,
     pub product_id: ProductId,
     pub price: Amount,
     pub base_stock: Amount,
     pub at: DateTime<Utc>,
+}
+
+/// One page of a list by id (keyset pagination): the rows whose id is greater than
+/// `after` (0 for the first page), at most `limit` of them, in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl Page {
+    /// The first `limit` rows.
+    pub fn first(limit: i64) -> Self {
+        Self { after: 0, limit }
+    }
+}
+
+/// How many live (not deleted) products one store may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductLimit(i64);
+
+impl ProductLimit {
+    /// The limit of a store's products when none is configured.
+    pub const DEFAULT: i64 = 1_000;
+
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(Invalid::new("must be at least 1"))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl Default for ProductLimit {
+    fn default() -> Self {
+        Self(Self::DEFAULT)
+    }
+}
+
+/// What creating a product came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Product(Product),
+    /// The store already has as many live products as the limit allows; nothing changed.
+    StoreFull,
 }

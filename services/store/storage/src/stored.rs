@@ -34,7 +34,7 @@ impl StoredStore {
         Ok(Store {
             id: StoreId::from_stored(self.id),
             owner: UserId::from_stored(self.owner_user_id),
-            name: StoreName::parse(&self.name).map_err(|_| unknown("stores.name", &self.name))?,
+            name: StoreName::from_stored(self.name),
             grade: Grade::from_name(&self.pos_grade)
                 .ok_or_else(|| unknown("stores.pos_grade", &self.pos_grade))?,
             settlement_day: SettlementDay::parse(self.settlement_day)
@@ -63,8 +63,7 @@ impl StoredProduct {
         Ok(Product {
             id: ProductId::from_stored(self.id),
             store_id: StoreId::from_stored(self.store_id),
-            name: ProductName::parse(&self.name)
-                .map_err(|_| unknown("products.name", &self.name))?,
+            name: ProductName::from_stored(self.name),
             category: category(&self.category)?,
             price: amount("products.price", self.price)?,
             stock: self.stock,
@@ -78,6 +77,7 @@ impl StoredProduct {
 
 /// A product history row, its instant already decoded by the engine.
 pub struct StoredHistory {
+    pub id: i64,
     pub product_id: i64,
     pub price: i64,
     pub base_stock: i64,
@@ -87,6 +87,7 @@ pub struct StoredHistory {
 impl StoredHistory {
     pub fn decode(self) -> StorageResult<HistoryEntry> {
         Ok(HistoryEntry {
+            seq: self.id,
             product_id: ProductId::from_stored(self.product_id),
             price: amount("product_history.price", self.price)?,
             base_stock: amount("product_history.base_stock", self.base_stock)?,

@@ -35,8 +35,7 @@ impl StoredUser {
             self.pending_settlement_day,
         ) {
             (Some(name), Some(grade), Some(day)) => Some(StoreRequest {
-                name: StoreName::parse(&name)
-                    .map_err(|_| unknown("users.pending_store_name", &name))?,
+                name: StoreName::from_stored(name),
                 grade,
                 settlement_day: i32::try_from(day)
                     .ok()

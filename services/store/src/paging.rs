@@ -1,0 +1,225 @@
+//! Pages of the store service's lists (ListProducts, ListDevices, ListProductHistory):
+//! `page.page_size` rows at most — 0 means [`DEFAULT_PAGE_SIZE`], more than
+//! [`MAX_PAGE_SIZE`] is INVALID_ARGUMENT, never silently less — and an opaque
+//! `page_token` that names where the previous page ended (keyset: the last id it held).
+//!
+//! A token is URL-safe base64 of `<list>:<last id>`: it only goes back to the list that
+//! made it, and anything else in `page.page_token` is INVALID_ARGUMENT naming that field.
+//! Every page of the largest rows fits a gRPC message many times over (see the tests).
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use pos_common::error::Violations;
+use pos_proto::v1::PageRequest;
+use pos_store_storage::Page;
+
+/// Rows of a page when the request names no size.
+pub const DEFAULT_PAGE_SIZE: i64 = 100;
+/// The most rows one page may hold.
+pub const MAX_PAGE_SIZE: i64 = 500;
+
+/// Which list a token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Products,
+    Devices,
+    History,
+}
+
+impl List {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Products => "products",
+            Self::Devices => "devices",
+            Self::History => "history",
+        }
+    }
+}
+
+/// A parsed page request: where to start and how many rows the caller gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSpec {
+    list: List,
+    after: i64,
+    size: i64,
+}
+
+impl PageSpec {
+    /// Reads `page` (absent: the first page of the default size), adding a violation per
+    /// bad field (`page.page_size`, `page.page_token`).
+    pub fn parse(
+        list: List,
+        page: Option<&PageRequest>,
+        violations: &mut Violations,
+    ) -> Option<Self> {
+        let (raw_size, token) = page.map_or((0, ""), |p| (p.page_size, p.page_token.as_str()));
+        let size = match i64::from(raw_size) {
+            0 => Some(DEFAULT_PAGE_SIZE),
+            n if (1..=MAX_PAGE_SIZE).contains(&n) => Some(n),
+            _ => {
+                violations.add(
+                    "page.page_size",
+                    format!(
+                        "must be between 0 (the default, {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}"
+                    ),
+                );
+                None
+            }
+        };
+        let after = if token.is_empty() {
+            Some(0)
+        } else {
+            let after = decode(list, token);
+            if after.is_none() {
+                violations.add(
+                    "page.page_token",
+                    "not a token this list gave in a previous page",
+                );
+            }
+            after
+        };
+        Some(Self {
+            list,
+            after: after?,
+            size: size?,
+        })
+    }
+
+    /// What to ask storage for: one row more than the page, to learn whether another
+    /// page follows without a second query.
+    pub fn query(self) -> Page {
+        Page {
+            after: self.after,
+            limit: self.size + 1,
+        }
+    }
+
+    /// Cuts storage's rows to the page, and the token of the next page (empty after the
+    /// last one). `id` is a row's keyset id.
+    pub fn finish<T>(self, mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+        let more = rows.len() as i64 > self.size;
+        rows.truncate(usize::try_from(self.size).unwrap_or(usize::MAX));
+        let next = match rows.last() {
+            Some(last) if more => encode(self.list, id(last)),
+            _ => String::new(),
+        };
+        (rows, next)
+    }
+}
+
+fn encode(list: List, last_id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{last_id}", list.name()))
+}
+
+fn decode(list: List, token: &str) -> Option<i64> {
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (name, id) = text.split_once(':')?;
+    let id: i64 = id.parse().ok()?;
+    (name == list.name() && id > 0).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use pos_common::role::MAX_MESSAGE_BYTES;
+    use pos_proto::v1 as pb;
+    use prost::Message;
+
+    use super::*;
+
+    fn spec(size: i32, token: &str) -> Result<PageSpec, Vec<String>> {
+        let mut violations = Violations::new();
+        let request = PageRequest {
+            page_size: size,
+            page_token: token.into(),
+        };
+        let spec = PageSpec::parse(List::Products, Some(&request), &mut violations);
+        violations
+            .finish(|| spec)
+            .map_err(|err| err.violations().iter().map(|v| v.field.clone()).collect())
+    }
+
+    #[test]
+    fn sizes_default_and_are_bounded() {
+        assert_eq!(spec(0, "").map(|s| s.size), Ok(DEFAULT_PAGE_SIZE));
+        assert_eq!(spec(1, "").map(|s| s.size), Ok(1));
+        assert_eq!(spec(500, "").map(|s| s.size), Ok(MAX_PAGE_SIZE));
+        for size in [-1, 501, i32::MAX, i32::MIN] {
+            assert_eq!(spec(size, ""), Err(vec!["page.page_size".to_string()]));
+        }
+        let mut violations = Violations::new();
+        let absent = PageSpec::parse(List::Devices, None, &mut violations);
+        assert_eq!(
+            absent.map(|s| (s.after, s.size)),
+            Some((0, DEFAULT_PAGE_SIZE))
+        );
+    }
+
+    #[test]
+    fn tokens_go_back_only_to_their_list() {
+        let first = spec(2, "").expect("first");
+        let (rows, token) = first.finish(vec![10, 20, 30], |id| *id);
+        assert_eq!(rows, [10, 20]);
+        assert_eq!(spec(2, &token).map(|s| s.after), Ok(20));
+        let (rows, token) = first.finish(vec![10, 20], |id| *id);
+        assert_eq!((rows, token.as_str()), (vec![10, 20], ""), "the last page");
+        let devices = encode(List::Devices, 20);
+        let garbage = [
+            "x",
+            "!!!",
+            "20",
+            devices.as_str(),
+            &URL_SAFE_NO_PAD.encode("products:-5"),
+            &URL_SAFE_NO_PAD.encode("products:"),
+            &URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
+        ];
+        for token in garbage {
+            assert_eq!(
+                spec(0, token),
+                Err(vec!["page.page_token".to_string()]),
+                "{token}"
+            );
+        }
+    }
+
+    /// The largest page (of products with the longest names, each character 4 bytes)
+    /// and the largest answer of any write stay far below the message limit.
+    #[test]
+    fn the_largest_page_and_write_answers_fit_a_message() {
+        let product = pb::Product {
+            id: i64::MAX,
+            store_id: i64::MAX,
+            name: "😀".repeat(pos_store_storage::ProductName::MAX_CHARS),
+            category: 3,
+            price: i64::MAX,
+            stock: i64::MAX,
+            base_stock: i64::MAX,
+            deleted: true,
+            created_at: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            }),
+            updated_at: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            }),
+        };
+        let page = pb::ListProductsResponse {
+            products: vec![product.clone(); MAX_PAGE_SIZE as usize],
+            next_page_token: encode(List::Products, i64::MAX),
+        };
+        assert!(
+            page.encoded_len() * 4 < MAX_MESSAGE_BYTES,
+            "{}",
+            page.encoded_len()
+        );
+        let write = pb::UpdateProductResponse {
+            product: Some(product),
+        };
+        assert!(write.encoded_len() < 2 * 1024);
+        let restock = pb::RestockResponse {
+            restocked_count: i64::MAX,
+            ..Default::default()
+        };
+        assert!(restock.encoded_len() < 32);
+    }
+}
