@@ -43,14 +43,14 @@ impl DeviceCredentials for AllDevicesAtVersion3 {
 }
 
 /// `Bearer <owner token>` of owner `id` (of store `id`).
-fn owner_bearer(issuer: &TokenIssuer, id: i64) -> String {
+pub(crate) fn owner_bearer(issuer: &TokenIssuer, id: i64) -> String {
     format!(
         "Bearer {}",
         issuer.owner_access(UserId::from_stored(id), Some(StoreId::from_stored(id)), 60)
     )
 }
 
-fn memory() -> SharedEphemeral {
+pub(crate) fn memory() -> SharedEphemeral {
     Arc::new(MemoryStore::new(clock::system()))
 }
 
@@ -82,13 +82,13 @@ fn slow() -> Peer {
     }))
 }
 
-struct Edge {
-    addr: std::net::SocketAddr,
-    issuer: TokenIssuer,
+pub(crate) struct Edge {
+    pub addr: std::net::SocketAddr,
+    pub issuer: TokenIssuer,
     seen: Seen,
 }
 
-async fn edge(
+pub(crate) async fn edge(
     ephemeral: SharedEphemeral,
     rate_limit_per_minute: u32,
     issuer: TokenIssuer,
@@ -134,11 +134,11 @@ async fn edge(
     Edge { addr, issuer, seen }
 }
 
-fn issuer() -> TokenIssuer {
+pub(crate) fn issuer() -> TokenIssuer {
     TokenIssuer::new(Arc::new(SigningKey::generate()), "pos-mesh", "pos-mesh")
 }
 
-async fn call(
+pub(crate) async fn call(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, String)],

@@ -8,6 +8,7 @@ mod checks_once;
 mod cli;
 mod edge_auth;
 mod edge_pipeline;
+mod edge_rate_limits;
 mod grpc_web;
 mod identity;
 mod pos_mesh;

@@ -74,15 +74,16 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Refle
         backends.insert(name, infrastructure.clone());
     }
 
+    let limits = RateLimit::new(deps.ephemeral, config.rate_limit_per_minute, deps.clock);
     let grpc = ServiceBuilder::new()
         .layer(GateLayer(StripInternalMetadata))
         .layer(GateLayer(Classify))
-        .layer(GateLayer(Authenticate::new(deps.auth.clone())))
-        .layer(GateLayer(RateLimit::new(
-            deps.ephemeral,
-            config.rate_limit_per_minute,
-            deps.clock,
+        // Failed authentications are charged to the caller's address.
+        .layer(GateLayer(Authenticate::new(
+            deps.auth.clone(),
+            limits.clone(),
         )))
+        .layer(GateLayer(limits))
         .layer(GateLayer(CurrentDevice::new(deps.auth)))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
         .service(Dispatch::new(backends, config.max_message_bytes));
