@@ -7,9 +7,10 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
+    framing::RequestFramingLayer,
     introspection::add_health_and_reflection,
     peer::{self, Peer},
-    role::{GrpcServices, Served},
+    role::{GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,11 +19,12 @@ use tower::Layer;
 /// Requests without a shorter `grpc-timeout` are cut off after this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A role's gRPC services in this process behind their auth layer: how the edge and
-/// other roles call it in `pos up`.
+/// A role's gRPC services in this process behind their auth layer and the framing
+/// check, as [`serve_grpc`] serves them: how the edge and other roles call it in `pos up`.
 pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
     let (routes, _) = services.into_parts();
-    peer::in_process(AuthLayer::new(auth).layer(routes.routes()))
+    let framed = RequestFramingLayer::new(MAX_MESSAGE_BYTES).layer(routes.routes());
+    peer::in_process(AuthLayer::new(auth).layer(framed))
 }
 
 /// Serves what a role built on `listen`.
@@ -82,7 +84,11 @@ pub async fn serve_grpc(
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(DEFAULT_REQUEST_TIMEOUT)
+        // Room for a client's largest header block plus what the edge adds to it.
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES * 2)
         .layer(AuthLayer::new(auth))
+        // After authentication, so anonymous garbage is not even read.
+        .layer(RequestFramingLayer::new(MAX_MESSAGE_BYTES))
         .add_routes(routes.routes());
     let task = tokio::spawn(async move {
         server

@@ -11,6 +11,7 @@ mod edge_pipeline;
 mod edge_rate_limits;
 mod grpc_web;
 mod identity;
+mod malformed_requests;
 mod pos_mesh;
 mod pos_serve;
 mod pos_up;

@@ -22,6 +22,12 @@ use crate::{
 /// Largest request or response message any service accepts (4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// Largest header block a client may send over HTTP/2, as HTTP/2 counts it (each
+/// header's name and value plus 32 bytes): twice hyper's default, so a request with
+/// generous metadata passes. Over it, the HTTP/2 layer answers HTTP 431 before any
+/// service sees the call.
+pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
 /// Whether a role needs a piece of plumbing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requirement {

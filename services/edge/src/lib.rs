@@ -21,6 +21,7 @@ use pos_common::{
     auth::{Authenticator, EDGE_ROLE, JwksSource, StoreDeviceCredentials},
     clock::SharedClock,
     ephemeral::SharedEphemeral,
+    framing::RequestFramingLayer,
     introspection::{ReflectionError, add_health_and_reflection},
     peer::{self, ATTESTATION_TTL_SECS, Peer, attested_by_edge},
     role::{
@@ -28,7 +29,7 @@ use pos_common::{
         Served, StartError,
     },
 };
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
@@ -69,7 +70,9 @@ pub struct EdgeDeps {
 pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, ReflectionError> {
     let mut backends = deps.backends;
     let served: Vec<&'static str> = backends.keys().copied().collect();
-    let infrastructure = peer::in_process(infrastructure(&served).await?);
+    let infrastructure = peer::in_process(
+        RequestFramingLayer::new(config.max_message_bytes).layer(infrastructure(&served).await?),
+    );
     for name in policy::INFRASTRUCTURE {
         backends.insert(name, infrastructure.clone());
     }
