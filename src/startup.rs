@@ -1,16 +1,17 @@
 //! Starts servers and returns their bound address (port 0 picks a free one), so
 //! `pos serve`, `pos up` and the tests all run exactly the same assembly.
 
+mod connections;
+
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
     framing::RequestFramingLayer,
     introspection::add_health_and_reflection,
     peer::{self, Peer},
-    role::{GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
+    role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -31,7 +32,7 @@ pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
 pub async fn serve(listen: SocketAddr, served: Served) -> anyhow::Result<Running> {
     match served {
         Served::Grpc { services, auth } => serve_grpc(listen, services, auth).await,
-        Served::Front(router) => serve_http(listen, router).await,
+        Served::Front(front) => serve_http(listen, front).await,
     }
 }
 
@@ -106,26 +107,15 @@ pub async fn serve_grpc(
     })
 }
 
-/// Serves an HTTP router (the edge) on HTTP/1.1 and HTTP/2, with the peer address
-/// available to it.
-pub async fn serve_http(listen: SocketAddr, router: axum::Router) -> anyhow::Result<Running> {
+/// Serves an HTTP front door (the edge) on HTTP/1.1 and HTTP/2 under its connection
+/// limits, with the peer address available to it.
+pub async fn serve_http(listen: SocketAddr, front: Front) -> anyhow::Result<Running> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown, signal) = oneshot::channel::<()>();
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    // Small gRPC frames must not wait for Nagle's algorithm (tonic's server does the same).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "cannot set TCP_NODELAY");
-        }
-    });
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = signal.await;
-            })
-            .await
-            .context("edge server failed")
+        connections::serve(listener, front.router, front.connections, signal).await;
+        Ok(())
     });
     tracing::info!(%addr, "edge serving");
     Ok(Running {

@@ -22,6 +22,7 @@ use pos_common::{
     domain::{DeviceId, StoreId, UserId},
     ephemeral::{self, MemoryStore, SharedEphemeral},
     peer::{self, Peer},
+    role::{ConnectionLimits, Front},
 };
 use pos_edge::{EdgeConfig, EdgeDeps};
 use tonic::{Code, Status, body::Body, transport::Channel};
@@ -86,6 +87,8 @@ pub(crate) struct Edge {
     pub addr: std::net::SocketAddr,
     pub issuer: TokenIssuer,
     seen: Seen,
+    /// Serving until the test ends.
+    _running: pos::startup::Running,
 }
 
 pub(crate) async fn edge(
@@ -120,18 +123,21 @@ pub(crate) async fn edge(
     )
     .await
     .expect("edge");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
-    Edge { addr, issuer, seen }
+    let running = pos::startup::serve_http(
+        "127.0.0.1:0".parse().expect("addr"),
+        Front {
+            router,
+            connections: ConnectionLimits::default(),
+        },
+    )
+    .await
+    .expect("serve");
+    Edge {
+        addr: running.addr,
+        issuer,
+        seen,
+        _running: running,
+    }
 }
 
 pub(crate) fn issuer() -> TokenIssuer {

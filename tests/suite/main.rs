@@ -7,6 +7,7 @@ mod support;
 mod checks_once;
 mod cli;
 mod edge_auth;
+mod edge_connections;
 mod edge_pipeline;
 mod edge_rate_limits;
 mod grpc_web;

@@ -2,12 +2,13 @@
 //! (a flag byte, a 4-byte length, the message) over gRPC on HTTP/2 and grpc-web on
 //! HTTP/1.1: through the edge and straight to a role, each answered with a status a
 //! client can act on (INVALID_ARGUMENT `MALFORMED_REQUEST`, RESOURCE_EXHAUSTED
-//! `MESSAGE_TOO_LARGE`) carrying `ErrorInfo`.
+//! `MESSAGE_TOO_LARGE`) carrying `ErrorInfo`. Also: how large a header block passes.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use pos_common::role::MAX_MESSAGE_BYTES;
+use pos_proto::v1::{self as pb, user_service_client::UserServiceClient};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -199,4 +200,38 @@ async fn malformed_bodies_get_structured_errors_from_a_role_reached_directly() {
         assert_structured(&status, code, reason, what);
     }
     app.stop().await;
+}
+
+/// `count` headers of 1 KiB each.
+fn padding(count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| (format!("x-padding-{i}"), "p".repeat(1024)))
+        .collect()
+}
+
+#[tokio::test]
+async fn header_blocks_of_24_kib_are_accepted_over_grpc_and_grpc_web() {
+    let stack = TestStack::start(Engine::Sqlite).await;
+    let mut request = tonic::Request::new(pb::GetJwksRequest {});
+    for (name, value) in padding(24) {
+        let name: tonic::metadata::MetadataKey<_> = name.parse().expect("a key");
+        request
+            .metadata_mut()
+            .insert(name, value.parse().expect("a value"));
+    }
+    UserServiceClient::new(stack.channel())
+        .get_jwks(request)
+        .await
+        .expect("24 KiB of headers over HTTP/2");
+
+    let status = post_with_headers(
+        stack.addr,
+        "/pos.v1.UserService/GetJwks",
+        Transport::GrpcWeb,
+        frame(&[]),
+        &padding(24),
+    )
+    .await;
+    assert_eq!(status.code(), Code::Ok, "grpc-web on HTTP/1.1: {status:?}");
+    stack.stop().await;
 }
