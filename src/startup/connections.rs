@@ -10,6 +10,8 @@
 //! - HTTP/2 connections are pinged and dropped when a ping goes unanswered;
 //! - at most `max_connections` are served: one more is closed as soon as it is accepted,
 //!   which costs a file descriptor for an instant, not for as long as the client likes.
+//!   The cap is lowered to fit the process's open-file limit, so a flood is refused by
+//!   us rather than leaving the process without descriptors for its own connections.
 //!
 //! Written on hyper-util's connection builder because `axum::serve` offers none of these
 //! settings. Each request carries the peer address as axum's `ConnectInfo`, as
@@ -41,6 +43,10 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 /// wait this long rather than spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// File descriptors kept for everything but client connections: the listener, logs,
+/// connections to the other roles and Redis, the databases in `pos up`.
+const RESERVED_FILES: u64 = 64;
+
 /// Accepts and serves connections until `stop`, then lets calls in flight finish.
 pub(super) async fn serve(
     listener: TcpListener,
@@ -49,7 +55,15 @@ pub(super) async fn serve(
     stop: oneshot::Receiver<()>,
 ) {
     let builder = Arc::new(builder(&limits));
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let cap = cap_within(limits.max_connections, open_file_limit());
+    if cap < limits.max_connections {
+        tracing::warn!(
+            configured = limits.max_connections,
+            cap,
+            "the connection cap does not fit the open-file limit: lowered (raise `ulimit -n` or set POS_MAX_CONNECTIONS)"
+        );
+    }
+    let permits = Arc::new(Semaphore::new(cap));
     let (stopping, stop_watch) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut at_capacity = false;
@@ -70,7 +84,7 @@ pub(super) async fn serve(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             if !at_capacity {
                 tracing::warn!(
-                    max = limits.max_connections,
+                    max = cap,
                     "connection limit reached: closing new connections until some end"
                 );
                 at_capacity = true;
@@ -96,6 +110,24 @@ pub(super) async fn serve(
     drop(listener);
     let _ = stopping.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// The process's current (soft) limit on open files, where there is one.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    return rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    #[cfg(not(unix))]
+    return None;
+}
+
+/// `configured`, or fewer when the open-file limit leaves room for fewer connections
+/// (at least one).
+fn cap_within(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(open_files) = open_files else {
+        return configured;
+    };
+    let room = usize::try_from(open_files.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    configured.min(room.max(1))
 }
 
 fn builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
@@ -252,5 +284,19 @@ async fn idle_too_long(mut calls: watch::Receiver<Calls>, first_call: Duration, 
             // The connection's service is gone, so the connection is ending on its own.
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_fits_the_open_file_limit() {
+        assert_eq!(cap_within(10_000, None), 10_000);
+        assert_eq!(cap_within(10_000, Some(1_048_576)), 10_000);
+        assert_eq!(cap_within(10_000, Some(256)), 256 - RESERVED_FILES as usize);
+        assert_eq!(cap_within(10, Some(256)), 10);
+        assert_eq!(cap_within(10_000, Some(16)), 1);
     }
 }
