@@ -1,15 +1,17 @@
 //! Starts servers and returns their bound address (port 0 picks a free one), so
 //! `pos serve`, `pos up` and the tests all run exactly the same assembly.
 
+mod connections;
+
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
+    framing::RequestFramingLayer,
     introspection::add_health_and_reflection,
     peer::{self, Peer},
-    role::{GrpcServices, Served},
+    role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -18,18 +20,19 @@ use tower::Layer;
 /// Requests without a shorter `grpc-timeout` are cut off after this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A role's gRPC services in this process behind their auth layer: how the edge and
-/// other roles call it in `pos up`.
+/// A role's gRPC services in this process behind their auth layer and the framing
+/// check, as [`serve_grpc`] serves them: how the edge and other roles call it in `pos up`.
 pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
     let (routes, _) = services.into_parts();
-    peer::in_process(AuthLayer::new(auth).layer(routes.routes()))
+    let framed = RequestFramingLayer::new(MAX_MESSAGE_BYTES).layer(routes.routes());
+    peer::in_process(AuthLayer::new(auth).layer(framed))
 }
 
 /// Serves what a role built on `listen`.
 pub async fn serve(listen: SocketAddr, served: Served) -> anyhow::Result<Running> {
     match served {
         Served::Grpc { services, auth } => serve_grpc(listen, services, auth).await,
-        Served::Front(router) => serve_http(listen, router).await,
+        Served::Front(front) => serve_http(listen, front).await,
     }
 }
 
@@ -82,7 +85,11 @@ pub async fn serve_grpc(
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .timeout(DEFAULT_REQUEST_TIMEOUT)
+        // Room for a client's largest header block plus what the edge adds to it.
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES * 2)
         .layer(AuthLayer::new(auth))
+        // After authentication, so anonymous garbage is not even read.
+        .layer(RequestFramingLayer::new(MAX_MESSAGE_BYTES))
         .add_routes(routes.routes());
     let task = tokio::spawn(async move {
         server
@@ -100,26 +107,15 @@ pub async fn serve_grpc(
     })
 }
 
-/// Serves an HTTP router (the edge) on HTTP/1.1 and HTTP/2, with the peer address
-/// available to it.
-pub async fn serve_http(listen: SocketAddr, router: axum::Router) -> anyhow::Result<Running> {
+/// Serves an HTTP front door (the edge) on HTTP/1.1 and HTTP/2 under its connection
+/// limits, with the peer address available to it.
+pub async fn serve_http(listen: SocketAddr, front: Front) -> anyhow::Result<Running> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown, signal) = oneshot::channel::<()>();
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    // Small gRPC frames must not wait for Nagle's algorithm (tonic's server does the same).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "cannot set TCP_NODELAY");
-        }
-    });
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = signal.await;
-            })
-            .await
-            .context("edge server failed")
+        connections::serve(listener, front.router, front.connections, signal).await;
+        Ok(())
     });
     tracing::info!(%addr, "edge serving");
     Ok(Running {

@@ -211,7 +211,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
                     },
                 );
             }
-            Served::Front(router) if front.is_none() => front = Some(router),
+            Served::Front(door) if front.is_none() => front = Some(door),
             Served::Front(_) => bail!("two roles want to be the front door"),
         }
     }

@@ -37,6 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's, with decoding failures answered INVALID_ARGUMENT MALFORMED_REQUEST.
+        .codec_path("crate::codec::PosCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -22,6 +22,7 @@ use pos_common::{
     domain::{DeviceId, StoreId, UserId},
     ephemeral::{self, MemoryStore, SharedEphemeral},
     peer::{self, Peer},
+    role::{ConnectionLimits, Front},
 };
 use pos_edge::{EdgeConfig, EdgeDeps};
 use tonic::{Code, Status, body::Body, transport::Channel};
@@ -43,14 +44,14 @@ impl DeviceCredentials for AllDevicesAtVersion3 {
 }
 
 /// `Bearer <owner token>` of owner `id` (of store `id`).
-fn owner_bearer(issuer: &TokenIssuer, id: i64) -> String {
+pub(crate) fn owner_bearer(issuer: &TokenIssuer, id: i64) -> String {
     format!(
         "Bearer {}",
         issuer.owner_access(UserId::from_stored(id), Some(StoreId::from_stored(id)), 60)
     )
 }
 
-fn memory() -> SharedEphemeral {
+pub(crate) fn memory() -> SharedEphemeral {
     Arc::new(MemoryStore::new(clock::system()))
 }
 
@@ -82,13 +83,15 @@ fn slow() -> Peer {
     }))
 }
 
-struct Edge {
-    addr: std::net::SocketAddr,
-    issuer: TokenIssuer,
+pub(crate) struct Edge {
+    pub addr: std::net::SocketAddr,
+    pub issuer: TokenIssuer,
     seen: Seen,
+    /// Serving until the test ends.
+    _running: pos::startup::Running,
 }
 
-async fn edge(
+pub(crate) async fn edge(
     ephemeral: SharedEphemeral,
     rate_limit_per_minute: u32,
     issuer: TokenIssuer,
@@ -120,25 +123,28 @@ async fn edge(
     )
     .await
     .expect("edge");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
-    Edge { addr, issuer, seen }
+    let running = pos::startup::serve_http(
+        "127.0.0.1:0".parse().expect("addr"),
+        Front {
+            router,
+            connections: ConnectionLimits::default(),
+        },
+    )
+    .await
+    .expect("serve");
+    Edge {
+        addr: running.addr,
+        issuer,
+        seen,
+        _running: running,
+    }
 }
 
-fn issuer() -> TokenIssuer {
+pub(crate) fn issuer() -> TokenIssuer {
     TokenIssuer::new(Arc::new(SigningKey::generate()), "pos-mesh", "pos-mesh")
 }
 
-async fn call(
+pub(crate) async fn call(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, String)],

@@ -10,8 +10,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::Invalid;
 
-/// The `ErrorInfo.domain` of every error this system returns.
-pub const ERROR_DOMAIN: &str = "pos.v1";
+/// The `ErrorInfo.domain` of every error this system returns (defined beside the codec,
+/// which answers messages that do not decode itself).
+pub const ERROR_DOMAIN: &str = pos_proto::codec::ERROR_DOMAIN;
 
 /// Machine-readable reasons, sent as `ErrorInfo.reason`; each travels with one gRPC code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,11 @@ pub enum Reason {
     IdempotencyKeyReused,
     ProductLimitReached,
     InvalidArgument,
+    /// The request body is not one well-formed message (empty, truncated, more than one,
+    /// or bytes that do not decode).
+    MalformedRequest,
+    /// A request message over the size limit.
+    MessageTooLarge,
     RateLimited,
     DependencyUnavailable,
     Internal,
@@ -70,6 +76,8 @@ impl Reason {
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::ProductLimitReached => "PRODUCT_LIMIT_REACHED",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
+            Reason::MalformedRequest => pos_proto::codec::MALFORMED_REQUEST,
+            Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Reason::RateLimited => "RATE_LIMITED",
             Reason::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
             Reason::Internal => "INTERNAL",
@@ -91,8 +99,8 @@ impl Reason {
             EmailAlreadyUsed => Code::AlreadyExists,
             OutOfStock | AmountChanged | SignupTicketExpired | ReservationClosed
             | IdempotencyKeyReused | ProductLimitReached => Code::FailedPrecondition,
-            InvalidArgument => Code::InvalidArgument,
-            RateLimited => Code::ResourceExhausted,
+            InvalidArgument | MalformedRequest => Code::InvalidArgument,
+            RateLimited | MessageTooLarge => Code::ResourceExhausted,
             DependencyUnavailable => Code::Unavailable,
             Internal => Code::Internal,
         }

@@ -1,13 +1,15 @@
 //! Shared plumbing for every role: the typed API error, domain ids and values shared
 //! between services, the clock, opening a database, ephemeral state on Redis or in
 //! memory, token verification into a [`auth::Principal`], reaching other roles, health
-//! and reflection, telemetry, and the [`role::Role`] every service crate exports.
+//! and reflection, the framing check of requests, telemetry, and the [`role::Role`]
+//! every service crate exports.
 
 pub mod auth;
 pub mod clock;
 pub mod domain;
 pub mod ephemeral;
 pub mod error;
+pub mod framing;
 pub mod introspection;
 pub mod peer;
 pub mod role;

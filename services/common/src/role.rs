@@ -5,7 +5,7 @@
 //! `pos migrate` and the test harness from one registry of roles, so adding a role is a
 //! new crate plus one line there.
 
-use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use tonic::{body::Body, server::NamedService, service::RoutesBuilder};
@@ -21,6 +21,12 @@ use crate::{
 
 /// Largest request or response message any service accepts (4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest header block a client may send over HTTP/2, as HTTP/2 counts it (each
+/// header's name and value plus 32 bytes): twice hyper's default, so a request with
+/// generous metadata passes. Over it, the HTTP/2 layer answers HTTP 431 before any
+/// service sees the call.
+pub const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
 
 /// Whether a role needs a piece of plumbing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +152,43 @@ pub enum Served {
         auth: Authenticator,
     },
     /// A whole HTTP front door (the edge), served with each connection's peer address.
-    Front(axum::Router),
+    Front(Front),
+}
+
+/// A public HTTP front door and how it treats connections.
+pub struct Front {
+    pub router: axum::Router,
+    pub connections: ConnectionLimits,
+}
+
+/// What keeps clients that connect and then send nothing (or stop answering) from
+/// holding the process's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A new connection must send a whole request head within this, and an HTTP/1.1
+    /// connection its next one after the previous call; else it is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no call in flight for this long is closed (HTTP/2 with GOAWAY).
+    pub idle_timeout: Duration,
+    /// HTTP/2 connections are pinged this often ...
+    pub http2_keepalive_interval: Duration,
+    /// ... and closed when a ping is not answered within this.
+    pub http2_keepalive_timeout: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    /// Production values (the edge's flags default to them).
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            http2_keepalive_interval: Duration::from_secs(20),
+            http2_keepalive_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// A role's gRPC services and their names.

@@ -21,14 +21,15 @@ use pos_common::{
     auth::{Authenticator, EDGE_ROLE, JwksSource, StoreDeviceCredentials},
     clock::SharedClock,
     ephemeral::SharedEphemeral,
+    framing::RequestFramingLayer,
     introspection::{ReflectionError, add_health_and_reflection},
     peer::{self, ATTESTATION_TTL_SECS, Peer, attested_by_edge},
     role::{
-        KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds, Requirement, Role, RoleContext,
-        Served, StartError,
+        ConnectionLimits, Front, KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds,
+        Requirement, Role, RoleContext, Served, StartError,
     },
 };
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
@@ -65,24 +66,28 @@ pub struct EdgeDeps {
 }
 
 /// Builds the edge as an HTTP router; serve it with connect info so anonymous callers
-/// can be rate-limited by address.
+/// can be rate-limited by address (the binary's `startup::serve_http` does, with the
+/// connection limits of [`EdgeArgs`]).
 pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, ReflectionError> {
     let mut backends = deps.backends;
     let served: Vec<&'static str> = backends.keys().copied().collect();
-    let infrastructure = peer::in_process(infrastructure(&served).await?);
+    let infrastructure = peer::in_process(
+        RequestFramingLayer::new(config.max_message_bytes).layer(infrastructure(&served).await?),
+    );
     for name in policy::INFRASTRUCTURE {
         backends.insert(name, infrastructure.clone());
     }
 
+    let limits = RateLimit::new(deps.ephemeral, config.rate_limit_per_minute, deps.clock);
     let grpc = ServiceBuilder::new()
         .layer(GateLayer(StripInternalMetadata))
         .layer(GateLayer(Classify))
-        .layer(GateLayer(Authenticate::new(deps.auth.clone())))
-        .layer(GateLayer(RateLimit::new(
-            deps.ephemeral,
-            config.rate_limit_per_minute,
-            deps.clock,
+        // Failed authentications are charged to the caller's address.
+        .layer(GateLayer(Authenticate::new(
+            deps.auth.clone(),
+            limits.clone(),
         )))
+        .layer(GateLayer(limits))
         .layer(GateLayer(CurrentDevice::new(deps.auth)))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
         .service(Dispatch::new(backends, config.max_message_bytes));
@@ -109,6 +114,48 @@ pub struct EdgeArgs {
     /// `grpc-timeout`, and the most a client may ask for.
     #[arg(long, env = "POS_DEFAULT_DEADLINE_SECS", default_value_t = 30)]
     pub default_deadline_secs: u64,
+    /// Seconds a new connection has to send a whole request head (and an HTTP/1.1
+    /// connection its next one) before it is closed.
+    #[arg(long, env = "POS_HEADER_READ_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub header_read_timeout_secs: Duration,
+    /// Seconds a connection may stay open with no call in flight.
+    #[arg(long, env = "POS_IDLE_TIMEOUT_SECS", default_value = "60", value_parser = seconds)]
+    pub idle_timeout_secs: Duration,
+    /// Seconds between HTTP/2 keep-alive pings.
+    #[arg(long, env = "POS_HTTP2_KEEPALIVE_INTERVAL_SECS", default_value = "20", value_parser = seconds)]
+    pub http2_keepalive_interval_secs: Duration,
+    /// Seconds an HTTP/2 client has to answer a ping before its connection is closed.
+    #[arg(long, env = "POS_HTTP2_KEEPALIVE_TIMEOUT_SECS", default_value = "10", value_parser = seconds)]
+    pub http2_keepalive_timeout_secs: Duration,
+    /// Connections served at once; more are closed as soon as they are accepted. Keep it
+    /// below the process's open-file limit.
+    #[arg(long, env = "POS_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+impl EdgeArgs {
+    /// How the edge treats its connections.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: self.header_read_timeout_secs,
+            idle_timeout: self.idle_timeout_secs,
+            http2_keepalive_interval: self.http2_keepalive_interval_secs,
+            http2_keepalive_timeout: self.http2_keepalive_timeout_secs,
+            max_connections: self.max_connections as usize,
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.3`).
+fn seconds(value: &str) -> Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("{value} is not a number of seconds"))?;
+    // NaN is not a duration either.
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(format!("{value}: must be more than 0 seconds"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|err| format!("{value}: {err}"))
 }
 
 pub struct EdgeRole;
@@ -158,6 +205,7 @@ impl Role for EdgeRole {
                 }
             }
         }
+        let connections = args.connection_limits();
         let mut cors_allowed_origins = args.cors_allowed_origins;
         if cors_allowed_origins.is_empty() && context.embedded {
             cors_allowed_origins.push("*".into());
@@ -179,7 +227,10 @@ impl Role for EdgeRole {
             },
         )
         .await?;
-        Ok(Served::Front(router))
+        Ok(Served::Front(Front {
+            router,
+            connections,
+        }))
     }
 }
 
@@ -227,4 +278,35 @@ fn cors(allowed_origins: &[String]) -> CorsLayer {
             header("grpc-status-details-bin"),
         ])
         .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        edge: EdgeArgs,
+    }
+
+    #[test]
+    fn connection_flags_default_to_the_production_limits_and_take_fractions() {
+        let defaults = Flags::try_parse_from(["edge"]).expect("no flags");
+        assert_eq!(
+            defaults.edge.connection_limits(),
+            ConnectionLimits::default()
+        );
+        let short = Flags::try_parse_from(["edge", "--idle-timeout-secs", "0.3"]).expect("0.3");
+        assert_eq!(short.edge.idle_timeout_secs, Duration::from_millis(300));
+        for bad in ["0", "-1", "soon", "NaN"] {
+            assert!(
+                Flags::try_parse_from(["edge", "--idle-timeout-secs", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Flags::try_parse_from(["edge", "--max-connections", "0"]).is_err());
+    }
 }

@@ -1,6 +1,8 @@
 //! The pos.v1 API as Rust types: messages, tonic clients and servers, and the encoded
 //! file descriptor set that server reflection serves.
 
+pub mod codec;
+
 /// Everything in protobuf package `pos.v1`.
 pub mod v1 {
     #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]

@@ -4,27 +4,35 @@
 //! limiting, that a tablet's credential is still current (that costs a call to the
 //! store), for every call with a tablet token. The roles behind the edge do neither
 //! check again (see [`pos_common::auth::EDGE_ATTESTATION`]).
+//!
+//! A call whose token proves no one (missing where needed, forged, expired, revoked) is
+//! charged to its address by the rate limit before it is refused, so failed attempts are
+//! limited like anonymous calls. Valid callers pay nothing for this: only failures are
+//! counted, after the fact.
 
 use async_trait::async_trait;
 use pos_common::{
     ApiError, ApiResult, Reason,
     auth::{Authenticator, Principal, bearer_token, role_not_allowed},
 };
-use tonic::{Status, body::Body};
+use tonic::{Code, Status, body::Body};
 
 use crate::{
     gate::Gate,
+    gates::RateLimit,
     policy::{Access, Route},
 };
 
 #[derive(Clone)]
 pub struct Authenticate {
     auth: Authenticator,
+    /// Where failed authentications are counted, against the caller's address.
+    limits: RateLimit,
 }
 
 impl Authenticate {
-    pub fn new(auth: Authenticator) -> Self {
-        Self { auth }
+    pub fn new(auth: Authenticator, limits: RateLimit) -> Self {
+        Self { auth, limits }
     }
 
     /// Signature, type and the deny-list (one lookup).
@@ -58,12 +66,9 @@ impl Authenticate {
         }
         Ok(principal)
     }
-}
 
-#[async_trait]
-impl Gate for Authenticate {
-    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
-        request.extensions_mut().remove::<Principal>();
+    /// Puts the caller's [`Principal`] into the request when it proves one.
+    async fn identify(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
         let access = match request.extensions().get::<Route>() {
             Some(Route::Rpc { rule, .. }) => rule.access,
             _ => return Ok(()),
@@ -78,6 +83,21 @@ impl Gate for Authenticate {
         let principal = self.principal_for(access, request.headers()).await?;
         request.extensions_mut().insert(principal);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Gate for Authenticate {
+    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
+        request.extensions_mut().remove::<Principal>();
+        match self.identify(request).await {
+            Err(refusal) if refusal.code() == Code::Unauthenticated => {
+                // Over the address's limit, the caller hears that instead.
+                self.limits.charge_address(request).await?;
+                Err(refusal)
+            }
+            outcome => outcome,
+        }
     }
 }
 

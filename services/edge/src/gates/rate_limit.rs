@@ -1,5 +1,9 @@
 //! Per-principal rate limits in fixed one-minute windows, counted in the shared ephemeral
-//! store so every edge replica enforces one budget. Anonymous callers are counted by IP.
+//! store so every edge replica enforces one budget. Anonymous callers are counted by IP,
+//! and so are calls whose token proves no one ([`Authenticate`](super::Authenticate)
+//! charges them here), so forging tokens is no way around the limit. Health and
+//! reflection are never limited nor counted: probes from behind a NAT or a load balancer
+//! share an address with ordinary traffic, and a failed probe restarts a healthy pod.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -10,7 +14,7 @@ use pos_common::{
 };
 use tonic::{Status, body::Body};
 
-use crate::gate::Gate;
+use crate::{gate::Gate, policy::Route};
 
 const WINDOW_SECS: i64 = 60;
 
@@ -29,26 +33,24 @@ impl RateLimit {
             clock,
         }
     }
-}
 
-fn caller_key(request: &http::Request<Body>) -> String {
-    match request.extensions().get::<Principal>() {
-        Some(Principal::Owner { user_id, .. }) => format!("owner:{user_id}"),
-        Some(Principal::Device(tablet)) => format!("device:{}", tablet.device_id),
-        Some(Principal::Service { role }) => format!("service:{role}"),
-        None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
-            None => "anonymous".to_string(),
-        },
+    /// Counts a call against the caller's address, whatever it claims to be: for calls
+    /// whose credentials failed. Over the limit, the call is answered RATE_LIMITED.
+    pub fn charge_address(
+        &self,
+        request: &http::Request<Body>,
+    ) -> impl Future<Output = Result<(), Status>> + Send + '_ {
+        // The key is taken now: the request (its body) is not `Sync`, so it cannot be
+        // held across the store's await.
+        let key = address_key(request);
+        async move { self.charge(&key).await }
     }
-}
 
-#[async_trait]
-impl Gate for RateLimit {
-    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
+    /// Counts one call of `caller` in the current window; refuses it over the limit.
+    async fn charge(&self, caller: &str) -> Result<(), Status> {
         let now = self.clock.now().timestamp();
         let window = now.div_euclid(WINDOW_SECS);
-        let key = format!("rate:{}:{window}", caller_key(request));
+        let key = format!("rate:{caller}:{window}");
         let ttl = Duration::from_secs(WINDOW_SECS as u64 + 1);
         match self.store.increment(&key, 1, ttl).await {
             Ok(count) if count > self.per_minute => {
@@ -66,5 +68,32 @@ impl Gate for RateLimit {
                 Ok(())
             }
         }
+    }
+}
+
+fn address_key(request: &http::Request<Body>) -> String {
+    match request.extensions().get::<ConnectInfo<SocketAddr>>() {
+        Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
+        None => "anonymous".to_string(),
+    }
+}
+
+fn caller_key(request: &http::Request<Body>) -> String {
+    match request.extensions().get::<Principal>() {
+        Some(Principal::Owner { user_id, .. }) => format!("owner:{user_id}"),
+        Some(Principal::Device(tablet)) => format!("device:{}", tablet.device_id),
+        Some(Principal::Service { role }) => format!("service:{role}"),
+        None => address_key(request),
+    }
+}
+
+#[async_trait]
+impl Gate for RateLimit {
+    async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
+        if let Some(Route::Infrastructure { .. }) = request.extensions().get::<Route>() {
+            return Ok(());
+        }
+        let key = caller_key(request);
+        self.charge(&key).await
     }
 }
