@@ -137,3 +137,54 @@ async fn failed_authentications_count_against_the_callers_address() {
         .expect_err("still forged");
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
 }
+
+/// Free of rate limits, health and reflection get no way to hold a connection: the edge
+/// does not serve health's Watch stream, and ends a reflection stream at its deadline.
+#[tokio::test]
+async fn free_infrastructure_calls_cannot_hold_a_connection_open() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    let edge = edge(memory(), 3, issuer(), window_start()).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", edge.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let watch = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .watch(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert_eq!(
+        watch.expect_err("not served").code(),
+        Code::Unimplemented,
+        "health Watch"
+    );
+
+    // A reflection stream whose client never closes its side.
+    let (requests, pending) = tokio::sync::mpsc::channel(1);
+    requests
+        .send(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        })
+        .await
+        .expect("queue");
+    let started = std::time::Instant::now();
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(pending))
+        .await
+        .expect("reflection")
+        .into_inner();
+    responses.message().await.expect("read").expect("the list");
+    let ended = tokio::time::timeout(Duration::from_secs(10), responses.message())
+        .await
+        .expect("the edge ends the stream");
+    assert_eq!(
+        ended.expect_err("cut").code(),
+        Code::DeadlineExceeded,
+        "after {:?}",
+        started.elapsed()
+    );
+    drop(requests);
+}

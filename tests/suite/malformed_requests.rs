@@ -72,6 +72,12 @@ fn bad_bodies() -> Vec<(&'static str, Vec<u8>, Code, &'static str)> {
             MALFORMED,
         ),
         (
+            "flagged compressed without a grpc-encoding",
+            vec![1, 0, 0, 0, 0],
+            Code::InvalidArgument,
+            MALFORMED,
+        ),
+        (
             "declared length over the limit",
             too_large,
             Code::ResourceExhausted,

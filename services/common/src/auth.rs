@@ -20,7 +20,7 @@ pub use issuer::{
 };
 pub use jsonwebtoken::jwk::{Jwk, JwkSet};
 pub use key_cache::{JwksSource, KeyCache, KeySourceError, StaticJwks};
-pub use keys::{KeyError, SigningKey, Verifier, read_jwks};
+pub use keys::{CLOCK_LEEWAY_SECS, KeyError, SigningKey, Verifier, read_jwks};
 pub use layer::{AuthLayer, AuthService};
 pub use principal::{Claims, DeviceCaller, Principal, TokenType, internal_only, role_not_allowed};
 pub use remote::{GrpcJwks, jwk_from_proto, jwk_to_proto};

@@ -124,9 +124,15 @@ where
             return Box::pin(inner.call(request.map(Body::new)));
         }
         let limit = self.max_message_bytes;
+        // A compressed frame needs the call to name its encoding; tonic answers one it
+        // does not accept UNIMPLEMENTED, as gRPC prescribes.
+        let compression = request
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|encoding| encoding.as_bytes() != b"identity");
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            match one_message(body, limit).await {
+            match one_message(body, limit, compression).await {
                 Ok(message) => {
                     let body = Body::new(Full::new(message));
                     inner.call(http::Request::from_parts(parts, body)).await
@@ -138,7 +144,7 @@ where
 }
 
 /// Reads the whole body and returns it if it is exactly one frame within `limit`.
-async fn one_message<B>(body: B, limit: usize) -> Result<Bytes, Status>
+async fn one_message<B>(body: B, limit: usize, compression: bool) -> Result<Bytes, Status>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -154,7 +160,11 @@ where
         };
         received.extend_from_slice(&data);
         if declared.is_none() && received.len() >= FRAME_HEADER_BYTES {
-            declared = Some(declared_length(&received[..FRAME_HEADER_BYTES], limit)?);
+            declared = Some(declared_length(
+                &received[..FRAME_HEADER_BYTES],
+                limit,
+                compression,
+            )?);
         }
         if let Some(length) = declared
             && received.len() > FRAME_HEADER_BYTES + length
@@ -169,8 +179,9 @@ where
     }
 }
 
-/// The length a frame header declares, if its flag is known and it is within `limit`.
-fn declared_length(header: &[u8], limit: usize) -> Result<usize, ApiError> {
+/// The length a frame header declares, if its flag is known (compressed only when the
+/// call names an encoding) and it is within `limit`.
+fn declared_length(header: &[u8], limit: usize, compression: bool) -> Result<usize, ApiError> {
     let (flag, length) = match header {
         [flag, a, b, c, d] => (*flag, u32::from_be_bytes([*a, *b, *c, *d]) as usize),
         _ => return Err(malformed("the message is cut short")),
@@ -178,6 +189,11 @@ fn declared_length(header: &[u8], limit: usize) -> Result<usize, ApiError> {
     // 0: as is; 1: compressed with the call's grpc-encoding.
     if flag > 1 {
         return Err(malformed(format!("unknown frame flag {flag}")));
+    }
+    if flag == 1 && !compression {
+        return Err(malformed(
+            "the message is flagged compressed but the call names no grpc-encoding",
+        ));
     }
     if length > limit {
         return Err(too_large(limit));
@@ -238,7 +254,7 @@ mod tests {
     }
 
     async fn check(body: Vec<u8>, limit: usize) -> Result<Bytes, Status> {
-        one_message(Full::new(Bytes::from(body)), limit).await
+        one_message(Full::new(Bytes::from(body)), limit, false).await
     }
 
     #[tokio::test]
@@ -256,6 +272,7 @@ mod tests {
                 tonic::Code::InvalidArgument,
             ),
             (vec![2, 0, 0, 0, 0], tonic::Code::InvalidArgument),
+            (vec![1, 0, 0, 0, 0], tonic::Code::InvalidArgument),
             (frame(b"abcd"), tonic::Code::ResourceExhausted),
         ] {
             let refused = check(body.clone(), 3).await.expect_err("refused");

@@ -1,5 +1,7 @@
 //! The innermost edge service: forwards a vetted request to the backend that serves its
-//! gRPC service (in-process in `pos up`, over the network in Kubernetes).
+//! gRPC service (in-process in `pos up`, over the network in Kubernetes). Health and
+//! reflection calls, which anyone may make without a rate limit, live at most the
+//! default deadline, their streams included, so they cannot hold connections open.
 
 use std::{
     collections::HashMap,
@@ -8,6 +10,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use pos_common::peer::Peer;
@@ -20,13 +23,20 @@ use crate::{gates::parse_grpc_timeout, policy::Route};
 pub struct Dispatch {
     backends: Arc<HashMap<&'static str, Peer>>,
     max_message_bytes: usize,
+    /// How long a health or reflection call may last, its response stream included.
+    infrastructure_lifetime: Duration,
 }
 
 impl Dispatch {
-    pub fn new(backends: HashMap<&'static str, Peer>, max_message_bytes: usize) -> Self {
+    pub fn new(
+        backends: HashMap<&'static str, Peer>,
+        max_message_bytes: usize,
+        infrastructure_lifetime: Duration,
+    ) -> Self {
         Self {
             backends: Arc::new(backends),
             max_message_bytes,
+            infrastructure_lifetime,
         }
     }
 }
@@ -43,9 +53,12 @@ impl Service<http::Request<Body>> for Dispatch {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let service = match request.extensions().get::<Route>() {
-            Some(Route::Rpc { service, .. } | Route::Infrastructure { service }) => *service,
-            _ => "",
+        let (service, lifetime) = match request.extensions().get::<Route>() {
+            Some(Route::Rpc { service, .. }) => (*service, None),
+            Some(Route::Infrastructure { service }) => {
+                (*service, Some(self.infrastructure_lifetime))
+            }
+            _ => ("", None),
         };
         let backend = self.backends.get(service).cloned();
         // A client cannot make the edge buffer more than one maximal message plus framing.
@@ -56,11 +69,15 @@ impl Service<http::Request<Body>> for Dispatch {
                     Status::unimplemented(format!("{service} is not deployed here")).into_http(),
                 );
             };
-            let deadline = request
+            let asked = request
                 .headers()
                 .get("grpc-timeout")
                 .and_then(|v| v.to_str().ok())
                 .and_then(parse_grpc_timeout);
+            let deadline = match (asked, lifetime) {
+                (Some(asked), Some(lifetime)) => Some(asked.min(lifetime)),
+                (asked, lifetime) => asked.or(lifetime),
+            };
             let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
             let call = backend.oneshot(request);
             let answer = match deadline {
@@ -76,7 +93,10 @@ impl Service<http::Request<Body>> for Dispatch {
                 None => call.await,
             };
             match answer {
-                Ok(response) => Ok(response),
+                Ok(response) => Ok(match lifetime {
+                    Some(lifetime) => response.map(|body| Body::new(Bounded::new(body, lifetime))),
+                    None => response,
+                }),
                 Err(err) => {
                     tracing::warn!(%err, service, "backend unreachable");
                     Ok(
@@ -86,5 +106,56 @@ impl Service<http::Request<Body>> for Dispatch {
                 }
             }
         })
+    }
+}
+
+/// A response body that ends with DEADLINE_EXCEEDED once its lifetime is over.
+struct Bounded {
+    inner: Body,
+    over: Pin<Box<tokio::time::Sleep>>,
+    ended: bool,
+}
+
+impl Bounded {
+    fn new(inner: Body, lifetime: Duration) -> Self {
+        Self {
+            inner,
+            over: Box::pin(tokio::time::sleep(lifetime)),
+            ended: false,
+        }
+    }
+}
+
+impl http_body::Body for Bounded {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.ended = frame.is_none();
+            return Poll::Ready(frame);
+        }
+        if this.over.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.ended = true;
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("4"));
+        trailers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("the call outlived the edge's deadline"),
+        );
+        Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
     }
 }

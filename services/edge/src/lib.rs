@@ -40,6 +40,10 @@ use crate::{
     },
 };
 
+/// The largest health or reflection request the edge reads: they name a service or a
+/// symbol, and they are free of rate limits, so they get no room to carry more.
+const INFRASTRUCTURE_MESSAGE_BYTES: usize = 16 * 1024;
+
 /// Settings of the edge.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
@@ -72,7 +76,8 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Refle
     let mut backends = deps.backends;
     let served: Vec<&'static str> = backends.keys().copied().collect();
     let infrastructure = peer::in_process(
-        RequestFramingLayer::new(config.max_message_bytes).layer(infrastructure(&served).await?),
+        RequestFramingLayer::new(INFRASTRUCTURE_MESSAGE_BYTES)
+            .layer(infrastructure(&served).await?),
     );
     for name in policy::INFRASTRUCTURE {
         backends.insert(name, infrastructure.clone());
@@ -90,7 +95,11 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Refle
         .layer(GateLayer(limits))
         .layer(GateLayer(CurrentDevice::new(deps.auth)))
         .layer(GateLayer(DefaultDeadline::new(config.default_deadline)))
-        .service(Dispatch::new(backends, config.max_message_bytes));
+        .service(Dispatch::new(
+            backends,
+            config.max_message_bytes,
+            config.default_deadline,
+        ));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
 
     Ok(Router::new()

@@ -95,8 +95,15 @@ pub enum Route {
     Unknown,
 }
 
+/// Infrastructure the edge does not answer: a health Watch is a stream that anyone could
+/// keep open, holding a connection for nothing; probes use Check.
+const NOT_ROUTED: [&str; 1] = ["/grpc.health.v1.Health/Watch"];
+
 /// Classifies a request path `/package.Service/Method`.
 pub fn route(path: &str) -> Route {
+    if NOT_ROUTED.contains(&path) {
+        return Route::Unknown;
+    }
     if let Some((method, rule)) = POLICY.iter().find(|(method, _)| *method == path) {
         let service = service_of(method).unwrap_or_default();
         return Route::Rpc {
@@ -183,6 +190,7 @@ mod tests {
             route("/grpc.health.v1.Health/Check"),
             Route::Infrastructure { .. }
         ));
+        assert_eq!(route("/grpc.health.v1.Health/Watch"), Route::Unknown);
     }
 
     #[test]

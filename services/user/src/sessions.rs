@@ -152,16 +152,25 @@ impl Sessions {
     /// remembered until it would have expired, so a second use says why it failed.
     pub async fn spend_ticket(&self, ticket: &str) -> ApiResult<()> {
         let key = ticket_key(ticket);
-        let current = self.store.get(&key).await?;
-        let won = match current {
+        match self.store.get(&key).await? {
             Some(json) if json != SPENT_TICKET => {
-                self.store
+                if self
+                    .store
                     .compare_and_swap(&key, &json, SPENT_TICKET, SIGNUP_TICKET_TTL)
                     .await?
+                {
+                    Ok(())
+                } else {
+                    Err(ticket_spent())
+                }
             }
-            _ => false,
-        };
-        if won { Ok(()) } else { Err(ticket_spent()) }
+            Some(_) => Err(ticket_spent()),
+            // It expired while the signup ran: the account exists, a login reaches it.
+            None => Err(ApiError::new(
+                Reason::SignupTicketExpired,
+                "the signup ticket expired; log in to reach the account",
+            )),
+        }
     }
 }
 

@@ -67,8 +67,17 @@ impl Tokens {
         format!("refresh-family:{family}")
     }
 
-    fn access_lifetime(&self) -> Duration {
-        Duration::from_secs(self.lifetimes.access_secs.unsigned_abs())
+    /// How long a revoked login stays deny-listed: as long as any access token of it can
+    /// still be live. Access tokens are only minted while the family lives, so the
+    /// longer of the two lifetimes covers every one of them, also those minted under an
+    /// earlier, longer access lifetime or by a rotation racing with the revocation.
+    fn revocation_lifetime(&self) -> Duration {
+        let longest = self
+            .lifetimes
+            .access_secs
+            .max(self.lifetimes.refresh_secs)
+            .unsigned_abs();
+        Duration::from_secs(longest)
     }
 
     fn family_ttl(&self) -> Duration {
@@ -155,7 +164,7 @@ impl Tokens {
             // same token, which is reuse too): nobody keeps this login, neither the thief
             // nor the owner, and no access token minted for it works any more.
             self.revocations
-                .deny_family(&family, self.access_lifetime())
+                .deny_family(&family, self.revocation_lifetime())
                 .await?;
             self.store.delete(&key).await?;
             tracing::warn!(
@@ -192,7 +201,7 @@ impl Tokens {
         }
         self.store.delete(&Self::family_key(&family)).await?;
         self.revocations
-            .deny_family(&family, self.access_lifetime())
+            .deny_family(&family, self.revocation_lifetime())
             .await?;
         self.revocations.deny(access).await
     }

@@ -1,8 +1,10 @@
 //! The access-token deny-list of `pos up` in a SQLite file of its data directory, so a
 //! restart forgets no revocation (a logged-out token must not work again because the
-//! process restarted). Every entry is written to the file before it counts, and kept in
-//! memory too: checking a token, which every call does, reads only memory. One process
-//! owns the file, which is what `pos up` is; a deployment keeps the deny-list in Redis.
+//! process restarted). Every entry is kept in memory, which is what checking a token
+//! (every call does) reads, and written through to the file. Memory is updated first:
+//! if the file cannot be written the denial still holds until the process ends, and the
+//! caller hears of the failure. One process owns the file, which is what `pos up` is; a
+//! deployment keeps the deny-list in Redis.
 
 use std::{
     collections::HashMap,
@@ -76,25 +78,28 @@ impl DenyList for SqliteDenyList {
     async fn deny(&self, key: &str, ttl: Duration) -> Result<(), DenyListError> {
         let now = to_millis(self.clock.now());
         let ttl_millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let expires_at = now.saturating_add(ttl_millis);
-        // A key denied twice stays denied for the longer of the two.
-        let stored = sqlx::query_scalar!(
-            r#"INSERT INTO denied (key, expires_at) VALUES (?, ?)
-               ON CONFLICT (key) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)
-               RETURNING expires_at AS "expires_at!: i64""#,
+        let wanted = now.saturating_add(ttl_millis);
+        // A key denied twice stays denied for the longer of the two, in memory and file.
+        let expires_at = {
+            let mut entries = self.entries();
+            entries.retain(|_, until| *until > now);
+            let until = entries.entry(key.to_string()).or_insert(wanted);
+            *until = (*until).max(wanted);
+            *until
+        };
+        sqlx::query!(
+            "INSERT INTO denied (key, expires_at) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
             key,
             expires_at
         )
-        .fetch_one(&self.pool)
+        .execute(&self.pool)
         .await
         .map_err(StorageError::from)?;
         sqlx::query!("DELETE FROM denied WHERE expires_at <= ?", now)
             .execute(&self.pool)
             .await
             .map_err(StorageError::from)?;
-        let mut entries = self.entries();
-        entries.retain(|_, until| *until > now);
-        entries.insert(key.to_string(), stored);
         Ok(())
     }
 
@@ -110,7 +115,7 @@ impl DenyList for SqliteDenyList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pos_common::clock::ManualClock;
+    use pos_common::clock::{ManualClock, system};
 
     #[tokio::test]
     async fn denials_survive_reopening_until_they_expire() {
@@ -151,5 +156,18 @@ mod tests {
         clock.advance(Duration::from_secs(3600));
         assert!(!list.any_denied(&keys(&["b"])).await.expect("check"));
         list.close().await;
+    }
+
+    /// A denial the file cannot take still holds in this process, and the caller learns
+    /// of the failure: a deny-list must not fail open.
+    #[tokio::test]
+    async fn a_denial_the_file_refuses_still_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let list = SqliteDenyList::open(dir.path(), "revocations.db", system())
+            .await
+            .expect("open");
+        list.pool.close().await;
+        assert!(list.deny("c", Duration::from_secs(60)).await.is_err());
+        assert!(list.any_denied(&["c".to_string()]).await.expect("check"));
     }
 }

@@ -107,12 +107,15 @@ impl SigningKey {
         match std::fs::read_to_string(path) {
             Ok(pem) => {
                 let key = Self::from_pkcs8_pem(&pem).map_err(std::io::Error::other)?;
-                let standard = key.to_pkcs8_pem();
-                if pem != standard {
-                    let fresh = path.with_extension("pem.new");
-                    let _ = std::fs::remove_file(&fresh);
-                    write_private(&fresh, standard.as_bytes())?;
-                    std::fs::rename(&fresh, path)?;
+                if carries_public_key(&pem) {
+                    // Not fatal: the key works as it is, only other tools cannot read it.
+                    if let Err(err) = rewrite_private(path, key.to_pkcs8_pem().as_bytes()) {
+                        tracing::warn!(
+                            path = %path.display(),
+                            %err,
+                            "cannot rewrite the signing key in the PKCS#8 v1 form OpenSSL reads"
+                        );
+                    }
                 }
                 Ok(key)
             }
@@ -168,6 +171,27 @@ impl SigningKey {
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .expect("signing serialisable claims with a valid key cannot fail")
     }
+}
+
+/// Whether a PEM key is in the v2 form (public key attached) earlier versions wrote.
+fn carries_public_key(pem: &str) -> bool {
+    use ed25519_dalek::pkcs8::{PrivateKeyInfo, spki::der::pem};
+    pem::decode_vec(pem.as_bytes())
+        .ok()
+        .and_then(|(_, der)| {
+            PrivateKeyInfo::try_from(der.as_slice())
+                .ok()
+                .map(|info| info.public_key.is_some())
+        })
+        .unwrap_or(false)
+}
+
+/// Replaces the key file at `path` whole: written beside it, then renamed over it.
+fn rewrite_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let fresh = path.with_extension("pem.new");
+    let _ = std::fs::remove_file(&fresh);
+    write_private(&fresh, bytes)?;
+    std::fs::rename(&fresh, path)
 }
 
 #[cfg(unix)]

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use super::Claims;
+use super::{CLOCK_LEEWAY_SECS, Claims};
 use crate::{
     ApiError, ApiResult,
     ephemeral::{EphemeralError, SharedEphemeral},
@@ -57,6 +57,10 @@ impl DenyList for Ephemeral {
     }
 }
 
+/// How long past a token's `exp` a denial must last: verifiers accept a token for the
+/// clock leeway after it, and their clocks may be behind ours by as much again.
+const OUTLIVES_EXPIRY: Duration = Duration::from_secs(2 * CLOCK_LEEWAY_SECS + 1);
+
 #[derive(Clone)]
 pub struct Revocations {
     list: Arc<dyn DenyList>,
@@ -81,23 +85,21 @@ impl Revocations {
         Self { list }
     }
 
-    /// Denies the token until its own expiry (after which it is refused anyway).
+    /// Denies the token for as long as any verifier could still accept it.
     pub async fn deny(&self, claims: &Claims) -> ApiResult<()> {
         let remaining = claims.exp - chrono::Utc::now().timestamp();
-        if remaining > 0 {
-            let ttl = Duration::from_secs(remaining.unsigned_abs() + 5);
+        if remaining > -OUTLIVES_EXPIRY.as_secs().cast_signed() {
+            let ttl = Duration::from_secs(remaining.max(0).unsigned_abs()) + OUTLIVES_EXPIRY;
             self.list.deny(&token_key(&claims.jti), ttl).await?;
         }
         Ok(())
     }
 
-    /// Revokes every access token of a login for as long as any of them can live.
-    pub async fn deny_family(&self, family: &str, access_lifetime: Duration) -> ApiResult<()> {
+    /// Revokes every access token of a login; `lifetime` must cover the longest any of
+    /// them can live.
+    pub async fn deny_family(&self, family: &str, lifetime: Duration) -> ApiResult<()> {
         self.list
-            .deny(
-                &family_key(family),
-                access_lifetime + Duration::from_secs(5),
-            )
+            .deny(&family_key(family), lifetime + OUTLIVES_EXPIRY)
             .await?;
         Ok(())
     }
