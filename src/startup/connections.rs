@@ -183,6 +183,7 @@ impl Connection {
             Arc::new(calls),
         ));
         let mut connection = pin!(self.builder.serve_connection(TokioIo::new(tcp), service));
+        let calls_now = watched.clone();
         let idle = idle_too_long(
             watched,
             self.limits.header_read_timeout,
@@ -200,6 +201,11 @@ impl Connection {
         };
         connection.as_mut().graceful_shutdown();
         match closing {
+            // A call that arrived as the timer fired finishes like any other; only a
+            // connection that is still idle must go within the bound.
+            Closing::Idle if calls_now.borrow().in_flight > 0 => {
+                let _ = connection.await;
+            }
             Closing::Idle => {
                 let _ = tokio::time::timeout(CLOSE_WITHIN, connection).await;
             }

@@ -188,3 +188,23 @@ async fn free_infrastructure_calls_cannot_hold_a_connection_open() {
     );
     drop(requests);
 }
+
+/// A valid token used where it may not go (an owner's on a tablet-only RPC) is charged
+/// like a failed one: refusals are never free.
+#[tokio::test]
+async fn refused_roles_count_against_the_callers_address() {
+    let edge = edge(memory(), 3, issuer(), window_start()).await;
+    let owner = owner_bearer(&edge.issuer, 1);
+    let path = "/pos.v1.TradeService/PlaceOrder";
+    for attempt in 0..3 {
+        let status = call(edge.addr, path, &[("authorization", owner.clone())])
+            .await
+            .expect_err("owners do not place orders");
+        assert_eq!(status.code(), Code::PermissionDenied, "attempt {attempt}");
+    }
+    assert_error(
+        call(edge.addr, path, &[("authorization", owner)]).await,
+        Code::ResourceExhausted,
+        "RATE_LIMITED",
+    );
+}

@@ -69,31 +69,32 @@ id_type!(
     ProductId
 );
 
-/// Whether `c` may not appear in a name shown on one line (a store's, a product's):
-/// every control character (Unicode category Cc: NUL, BEL, ESC, tabs, line feeds, form
-/// feed, NEL U+0085 ...), the line and paragraph separators (U+2028, U+2029), and the
-/// invisible format characters (category Cf) that reorder or hide text — bidirectional
-/// embeddings, overrides, isolates and marks, zero-width space, word joiners, the byte
-/// order mark, soft hyphen, interlinear annotations. The zero-width joiner and
-/// non-joiner stay allowed: emoji sequences and several scripts need them.
+/// Whether `c` may not appear in a name shown on one line (a store's, a product's), by
+/// its Unicode general category (from `unicode-properties`, not a hand-kept list): every
+/// control character (Cc: NUL, BEL, ESC, tabs, line feeds, form feed, NEL U+0085 ...),
+/// the line and paragraph separators (Zl U+2028, Zp U+2029), the invisible format
+/// characters (Cf) that reorder, hide or smuggle text (bidirectional controls,
+/// zero-width space, word joiners, the byte order mark, soft hyphen, tag characters ...),
+/// private-use and unassigned code points, and letters that render as nothing (the
+/// Hangul fillers, the blank braille pattern, the combining grapheme joiner). The
+/// zero-width joiner and non-joiner stay allowed: emoji sequences and several scripts
+/// need them.
 pub fn is_forbidden_in_name(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}'
-                | '\u{2029}'
-                | '\u{00AD}'
-                | '\u{061C}'
-                | '\u{180E}'
-                | '\u{200B}'
-                | '\u{200E}'
-                | '\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-        )
+    use unicode_properties::{GeneralCategory as Category, UnicodeGeneralCategory};
+    const JOINERS: [char; 2] = ['\u{200C}', '\u{200D}'];
+    const BLANK_LOOKING: [char; 6] = [
+        '\u{034F}', '\u{115F}', '\u{1160}', '\u{2800}', '\u{3164}', '\u{FFA0}',
+    ];
+    match c.general_category() {
+        Category::Control
+        | Category::LineSeparator
+        | Category::ParagraphSeparator
+        | Category::Surrogate
+        | Category::PrivateUse
+        | Category::Unassigned => true,
+        Category::Format => !JOINERS.contains(&c),
+        _ => BLANK_LOOKING.contains(&c),
+    }
 }
 
 /// A one-line name: `raw` without its surrounding spaces, 1 to `max` characters, none of
@@ -263,6 +264,34 @@ mod tests {
                 assert!(StoreName::parse(&raw).is_err(), "{raw:?}");
                 assert!(one_line_name(&raw, 255).is_err(), "{raw:?}");
             }
+        }
+    }
+
+    #[test]
+    fn names_refuse_invisible_smuggled_and_blank_looking_characters() {
+        // Tag characters (ASCII smuggling), Arabic number sign, Hangul filler, blank
+        // braille, private use, unassigned.
+        for c in [
+            '\u{E0041}',
+            '\u{E0001}',
+            '\u{0600}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{2800}',
+            '\u{E000}',
+            '\u{0378}',
+        ] {
+            assert!(one_line_name(&format!("Ca{c}fe"), 255).is_err(), "{c:?}");
+        }
+        // Letters of any script, emoji with joiners and variation selectors stay fine.
+        for fine in [
+            "김밥천국",
+            "Café",
+            "👨\u{200D}🍳 Kitchen",
+            "❤\u{FE0F} Bar",
+            "نان",
+        ] {
+            assert!(one_line_name(fine, 255).is_ok(), "{fine:?}");
         }
     }
 }

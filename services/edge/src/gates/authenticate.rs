@@ -5,9 +5,9 @@
 //! store), for every call with a tablet token. The roles behind the edge do neither
 //! check again (see [`pos_common::auth::EDGE_ATTESTATION`]).
 //!
-//! A call whose token proves no one (missing where needed, forged, expired, revoked) is
-//! charged to its address by the rate limit before it is refused, so failed attempts are
-//! limited like anonymous calls. Valid callers pay nothing for this: only failures are
+//! A call whose token proves no one (missing where needed, forged, expired, revoked), or
+//! whose caller may not make it, is charged to its address by the rate limit before it
+//! is refused, so failed attempts are limited like anonymous calls. Valid callers pay nothing for this: only failures are
 //! counted, after the fact.
 
 use async_trait::async_trait;
@@ -91,7 +91,15 @@ impl Gate for Authenticate {
     async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
         request.extensions_mut().remove::<Principal>();
         match self.identify(request).await {
-            Err(refusal) if refusal.code() == Code::Unauthenticated => {
+            // A refused credential, or one used where it has no business (a tablet-only
+            // RPC with an owner's token): both are charged, or a caller could make the
+            // edge verify tokens and consult the deny-list for free.
+            Err(refusal)
+                if matches!(
+                    refusal.code(),
+                    Code::Unauthenticated | Code::PermissionDenied
+                ) =>
+            {
                 // Over the address's limit, the caller hears that instead.
                 self.limits.charge_address(request).await?;
                 Err(refusal)
