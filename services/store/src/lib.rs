@@ -7,6 +7,7 @@ mod convert;
 pub mod devices;
 pub mod internal_api;
 pub mod paging;
+pub mod reconciler;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ mod errors;
 mod history;
 mod migration;
 mod pages;
+mod reconcile;
 mod reservations;
 
 use std::sync::Arc;

@@ -453,4 +453,27 @@ impl StoreStorage for PgStoreStorage {
         let mut conn = self.pool.acquire().await?;
         reservations::read(&mut conn, order).await
     }
+
+    async fn stale_reservations(
+        &self,
+        made_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StorageResult<Vec<pos_store_storage::OrderId>> {
+        let rows = sqlx::query_scalar!(
+            "SELECT order_id FROM stock_reservations
+             WHERE status = 'RESERVED' AND created_at < $1
+             ORDER BY created_at, order_id
+             LIMIT $2",
+            made_before,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|raw| {
+                pos_store_storage::OrderId::parse(raw)
+                    .map_err(|_| StorageError::unknown("stock_reservations.order_id", raw))
+            })
+            .collect()
+    }
 }

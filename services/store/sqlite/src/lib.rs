@@ -11,6 +11,7 @@ mod reservations;
 mod rows;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use pos_common::{
     clock::SharedClock,
     domain::{DeviceId, ProductId, SettlementDay, StoreId, StoreRequest, UserId},
@@ -428,6 +429,30 @@ impl StoreStorage for SqliteStoreStorage {
     async fn reservation(&self, order: &OrderId) -> StorageResult<Option<Reservation>> {
         let mut conn = self.pool.acquire().await?;
         reservations::read(&mut conn, order).await
+    }
+
+    async fn stale_reservations(
+        &self,
+        made_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StorageResult<Vec<OrderId>> {
+        let before = to_millis(made_before);
+        let rows = sqlx::query_scalar!(
+            r#"SELECT order_id AS "order_id!" FROM stock_reservations
+             WHERE status = 'RESERVED' AND created_at < ?1
+             ORDER BY created_at, order_id
+             LIMIT ?2"#,
+            before,
+            limit,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|raw| {
+                OrderId::parse(raw)
+                    .map_err(|_| StorageError::unknown("stock_reservations.order_id", raw))
+            })
+            .collect()
     }
 }
 

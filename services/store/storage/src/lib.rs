@@ -20,6 +20,7 @@ pub mod reservations;
 pub mod stored;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use pos_common::{
     domain::{DeviceId, ProductId, SettlementDay, StoreId, StoreRequest, UserId},
     storage::StorageError,
@@ -144,4 +145,12 @@ pub trait StoreStorage: Send + Sync + 'static {
 
     /// A reservation with its lines, read in one consistent statement.
     async fn reservation(&self, order: &OrderId) -> StorageResult<Option<Reservation>>;
+
+    /// Order ids of reservations still unconfirmed that were made before `made_before`,
+    /// oldest first, at most `limit`: what the reconciler must resolve.
+    async fn stale_reservations(
+        &self,
+        made_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StorageResult<Vec<OrderId>>;
 }
