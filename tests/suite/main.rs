@@ -19,5 +19,6 @@ mod pos_up;
 mod reflection;
 mod revocation;
 mod storage_store;
+mod storage_trade;
 mod storage_user;
 mod store_api;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Every storage crate with checked queries: its package and its engine.
-const CRATES: [(&str, &str, Engine); 5] = [
+const CRATES: [(&str, &str, Engine); 7] = [
     (
         "pos-store-postgres",
         "services/store/postgres",
@@ -29,6 +29,12 @@ const CRATES: [(&str, &str, Engine); 5] = [
         Engine::Postgres,
     ),
     ("pos-user-sqlite", "services/user/sqlite", Engine::Sqlite),
+    (
+        "pos-trade-postgres",
+        "services/trade/postgres",
+        Engine::Postgres,
+    ),
+    ("pos-trade-sqlite", "services/trade/sqlite", Engine::Sqlite),
     (
         "pos-deny-list-sqlite",
         "services/common/deny-list-sqlite",

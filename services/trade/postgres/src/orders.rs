@@ -1,0 +1,186 @@
+//! Committing an order on PostgreSQL: four statements whatever its size — look for an
+//! earlier commit of its key or id, lock (or open) the device's open bill, then record
+//! the order, its lines (`unnest`ed arrays) and the bill's new total in one statement.
+//!
+//! Races end at a unique index: a concurrent opener of the same bill, or a concurrent
+//! commit of the same key or order id, fails on it and the whole transaction is tried
+//! again, when it finds what the winner committed.
+
+use chrono::{DateTime, Utc};
+use pos_trade_storage::{
+    Committed, NewOrder, Order, OrderId, StorageResult,
+    stored::{self, order_with_trade},
+};
+use sqlx::{PgConnection, PgPool};
+
+use crate::rows::{BillRow, TradeRow};
+
+/// What one try at committing came to: `None` when it lost a race and must be tried again.
+type Attempt = Option<Committed>;
+
+pub async fn commit_once(
+    pool: &PgPool,
+    now: impl Fn() -> DateTime<Utc>,
+    order: &NewOrder,
+) -> StorageResult<Attempt> {
+    let mut tx = pool.begin().await?;
+    // The key's own commit first (a retry may bring a new order id), then the order id's.
+    let earlier = sqlx::query!(
+        r#"SELECT id, device_id, fingerprint FROM trade_orders
+           WHERE (device_id = $1 AND idempotency_key = $2) OR id = $3
+           ORDER BY (device_id = $1 AND idempotency_key = $2) DESC
+           LIMIT 1"#,
+        order.device_id.get(),
+        order.idempotency_key.as_str(),
+        order.order_id.as_str(),
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(earlier) = earlier {
+        let verdict = if stored::is_retry(order, earlier.device_id, &earlier.fingerprint) {
+            let id = OrderId::from_stored(earlier.id);
+            match read_order(&mut tx, &id).await? {
+                Some((order, trade)) => Committed::Existing { order, trade },
+                None => Committed::KeyReused,
+            }
+        } else {
+            Committed::KeyReused
+        };
+        tx.rollback().await?;
+        return Ok(Some(verdict));
+    }
+    let Some(total) = order.total() else {
+        tx.rollback().await?;
+        return Ok(Some(Committed::Overflow));
+    };
+
+    // Hold the open bill: a payment of it waits for this order, or this order waits for
+    // the payment and then finds no open bill and opens a new one.
+    let open = sqlx::query!(
+        "SELECT id, amount FROM trades WHERE device_id = $1 AND status = 'OPEN' FOR UPDATE",
+        order.device_id.get(),
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let at = now();
+    let trade_id = match open {
+        Some(open) if open.amount.checked_add(total).is_none() => {
+            tx.rollback().await?;
+            return Ok(Some(Committed::Overflow));
+        }
+        Some(open) => open.id,
+        None => {
+            let opened = sqlx::query_scalar!(
+                "INSERT INTO trades (store_id, device_id, amount, status, opened_at)
+                 VALUES ($1, $2, 0, 'OPEN', $3)
+                 ON CONFLICT (device_id) WHERE status = 'OPEN' DO NOTHING
+                 RETURNING id",
+                order.store_id.get(),
+                order.device_id.get(),
+                at,
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            match opened {
+                Some(id) => id,
+                // Another first order opened it; try again to join that bill.
+                None => return Ok(None),
+            }
+        }
+    };
+
+    let lines = order.lines();
+    let product_ids: Vec<i64> = lines.iter().map(|l| l.product_id.get()).collect();
+    let names: Vec<String> = lines.iter().map(|l| l.product_name.clone()).collect();
+    let categories: Vec<String> = lines.iter().map(|l| l.category.as_str().into()).collect();
+    let unit_prices: Vec<i64> = lines.iter().map(|l| l.unit_price).collect();
+    let counts: Vec<i64> = lines.iter().map(|l| l.count).collect();
+    let amounts: Vec<i64> = lines.iter().map(|l| l.amount).collect();
+    let placed = sqlx::query_as!(
+        TradeRow,
+        r#"WITH placed AS (
+             INSERT INTO trade_orders
+               (id, trade_id, store_id, device_id, amount, idempotency_key, fingerprint,
+                created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING id
+           ), lines AS (
+             INSERT INTO trade_order_lines
+               (order_id, product_id, product_name, category, unit_price, count, amount)
+             SELECT placed.id, l.product_id, l.product_name,
+                    l.category::trade_product_category, l.unit_price, l.count, l.amount
+             FROM placed,
+                  unnest($9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
+                         $14::bigint[])
+                    AS l (product_id, product_name, category, unit_price, count, amount)
+           )
+           UPDATE trades SET amount = amount + $5
+           WHERE id = $2 AND EXISTS (SELECT 1 FROM placed)
+           RETURNING id, store_id, device_id, amount, status::text AS "status!", opened_at,
+                     paid_at"#,
+        order.order_id.as_str(),
+        trade_id,
+        order.store_id.get(),
+        order.device_id.get(),
+        total,
+        order.idempotency_key.as_str(),
+        order.fingerprint,
+        at,
+        &product_ids,
+        &names,
+        &categories,
+        &unit_prices,
+        &counts,
+        &amounts,
+    )
+    .fetch_optional(&mut *tx)
+    .await;
+    let trade = match placed {
+        Ok(Some(trade)) => trade.decode()?,
+        Ok(None) => {
+            return Err(pos_common::storage::StorageError::Inconsistent(
+                "a locked open bill vanished before its order was added",
+            ));
+        }
+        Err(err) if crate::is_unique_violation(&err) => return Ok(None),
+        Err(err) if crate::is_numeric_overflow(&err) => return Ok(Some(Committed::Overflow)),
+        Err(err) => return Err(err.into()),
+    };
+    tx.commit().await?;
+    let order = Order {
+        id: order.order_id.clone(),
+        trade_id: trade.id,
+        store_id: order.store_id,
+        device_id: order.device_id,
+        amount: total,
+        created_at: at,
+        lines: lines.to_vec(),
+    };
+    Ok(Some(Committed::Placed { order, trade }))
+}
+
+/// An order with its lines and its bill's head, in one statement.
+pub async fn read_order(
+    conn: &mut PgConnection,
+    order: &OrderId,
+) -> StorageResult<Option<(Order, pos_trade_storage::Trade)>> {
+    let rows = sqlx::query_as!(
+        BillRow,
+        r#"SELECT t.id, t.store_id, t.device_id, t.amount, t.status::text AS "status!",
+                  t.opened_at, t.paid_at,
+                  o.id AS "order_id?", o.amount AS "order_amount?",
+                  o.created_at AS "order_created_at?", l.product_id AS "product_id?",
+                  l.product_name AS "product_name?", l.category::text AS "category?",
+                  l.unit_price AS "unit_price?", l.count AS "count?",
+                  l.amount AS "line_amount?"
+           FROM trade_orders o
+           JOIN trades t ON t.id = o.trade_id
+           JOIN trade_order_lines l ON l.order_id = o.id
+           WHERE o.id = $1
+           ORDER BY l.product_id"#,
+        order.as_str(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    order_with_trade(rows.into_iter().map(BillRow::stored))
+}

@@ -1,0 +1,80 @@
+//! What the trade service keeps — tables' bills (trades), the orders on them with each
+//! line as it was ordered, and the payment that closes a bill — as one trait,
+//! [`TradeStorage`], in the service's own terms. Each database engine implements it in
+//! its own crate (`pos-trade-postgres`, `pos-trade-sqlite`), and one contract test
+//! suite runs against both.
+//!
+//! Promises every implementation keeps:
+//! - every method is atomic: it changes everything it says or nothing;
+//! - a device has at most one open bill, and the database enforces it;
+//! - committing an order is idempotent on its (device, key) and on its order id, and
+//!   paying on its (store, key): a retry is answered with what was done, a reuse of the
+//!   key for another request is refused;
+//! - an order lands on an open bill before it is paid, or on a new bill: never on a paid
+//!   one; a bill is paid at most once, for exactly the sum of its orders;
+//! - money is checked i64: a bill that would overflow is refused, never wrapped;
+//! - instants are read after the locks are taken, so they follow commit order;
+//! - a stored value this build does not know is an error, never a default.
+
+pub mod fee;
+pub mod model;
+pub mod stored;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use pos_common::{
+    domain::{DeviceId, StoreId},
+    storage::StorageError,
+};
+
+pub use fee::card_fee;
+pub use model::{
+    Bill, CardCompany, Category, Committed, IdempotencyKey, NewOrder, NewPayment, Order, OrderId,
+    OrderLine, Paid, Payment, PaymentCursor, PaymentMethod, PaymentPage, SnapshotLine, Trade,
+    TradeId, TradeStatus,
+};
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// The trade service's storage.
+#[async_trait]
+pub trait TradeStorage: Send + Sync + 'static {
+    /// Commits an order in one transaction: answers a retry (same device and key, or
+    /// same order id) with what it committed, opens the device's bill when it has none
+    /// (racing openers settle on the one the database lets in), records the order and its
+    /// lines and adds its total to the bill.
+    async fn commit_order(&self, order: &NewOrder) -> StorageResult<Committed>;
+
+    /// The order committed with this device's key, and its bill as it is now.
+    async fn order_by_key(
+        &self,
+        device: DeviceId,
+        key: &IdempotencyKey,
+    ) -> StorageResult<Option<(Order, Trade)>>;
+
+    async fn order_exists(&self, order: &OrderId) -> StorageResult<bool>;
+
+    /// The device's open bill with its orders.
+    async fn open_trade(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Bill>>;
+
+    /// Every open bill of the store with its orders, by device id, read in one statement.
+    async fn open_trades(&self, store: StoreId) -> StorageResult<Vec<Bill>>;
+
+    /// A bill of the store, open or paid, with its orders.
+    async fn trade(&self, store: StoreId, trade: TradeId) -> StorageResult<Option<Bill>>;
+
+    /// Pays the device's open bill in one transaction: answers a retry (same store and
+    /// key) with its payment, holds the bill so no order or other payment slips in,
+    /// checks the expected amount, records the payment (its card fee computed here) and
+    /// marks the bill paid.
+    async fn pay(&self, payment: &NewPayment) -> StorageResult<Paid>;
+
+    /// A page of the store's payments made in `[from, to)`, newest first.
+    async fn payments(
+        &self,
+        store: StoreId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: PaymentPage,
+    ) -> StorageResult<Vec<Payment>>;
+}

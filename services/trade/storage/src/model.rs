@@ -1,0 +1,447 @@
+//! The trade service's values — ids and keys parsed once (parse, don't validate), the
+//! closed sets it stores as names, and the records storage hands back: bills (trades),
+//! the orders on them with their lines as ordered, and payments.
+
+use chrono::{DateTime, Utc};
+use pos_common::domain::{DeviceId, Invalid, ProductId, StoreId};
+use pos_proto::v1::ProductCategory;
+
+/// A bill's id (handed out by the database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TradeId(i64);
+
+impl TradeId {
+    /// A positive id, as clients send it.
+    pub fn parse(raw: i64) -> Result<Self, Invalid> {
+        if raw > 0 {
+            Ok(Self(raw))
+        } else {
+            Err(Invalid::new("must be a positive id"))
+        }
+    }
+
+    /// An id the database handed out.
+    pub fn from_stored(raw: i64) -> Self {
+        Self(raw)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TradeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// `raw` when it is 1-`max` visible ASCII characters.
+fn visible_ascii(raw: &str, max: usize) -> Result<String, Invalid> {
+    if !raw.is_empty() && raw.len() <= max && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(raw.to_string())
+    } else {
+        Err(Invalid::new(format!(
+            "must be 1-{max} visible ASCII characters"
+        )))
+    }
+}
+
+/// An order's id, chosen by the trade role before it commits the order (the same id
+/// reserves the order's stock): a UUID or another opaque key of 1-64 visible ASCII
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        visible_ascii(raw, Self::MAX_LEN).map(Self)
+    }
+
+    /// An id the database kept, as it was kept.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client's key for one request, so a retry is answered instead of done twice:
+/// 1-128 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        visible_ascii(raw, Self::MAX_LEN).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The menu category a line was ordered under. The trade service keeps its own copy of
+/// the set (the names match the store's): it reads no other service's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    MainMenu,
+    SubMenu,
+    Drink,
+}
+
+impl Category {
+    pub const ALL: [Category; 3] = [Category::MainMenu, Category::SubMenu, Category::Drink];
+
+    pub fn parse(raw: i32) -> Result<Self, Invalid> {
+        match ProductCategory::try_from(raw) {
+            Ok(ProductCategory::MainMenu) => Ok(Self::MainMenu),
+            Ok(ProductCategory::SubMenu) => Ok(Self::SubMenu),
+            Ok(ProductCategory::Drink) => Ok(Self::Drink),
+            _ => Err(Invalid::new("must be MAIN_MENU, SUB_MENU or DRINK")),
+        }
+    }
+
+    /// The name stored in databases.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MainMenu => "MAIN_MENU",
+            Self::SubMenu => "SUB_MENU",
+            Self::Drink => "DRINK",
+        }
+    }
+
+    /// The category a stored name stands for; `None` for one this build does not know.
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == stored)
+    }
+
+    pub fn to_proto(self) -> ProductCategory {
+        match self {
+            Self::MainMenu => ProductCategory::MainMenu,
+            Self::SubMenu => ProductCategory::SubMenu,
+            Self::Drink => ProductCategory::Drink,
+        }
+    }
+}
+
+/// Whether a bill still takes orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeStatus {
+    Open,
+    Paid,
+}
+
+impl TradeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "OPEN",
+            Self::Paid => "PAID",
+        }
+    }
+
+    pub fn from_name(stored: &str) -> Option<Self> {
+        [Self::Open, Self::Paid]
+            .into_iter()
+            .find(|s| s.as_str() == stored)
+    }
+}
+
+/// The card company of a card payment; each charges its own fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardCompany {
+    K,
+    H,
+    S,
+}
+
+impl CardCompany {
+    pub const ALL: [CardCompany; 3] = [CardCompany::K, CardCompany::H, CardCompany::S];
+
+    /// The company's fee in thousandths of the amount paid.
+    pub fn fee_permille(self) -> i64 {
+        match self {
+            Self::K => 4,
+            Self::H => 6,
+            Self::S => 8,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::K => "K",
+            Self::H => "H",
+            Self::S => "S",
+        }
+    }
+
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == stored)
+    }
+}
+
+/// How a bill is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentMethod {
+    Cash,
+    Card(CardCompany),
+}
+
+impl PaymentMethod {
+    /// The stored method name (`CASH` or `CARD`).
+    pub fn method_name(self) -> &'static str {
+        match self {
+            Self::Cash => "CASH",
+            Self::Card(_) => "CARD",
+        }
+    }
+
+    /// The stored card company: only cards have one.
+    pub fn company_name(self) -> Option<&'static str> {
+        match self {
+            Self::Cash => None,
+            Self::Card(company) => Some(company.as_str()),
+        }
+    }
+
+    /// The fee the payment's processor takes of `amount`.
+    pub fn fee(self, amount: i64) -> i64 {
+        match self {
+            Self::Cash => 0,
+            Self::Card(company) => crate::fee::card_fee(amount, company),
+        }
+    }
+}
+
+/// A line as the trade role ordered it: the product as it was at the moment of ordering
+/// (name, category, price), so a later menu change does not rewrite the bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotLine {
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub category: Category,
+    pub unit_price: i64,
+    pub count: i64,
+}
+
+/// A line of a committed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub product_name: String,
+    pub category: Category,
+    pub unit_price: i64,
+    pub count: i64,
+    /// `unit_price × count`.
+    pub amount: i64,
+}
+
+/// An order to commit: one or more lines of distinct products, prices at least 0 and
+/// counts at least 1. Its total may still overflow: committing it then answers
+/// [`Committed::Overflow`].
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub order_id: OrderId,
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    pub idempotency_key: IdempotencyKey,
+    /// What the request asked for, condensed: a retry carries the same, a reuse of the
+    /// key for another request does not.
+    pub fingerprint: String,
+    lines: Vec<OrderLine>,
+    total: Option<i64>,
+}
+
+impl NewOrder {
+    pub fn new(
+        order_id: OrderId,
+        store_id: StoreId,
+        device_id: DeviceId,
+        idempotency_key: IdempotencyKey,
+        fingerprint: String,
+        mut lines: Vec<SnapshotLine>,
+    ) -> Result<Self, Invalid> {
+        if lines.is_empty() {
+            return Err(Invalid::new("an order needs at least one line"));
+        }
+        lines.sort_by_key(|line| line.product_id);
+        if lines.windows(2).any(|w| w[0].product_id == w[1].product_id) {
+            return Err(Invalid::new("an order names each product once"));
+        }
+        if lines.iter().any(|l| l.unit_price < 0 || l.count < 1) {
+            return Err(Invalid::new("prices are at least 0 and counts at least 1"));
+        }
+        let lines: Vec<(SnapshotLine, Option<i64>)> = lines
+            .into_iter()
+            .map(|line| {
+                let amount = line.unit_price.checked_mul(line.count);
+                (line, amount)
+            })
+            .collect();
+        let total = lines
+            .iter()
+            .try_fold(0i64, |sum, (_, amount)| sum.checked_add((*amount)?));
+        let lines = lines
+            .into_iter()
+            .map(|(line, amount)| OrderLine {
+                product_id: line.product_id,
+                product_name: line.product_name,
+                category: line.category,
+                unit_price: line.unit_price,
+                count: line.count,
+                // Only read when the total exists, and then every amount does.
+                amount: amount.unwrap_or(i64::MAX),
+            })
+            .collect();
+        Ok(Self {
+            order_id,
+            store_id,
+            device_id,
+            idempotency_key,
+            fingerprint,
+            lines,
+            total,
+        })
+    }
+
+    /// The lines in product id order, each with its amount.
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
+    /// The order's total, `None` when it does not fit in an i64.
+    pub fn total(&self) -> Option<i64> {
+        self.total
+    }
+}
+
+/// A committed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub trade_id: TradeId,
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    pub amount: i64,
+    pub created_at: DateTime<Utc>,
+    /// In product id order.
+    pub lines: Vec<OrderLine>,
+}
+
+/// A table's bill: opened by the device's first order, paid once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trade {
+    pub id: TradeId,
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    /// The sum of its orders.
+    pub amount: i64,
+    pub status: TradeStatus,
+    pub opened_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// A bill with its orders (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bill {
+    pub trade: Trade,
+    pub orders: Vec<Order>,
+}
+
+/// A payment to make: the device's open bill, whole.
+#[derive(Debug, Clone)]
+pub struct NewPayment {
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    pub method: PaymentMethod,
+    /// The amount the payer saw; when the bill no longer comes to it, nothing is paid.
+    pub expected_amount: Option<i64>,
+    pub idempotency_key: IdempotencyKey,
+    pub fingerprint: String,
+}
+
+/// A paid bill's payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: i64,
+    pub trade_id: TradeId,
+    pub store_id: StoreId,
+    pub device_id: DeviceId,
+    pub method: PaymentMethod,
+    /// The bill's amount.
+    pub amount: i64,
+    pub card_fee: i64,
+    pub paid_at: DateTime<Utc>,
+}
+
+/// What committing an order came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// On the device's open bill (opened for it when there was none).
+    Placed { order: Order, trade: Trade },
+    /// Committed before: the same key and request, or the same order id from the same
+    /// device and request. The bill is as it is now.
+    Existing { order: Order, trade: Trade },
+    /// The key (or the order id) was used for another request; nothing changed.
+    KeyReused,
+    /// The bill would pass the largest amount kept; nothing changed.
+    Overflow,
+}
+
+/// What paying came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paid {
+    Paid {
+        payment: Payment,
+        trade: Trade,
+    },
+    /// Paid before with the same key and request.
+    Existing {
+        payment: Payment,
+        trade: Trade,
+    },
+    /// The key was used for another request; nothing changed.
+    KeyReused,
+    /// The device has no open bill.
+    NoOpenTrade,
+    /// The bill no longer comes to the expected amount; nothing changed.
+    AmountChanged {
+        actual: i64,
+    },
+}
+
+/// Where a page of payments starts: after this one, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentCursor {
+    pub paid_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl From<&Payment> for PaymentCursor {
+    fn from(payment: &Payment) -> Self {
+        Self {
+            paid_at: payment.paid_at,
+            id: payment.id,
+        }
+    }
+}
+
+/// One page of payments, newest first (keyset on paid_at, then id, both descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentPage {
+    /// `None` for the first page.
+    pub after: Option<PaymentCursor>,
+    pub limit: i64,
+}
+
+impl PaymentPage {
+    pub fn first(limit: i64) -> Self {
+        Self { after: None, limit }
+    }
+}

@@ -1,0 +1,266 @@
+//! Committing orders: the first opens the device's bill, later ones add to it, retries
+//! are answered, reused keys refused, overflowing bills refused, and racing commits
+//! settle on one bill and one order per key.
+
+use pos_trade_storage::{Category, Committed, IdempotencyKey, OrderId, TradeStatus};
+
+use super::{Fixture, device};
+use crate::support::Engine;
+
+crate::on_both_engines!(
+    the_first_order_opens_a_bill_and_later_ones_add_to_it,
+    a_retry_answers_the_first_commit_and_a_reused_key_is_refused,
+    ten_concurrent_commits_of_one_key_make_one_order,
+    twenty_concurrent_orders_of_one_device_share_one_bill,
+    an_order_past_the_largest_amount_changes_nothing,
+    order_exists_says_whether_an_order_id_was_committed,
+);
+
+async fn the_first_order_opens_a_bill_and_later_ones_add_to_it(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(7);
+    assert_eq!(f.open_bill(table).await, None);
+    let Committed::Placed { order, trade } = f
+        .order(
+            table,
+            "o-1",
+            "k-1",
+            &[(2, "Kimchi", 500, 3), (1, "Bibimbap", 9_000, 1)],
+        )
+        .await
+    else {
+        panic!("placed");
+    };
+    assert_eq!((trade.status, trade.amount), (TradeStatus::Open, 10_500));
+    assert_eq!(order.amount, 10_500);
+    assert_eq!(trade.paid_at, None);
+    // Lines come in product id order, each with its amount.
+    let lines: Vec<(i64, &str, i64, i64, i64)> = order
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.product_id.get(),
+                l.product_name.as_str(),
+                l.unit_price,
+                l.count,
+                l.amount,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "Bibimbap", 9_000, 1, 9_000),
+            (2, "Kimchi", 500, 3, 1_500)
+        ]
+    );
+    assert!(order.lines.iter().all(|l| l.category == Category::MainMenu));
+
+    let Committed::Placed {
+        order: second,
+        trade: same,
+    } = f.order(table, "o-2", "k-2", &[(3, "Sikhye", 300, 2)]).await
+    else {
+        panic!("placed");
+    };
+    assert_eq!(same.id, trade.id);
+    assert_eq!(same.amount, 11_100);
+    // The bill read back is what the commits returned, orders oldest first.
+    let bill = f.open_bill(table).await.expect("open bill");
+    assert_eq!(bill.trade, same);
+    assert_eq!(bill.orders, [order.clone(), second]);
+    assert_eq!(
+        bill.orders.iter().map(|o| o.amount).sum::<i64>(),
+        bill.trade.amount
+    );
+    // Another device has a bill of its own.
+    let Committed::Placed { trade: other, .. } = f
+        .order(device(8), "o-3", "k-1", &[(1, "Bibimbap", 9_000, 1)])
+        .await
+    else {
+        panic!("placed");
+    };
+    assert_ne!(other.id, trade.id);
+    f.finish().await;
+}
+
+async fn a_retry_answers_the_first_commit_and_a_reused_key_is_refused(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(1);
+    let Committed::Placed { order, trade } = f.order(table, "o-1", "k", &[(1, "A", 100, 2)]).await
+    else {
+        panic!("placed");
+    };
+    // The same key and request (even under a new order id): the first commit.
+    assert_eq!(
+        f.order(table, "o-1-retry", "k", &[(1, "A", 100, 2)]).await,
+        Committed::Existing {
+            order: order.clone(),
+            trade: trade.clone()
+        }
+    );
+    // The same order id and request under another key: the first commit too.
+    assert_eq!(
+        f.order(table, "o-1", "k-other", &[(1, "A", 100, 2)]).await,
+        Committed::Existing {
+            order: order.clone(),
+            trade: trade.clone()
+        }
+    );
+    // The key, or the order id, for another request: refused.
+    assert_eq!(
+        f.order(table, "o-2", "k", &[(1, "A", 100, 3)]).await,
+        Committed::KeyReused
+    );
+    assert_eq!(
+        f.order(table, "o-1", "k-2", &[(2, "B", 100, 1)]).await,
+        Committed::KeyReused
+    );
+    // Another device's order id is not this device's to answer.
+    assert_eq!(
+        f.order(device(2), "o-1", "k", &[(1, "A", 100, 2)]).await,
+        Committed::KeyReused
+    );
+    // Nothing changed.
+    let bill = f.open_bill(table).await.expect("bill");
+    assert_eq!(bill.trade, trade);
+    assert_eq!(bill.orders, std::slice::from_ref(&order));
+    assert_eq!(f.open_bill(device(2)).await, None);
+    let key = IdempotencyKey::parse("k").expect("key");
+    assert_eq!(
+        f.storage.order_by_key(table, &key).await.expect("read"),
+        Some((order, trade))
+    );
+    assert_eq!(
+        f.storage.order_by_key(device(2), &key).await.expect("read"),
+        None
+    );
+    f.finish().await;
+}
+
+async fn ten_concurrent_commits_of_one_key_make_one_order(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(1);
+    let commits = (0..10).map(|i| {
+        let storage = f.storage.clone();
+        tokio::spawn(async move {
+            let order = super::new_order(
+                super::store(super::STORE_ID),
+                table,
+                &format!("o-{i}"),
+                "same-key",
+                &[(1, "A", 100, 1)],
+            );
+            storage.commit_order(&order).await.expect("commit")
+        })
+    });
+    let outcomes: Vec<Committed> = futures::future::try_join_all(commits).await.expect("join");
+    let placed: Vec<_> = outcomes
+        .iter()
+        .filter_map(|c| match c {
+            Committed::Placed { order, .. } => Some(order.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed.len(), 1, "{outcomes:?}");
+    for outcome in &outcomes {
+        match outcome {
+            Committed::Placed { .. } => {}
+            Committed::Existing { order, .. } => assert_eq!(order, &placed[0]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let bill = f.open_bill(table).await.expect("bill");
+    assert_eq!(bill.orders, placed);
+    assert_eq!(bill.trade.amount, 100);
+    f.finish().await;
+}
+
+async fn twenty_concurrent_orders_of_one_device_share_one_bill(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(1);
+    let commits = (1..=20).map(|i| {
+        let storage = f.storage.clone();
+        tokio::spawn(async move {
+            let order = super::new_order(
+                super::store(super::STORE_ID),
+                table,
+                &format!("o-{i}"),
+                &format!("k-{i}"),
+                &[(i, "P", 100 * i, 1)],
+            );
+            storage.commit_order(&order).await.expect("commit")
+        })
+    });
+    let outcomes = futures::future::try_join_all(commits).await.expect("join");
+    let mut trades = Vec::new();
+    for outcome in outcomes {
+        let Committed::Placed { trade, .. } = outcome else {
+            panic!("every order is placed: {outcome:?}");
+        };
+        trades.push(trade.id);
+    }
+    trades.dedup();
+    assert_eq!(trades.len(), 1, "one bill: {trades:?}");
+    let open = f
+        .storage
+        .open_trades(super::store(super::STORE_ID))
+        .await
+        .expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].orders.len(), 20);
+    assert_eq!(open[0].trade.amount, (1..=20).map(|i| 100 * i).sum::<i64>());
+    f.finish().await;
+}
+
+async fn an_order_past_the_largest_amount_changes_nothing(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(1);
+    let Committed::Placed { trade, order } = f
+        .order(
+            table,
+            "o-1",
+            "k-1",
+            &[(1, "Gold", 4_000_000_000_000_000_000, 2)],
+        )
+        .await
+    else {
+        panic!("8e18 still fits");
+    };
+    // The bill would pass i64::MAX.
+    assert_eq!(
+        f.order(
+            table,
+            "o-2",
+            "k-2",
+            &[(1, "Gold", 2_000_000_000_000_000_000, 1)]
+        )
+        .await,
+        Committed::Overflow
+    );
+    // An order that overflows on its own, on another device's (empty) bill.
+    assert_eq!(
+        f.order(device(2), "o-3", "k-3", &[(1, "Gold", i64::MAX, 2)])
+            .await,
+        Committed::Overflow
+    );
+    let bill = f.open_bill(table).await.expect("bill");
+    assert_eq!(bill.trade, trade);
+    assert_eq!(bill.orders, [order]);
+    assert_eq!(f.open_bill(device(2)).await, None);
+    for id in ["o-2", "o-3"] {
+        let id = OrderId::parse(id).expect("id");
+        assert!(!f.storage.order_exists(&id).await.expect("exists"));
+    }
+    f.finish().await;
+}
+
+async fn order_exists_says_whether_an_order_id_was_committed(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let id = OrderId::parse("o-1").expect("id");
+    assert!(!f.storage.order_exists(&id).await.expect("exists"));
+    f.order(device(1), "o-1", "k", &[(1, "A", 100, 1)]).await;
+    assert!(f.storage.order_exists(&id).await.expect("exists"));
+    f.finish().await;
+}
