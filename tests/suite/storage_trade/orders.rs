@@ -13,7 +13,8 @@ crate::on_both_engines!(
     ten_concurrent_commits_of_one_key_make_one_order,
     twenty_concurrent_orders_of_one_device_share_one_bill,
     an_order_past_the_largest_amount_changes_nothing,
-    order_exists_says_whether_an_order_id_was_committed,
+    settling_an_order_id_says_whether_it_was_committed_and_fences_it_off,
+    commits_racing_settlements_agree_on_every_order_id,
 );
 
 async fn the_first_order_opens_a_bill_and_later_ones_add_to_it(engine: Engine) {
@@ -251,16 +252,75 @@ async fn an_order_past_the_largest_amount_changes_nothing(engine: Engine) {
     assert_eq!(f.open_bill(device(2)).await, None);
     for id in ["o-2", "o-3"] {
         let id = OrderId::parse(id).expect("id");
-        assert!(!f.storage.order_exists(&id).await.expect("exists"));
+        assert!(!f.storage.settle_order(&id).await.expect("settle"));
     }
     f.finish().await;
 }
 
-async fn order_exists_says_whether_an_order_id_was_committed(engine: Engine) {
+async fn settling_an_order_id_says_whether_it_was_committed_and_fences_it_off(engine: Engine) {
     let f = Fixture::new(engine).await;
-    let id = OrderId::parse("o-1").expect("id");
-    assert!(!f.storage.order_exists(&id).await.expect("exists"));
-    f.order(device(1), "o-1", "k", &[(1, "A", 100, 1)]).await;
-    assert!(f.storage.order_exists(&id).await.expect("exists"));
+    let committed = OrderId::parse("o-1").expect("id");
+    f.order(device(1), "o-1", "k-1", &[(1, "A", 100, 1)]).await;
+    assert!(f.storage.settle_order(&committed).await.expect("settle"));
+    // Settled again, or committed again (a retry), it stays committed.
+    assert!(f.storage.settle_order(&committed).await.expect("settle"));
+    assert!(matches!(
+        f.order(device(1), "o-1", "k-1", &[(1, "A", 100, 1)]).await,
+        Committed::Existing { .. }
+    ));
+
+    // An order id settled before its commit is given up: the late commit changes nothing.
+    let late = OrderId::parse("o-2").expect("id");
+    assert!(!f.storage.settle_order(&late).await.expect("settle"));
+    assert!(!f.storage.settle_order(&late).await.expect("settle"));
+    assert_eq!(
+        f.order(device(1), "o-2", "k-2", &[(1, "A", 100, 5)]).await,
+        Committed::Abandoned
+    );
+    let bill = f.open_bill(device(1)).await.expect("bill");
+    assert_eq!((bill.trade.amount, bill.orders.len()), (100, 1));
+    assert!(!f.storage.settle_order(&late).await.expect("settle"));
+    f.finish().await;
+}
+
+/// Commits and settlements of the same ids racing: every id ends either committed and
+/// settled as such, or given up and never committed — never both, never neither.
+async fn commits_racing_settlements_agree_on_every_order_id(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let ids: Vec<String> = (0..30).map(|n| format!("race-{n}")).collect();
+    let commits = ids.iter().enumerate().map(|(n, id)| {
+        let f = &f;
+        async move {
+            let key = format!("k-{n}");
+            f.order(device(1), id, &key, &[(1, "A", 10, 1)]).await
+        }
+    });
+    let settlements = ids.iter().map(|id| {
+        let f = &f;
+        async move {
+            f.storage
+                .settle_order(&OrderId::parse(id).expect("id"))
+                .await
+                .expect("settle")
+        }
+    });
+    let (committed, settled) = futures::future::join(
+        futures::future::join_all(commits),
+        futures::future::join_all(settlements),
+    )
+    .await;
+    let mut placed = 0;
+    for ((id, commit), exists) in ids.iter().zip(&committed).zip(&settled) {
+        match commit {
+            Committed::Placed { .. } => {
+                assert!(*exists, "{id}: committed, yet settled as missing");
+                placed += 1;
+            }
+            Committed::Abandoned => assert!(!*exists, "{id}: given up, yet settled as there"),
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    let bill_amount = f.open_bill(device(1)).await.map_or(0, |b| b.trade.amount);
+    assert_eq!(bill_amount, placed * 10);
     f.finish().await;
 }

@@ -63,3 +63,10 @@ CREATE TABLE trade_payments (
         CHECK ((method = 'CARD') = (card_company IS NOT NULL))
 );
 CREATE INDEX trade_payments_by_store_time ON trade_payments (store_id, paid_at DESC, id DESC);
+
+-- Order ids given up on: the stock reconciler was told the order does not exist, and
+-- gave its stock back, so the order must never be committed after all.
+CREATE TABLE trade_abandoned_orders (
+    order_id     TEXT PRIMARY KEY NOT NULL,
+    abandoned_at timestamptz NOT NULL
+);

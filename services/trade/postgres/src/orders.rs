@@ -1,6 +1,7 @@
-//! Committing an order on PostgreSQL: four statements whatever its size — look for an
-//! earlier commit of its key or id, lock (or open) the device's open bill, then record
-//! the order, its lines (`unnest`ed arrays) and the bill's new total in one statement.
+//! Committing an order on PostgreSQL: six statements whatever its size — lock the order
+//! id against settling and check it was not given up, look for an earlier commit of its
+//! key or id, lock (or open) the device's open bill, then record the order, its lines
+//! (`unnest`ed arrays) and the bill's new total in one statement.
 //!
 //! Races end at a unique index: a concurrent opener of the same bill, or a concurrent
 //! commit of the same key or order id, fails on it and the whole transaction is tried
@@ -24,6 +25,13 @@ pub async fn commit_once(
     order: &NewOrder,
 ) -> StorageResult<Attempt> {
     let mut tx = pool.begin().await?;
+    // One at a time with settling this order id, so a commit and a "no such order" can
+    // never both happen.
+    lock_order_id(&mut tx, &order.order_id).await?;
+    if abandoned(&mut tx, &order.order_id).await? {
+        tx.rollback().await?;
+        return Ok(Some(Committed::Abandoned));
+    }
     // The key's own commit first (a retry may bring a new order id), then the order id's.
     let earlier = sqlx::query!(
         r#"SELECT id, device_id, fingerprint FROM trade_orders
@@ -157,6 +165,54 @@ pub async fn commit_once(
         lines: lines.to_vec(),
     };
     Ok(Some(Committed::Placed { order, trade }))
+}
+
+/// Whether `order` was committed; if not, gives its id up for good (see
+/// `TradeStorage::settle_order`), under the same lock as committing it.
+pub async fn settle(pool: &PgPool, at: DateTime<Utc>, order: &OrderId) -> StorageResult<bool> {
+    let mut tx = pool.begin().await?;
+    lock_order_id(&mut tx, order).await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_orders WHERE id = $1) AS "exists!""#,
+        order.as_str(),
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        sqlx::query!(
+            "INSERT INTO trade_abandoned_orders (order_id, abandoned_at) VALUES ($1, $2)
+             ON CONFLICT (order_id) DO NOTHING",
+            order.as_str(),
+            at,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(exists)
+}
+
+/// Serializes committing and settling one order id until the transaction ends. The
+/// order row itself cannot be locked before it exists, hence an advisory lock on the
+/// id's hash (a collision only makes two ids wait for each other).
+async fn lock_order_id(conn: &mut PgConnection, order: &OrderId) -> StorageResult<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        order.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn abandoned(conn: &mut PgConnection, order: &OrderId) -> StorageResult<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = $1)
+           AS "abandoned!""#,
+        order.as_str(),
+    )
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// An order with its lines and its bill's head, in one statement.

@@ -120,14 +120,8 @@ impl TradeStorage for SqliteTradeStorage {
         orders::read_order(&mut conn, &OrderId::from_stored(id)).await
     }
 
-    async fn order_exists(&self, order: &OrderId) -> StorageResult<bool> {
-        let order_id = order.as_str();
-        Ok(sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM trade_orders WHERE id = ?1) AS "exists!: bool""#,
-            order_id,
-        )
-        .fetch_one(&self.pool)
-        .await?)
+    async fn settle_order(&self, order: &OrderId) -> StorageResult<bool> {
+        orders::settle(&self.pool, self.now(), order).await
     }
 
     async fn open_trade(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Bill>> {

@@ -20,6 +20,17 @@ pub async fn commit(
     let (device_id, store_id) = (order.device_id.get(), order.store_id.get());
     let (key, order_id) = (order.idempotency_key.as_str(), order.order_id.as_str());
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let abandoned = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = ?1)
+           AS "abandoned!: bool""#,
+        order_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if abandoned {
+        tx.rollback().await?;
+        return Ok(Committed::Abandoned);
+    }
     // The key's own commit first (a retry may bring a new order id), then the order id's.
     let earlier = sqlx::query!(
         r#"SELECT id AS "id!", device_id, fingerprint FROM trade_orders
@@ -181,4 +192,34 @@ pub async fn read_order(
         .map(BillRow::stored)
         .collect::<StorageResult<Vec<_>>>()?;
     order_with_trade(rows)
+}
+
+/// Whether `order` was committed; if not, gives its id up for good (see
+/// `TradeStorage::settle_order`). The write lock orders it with every commit.
+pub async fn settle(
+    pool: &SqlitePool,
+    at: chrono::DateTime<chrono::Utc>,
+    order: &OrderId,
+) -> StorageResult<bool> {
+    let order_id = order.as_str();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_orders WHERE id = ?1) AS "exists!: bool""#,
+        order_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        let at = to_millis(at);
+        sqlx::query!(
+            "INSERT INTO trade_abandoned_orders (order_id, abandoned_at) VALUES (?1, ?2)
+             ON CONFLICT (order_id) DO NOTHING",
+            order_id,
+            at,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(exists)
 }

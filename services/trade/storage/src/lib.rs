@@ -12,6 +12,7 @@
 //!   key for another request is refused;
 //! - an order lands on an open bill before it is paid, or on a new bill: never on a paid
 //!   one; a bill is paid at most once, for exactly the sum of its orders;
+//! - an order id given up by [`TradeStorage::settle_order`] is never committed;
 //! - money is checked i64: a bill that would overflow is refused, never wrapped;
 //! - instants are read after the locks are taken, so they follow commit order;
 //! - a stored value this build does not know is an error, never a default.
@@ -52,7 +53,11 @@ pub trait TradeStorage: Send + Sync + 'static {
         key: &IdempotencyKey,
     ) -> StorageResult<Option<(Order, Trade)>>;
 
-    async fn order_exists(&self, order: &OrderId) -> StorageResult<bool>;
+    /// Whether the order was committed. When it was not, it never will be: the id is
+    /// given up, and a commit of it still in flight or arriving later is
+    /// [`Committed::Abandoned`]. The stock reconciler asks this before it gives a
+    /// reservation's stock back, so an order never stands without its stock.
+    async fn settle_order(&self, order: &OrderId) -> StorageResult<bool>;
 
     /// The device's open bill with its orders.
     async fn open_trade(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Bill>>;

@@ -392,6 +392,8 @@ pub enum Committed {
     KeyReused,
     /// The bill would pass the largest amount kept; nothing changed.
     Overflow,
+    /// The order id was given up (its stock went back); nothing changed.
+    Abandoned,
 }
 
 /// What paying came to.
