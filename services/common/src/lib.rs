@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 pub mod ephemeral;
 pub mod error;
+pub mod events;
 pub mod framing;
 pub mod introspection;
 pub mod peer;
