@@ -137,6 +137,10 @@ pub fn peer_roles(role: &dyn RegisteredRole) -> Vec<(&'static str, bool)> {
             .filter(|other| names.contains(&other.name()))
             .map(|other| (other.name(), true))
             .collect(),
+        PeerNeeds::Optional(names) => serving()
+            .filter(|other| names.contains(&other.name()))
+            .map(|other| (other.name(), false))
+            .collect(),
         PeerNeeds::Every { required } => serving()
             .map(|other| (other.name(), required.contains(&other.name())))
             .collect(),

@@ -13,7 +13,7 @@ use pos_common::{
     },
     clock::SharedClock,
     ephemeral::SharedEphemeral,
-    peer::ServiceCredential,
+    peer::{LateBinding, ServiceCredential},
     role::{KeySource, PeerRole, RoleContext, Served},
     storage::Database,
 };
@@ -177,6 +177,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
         .await,
     );
     let mut peers: HashMap<&'static str, PeerRole> = HashMap::new();
+    let mut unbound: HashMap<&'static str, Vec<LateBinding>> = HashMap::new();
     let mut databases = Vec::new();
     let mut front = None;
     for role in ROLES {
@@ -190,10 +191,26 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
                 role.name()
             );
         }
-        let reachable = wanted
+        let mut reachable: HashMap<&'static str, PeerRole> = wanted
             .iter()
             .filter_map(|(name, _)| peers.get(name).map(|peer| (*name, peer.clone())))
             .collect();
+        // Optional peers built later (a role that calls this one back) are bound once
+        // they exist.
+        for (name, _) in wanted.iter().filter(|(name, _)| !peers.contains_key(name)) {
+            let Some(later) = crate::registry::role(name) else {
+                continue;
+            };
+            let binding = LateBinding::default();
+            reachable.insert(
+                *name,
+                PeerRole {
+                    services: later.services(),
+                    peer: binding.peer(),
+                },
+            );
+            unbound.entry(*name).or_default().push(binding);
+        }
         let context = context(&plumbing, &issuer, &keys, *role, reachable).await?;
         databases.extend(context.database.clone());
         let served = role
@@ -203,11 +220,15 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
             .with_context(|| format!("cannot start the {} role", role.name()))?;
         match served {
             Served::Grpc { services, auth } => {
+                let peer = startup::in_process(services, auth);
+                for binding in unbound.remove(role.name()).unwrap_or_default() {
+                    binding.bind(peer.clone());
+                }
                 peers.insert(
                     role.name(),
                     PeerRole {
                         services: role.services(),
-                        peer: startup::in_process(services, auth),
+                        peer,
                     },
                 );
             }

@@ -3,7 +3,7 @@
 //! Both are the same boxed tower service, so callers never care which.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
@@ -61,6 +61,37 @@ where
 
 /// Connects lazily to `uri` (`http://host:port`): a role that is down at start-up is
 /// reached once it is up, and calls meanwhile fail UNAVAILABLE.
+/// A peer built after the role that calls it (`pos up` builds roles in order, and two
+/// roles may call each other): calls made before it is bound fail as an unreachable
+/// peer would, and callers retry as they would then.
+#[derive(Clone, Default)]
+pub struct LateBinding(Arc<OnceLock<Peer>>);
+
+impl LateBinding {
+    /// Binds the peer; false when it was bound before (the first binding stays).
+    pub fn bind(&self, peer: Peer) -> bool {
+        self.0.set(peer).is_ok()
+    }
+
+    /// The peer as callers hold it, bound or not yet.
+    pub fn peer(&self) -> Peer {
+        let binding = self.0.clone();
+        in_process(tower::service_fn(move |request: http::Request<Body>| {
+            let bound = binding.get().cloned();
+            async move {
+                match bound {
+                    Some(peer) => peer.oneshot(request).await,
+                    None => Err(PeerError(Box::new(NotBoundYet))),
+                }
+            }
+        }))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the peer is not running yet")]
+struct NotBoundYet;
+
 pub fn connect_lazy(uri: &str) -> Result<Peer, InvalidAddress> {
     let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
         .map_err(|source| InvalidAddress {
@@ -216,6 +247,26 @@ pub fn attested_by_edge(peer: Peer, edge: &ServiceCredential) -> Peer {
 mod tests {
     use super::*;
     use crate::{auth::SigningKey, clock::ManualClock};
+
+    #[tokio::test]
+    async fn a_late_peer_fails_until_bound_and_then_forwards() {
+        let binding = LateBinding::default();
+        let peer = binding.peer();
+        let request = || http::Request::new(Body::empty());
+        assert!(peer.clone().oneshot(request()).await.is_err());
+        let answering = in_process(tower::service_fn(|_: http::Request<Body>| async {
+            Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .status(204)
+                    .body(Body::empty())
+                    .expect("response"),
+            )
+        }));
+        assert!(binding.bind(answering.clone()));
+        assert!(!binding.bind(answering), "the first binding stays");
+        let answer = peer.oneshot(request()).await.expect("forwarded");
+        assert_eq!(answer.status(), 204);
+    }
 
     #[test]
     fn service_tokens_are_reminted_once_half_their_life_has_passed() {

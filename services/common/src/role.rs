@@ -41,6 +41,9 @@ pub enum Requirement {
 pub enum PeerNeeds {
     /// These roles, each required.
     Roles(&'static [&'static str]),
+    /// These roles when they are deployed, none required. In `pos up` they may be built
+    /// after this role (two roles can call each other): calls reach them once they are.
+    Optional(&'static [&'static str]),
     /// Every other role that serves gRPC (the edge), of which these are required.
     Every { required: &'static [&'static str] },
 }

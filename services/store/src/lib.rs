@@ -9,11 +9,12 @@ pub mod internal_api;
 pub mod paging;
 pub mod reconciler;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use pos_common::{
     clock::SharedClock,
+    peer::{Peer, with_service_token},
     role::{
         GrpcServices, KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds, Requirement, Role,
         RoleContext, Served, StartError,
@@ -29,6 +30,7 @@ use pos_store_storage::{ProductLimit, StoreStorage};
 
 pub use api::StoreApi;
 pub use internal_api::StoreInternalApi;
+use reconciler::{Reconciler, TradeLedger};
 
 /// The store role's migrations for both engines, tracked in `store_migrations`.
 pub static MIGRATIONS: Migrations = Migrations {
@@ -62,12 +64,22 @@ pub struct StoreArgs {
         value_parser = clap::value_parser!(i64).range(1..)
     )]
     pub max_products_per_store: i64,
+    /// Seconds a stock reservation may stay unconfirmed before the reconciler asks the
+    /// trade role whether its order was committed (confirm) or not (release).
+    #[arg(
+        long,
+        env = "POS_RESERVATION_TIMEOUT",
+        default_value_t = reconciler::DEFAULT_RESERVATION_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub reservation_timeout: u64,
 }
 
 impl Default for StoreArgs {
     fn default() -> Self {
         Self {
             max_products_per_store: ProductLimit::DEFAULT,
+            reservation_timeout: reconciler::DEFAULT_RESERVATION_TIMEOUT.as_secs(),
         }
     }
 }
@@ -88,7 +100,8 @@ impl Role for StoreRole {
         // Signs tablet credentials; without it IssueDeviceToken is UNAVAILABLE.
         signing_key: Requirement::Optional,
         key_source: KeySource::Published,
-        peers: PeerNeeds::Roles(&[]),
+        // The reconciler asks the trade role about stale reservations.
+        peers: PeerNeeds::Optional(&["trade"]),
     };
     type Args = StoreArgs;
 
@@ -107,6 +120,32 @@ impl Role for StoreRole {
                 .with_devices(Arc::new(devices::LocalDeviceCredentials::new(
                     storage.clone(),
                 )));
+        let mut internal = StoreInternalApi::new(storage.clone());
+        match (context.peers.get("trade"), &context.service_credential) {
+            (Some(trade), Some(credential)) => {
+                let timeout = Duration::from_secs(args.reservation_timeout);
+                let ledger = TradeLedger::new(Peer::new(with_service_token(
+                    trade.peer.clone(),
+                    credential,
+                )));
+                // Rounds often enough that a reservation waits at most half a timeout more.
+                let every = (timeout / 2).max(Duration::from_secs(1));
+                internal = internal.running(
+                    Reconciler::new(
+                        storage.clone(),
+                        Arc::new(ledger),
+                        context.clock.clone(),
+                        timeout,
+                    )
+                    .spawn(every),
+                );
+            }
+            (Some(_), None) => tracing::warn!(
+                "no key for a service token (POS_SIGNING_KEY_FILE or POS_SERVICE_KEY_FILE): \
+                 stale stock reservations are not resolved"
+            ),
+            (None, _) => {}
+        }
         let mut services = GrpcServices::default();
         services
             .add(
@@ -119,7 +158,7 @@ impl Role for StoreRole {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add(
-                StoreInternalServiceServer::new(StoreInternalApi::new(storage))
+                StoreInternalServiceServer::new(internal)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             );

@@ -74,6 +74,15 @@ impl OrderLedger for TradeLedger {
     }
 }
 
+/// A reconciler running in the background; dropping it stops it.
+pub struct Running(tokio::task::JoinHandle<()>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Round {
@@ -145,6 +154,11 @@ impl Reconciler {
             }
         }
         Ok(round)
+    }
+
+    /// Runs rounds in the background every `every`, until the handle is dropped.
+    pub fn spawn(self, every: Duration) -> Running {
+        Running(tokio::spawn(self.run(every)))
     }
 
     /// Runs a round every `every` until the task is dropped or aborted; a failed round

@@ -218,6 +218,7 @@ async fn a_store_refuses_products_past_its_limit(engine: Engine) {
         engine,
         StoreArgs {
             max_products_per_store: 3,
+            ..StoreArgs::default()
         },
     )
     .await;
