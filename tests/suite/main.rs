@@ -22,3 +22,4 @@ mod storage_store;
 mod storage_trade;
 mod storage_user;
 mod store_api;
+mod trade_api;

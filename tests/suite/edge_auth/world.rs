@@ -124,8 +124,12 @@ pub async fn snapshot(stack: &TestStack, world: &World) -> String {
             .expect("user");
         users.push(user.map(|u| (u.id, u.store_id)));
     }
+    let bills = pos_trade::open_storage(&stack.database, pos_common::clock::system())
+        .open_trades(store)
+        .await
+        .expect("bills");
     format!(
-        "{:?}|{:?}|{users:?}",
+        "{:?}|{:?}|{users:?}|{bills:?}",
         products
             .iter()
             .map(|p| (p.id, p.price, p.stock, p.base_stock, p.deleted_at))

@@ -10,35 +10,16 @@ use std::sync::Arc;
 use pos_common::{
     clock::{self, SharedClock},
     domain::{DeviceId, ProductId, StoreId},
-    storage::{Database, Migrations},
+    storage::Database,
 };
 use pos_trade_storage::{
     Bill, CardCompany, Category, Committed, IdempotencyKey, NewOrder, NewPayment, OrderId, Paid,
     PaymentMethod, SnapshotLine, TradeStorage,
 };
 
+pub use pos_trade::{MIGRATIONS, open_storage};
+
 use crate::support::{Engine, TestDb};
-
-/// The trade service's migrations for both engines, tracked in `trade_migrations`. (The
-/// trade role, when it exists, owns this; until then the suite keeps it.)
-pub static MIGRATIONS: Migrations = Migrations {
-    table: "trade_migrations",
-    postgres: pos_trade_postgres::migrator,
-    sqlite: pos_trade_sqlite::migrator,
-};
-
-/// The trade service's storage on whichever engine `database` is.
-pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn TradeStorage> {
-    match database {
-        Database::Postgres(pool) => {
-            Arc::new(pos_trade_postgres::PgTradeStorage::new(pool.clone(), clock))
-        }
-        Database::Sqlite(pool) => Arc::new(pos_trade_sqlite::SqliteTradeStorage::new(
-            pool.clone(),
-            clock,
-        )),
-    }
-}
 
 /// The store the fixture's helpers order and pay in.
 pub const STORE_ID: i64 = 1;

@@ -1,0 +1,369 @@
+//! Placing an order, Try-Confirm-Cancel across two roles: the store reserves the stock
+//! (Try), the order is committed here, and the reservation is confirmed (Confirm) — or,
+//! when the order cannot be committed, given back (Cancel).
+//!
+//! The order id is derived from the tablet and its idempotency key, so every retry of a
+//! request, even one racing the first attempt, reserves and commits the same id: the
+//! store answers the same reservation and storage the same order. Stock is only given
+//! back after [`TradeStorage::settle_order`] has fenced the id off, so a commit still in
+//! flight can never land on stock that went back; and a reservation that was released
+//! never backs an order.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use pos_common::{
+    ApiError, Reason,
+    auth::DeviceCaller,
+    domain::{Invalid, ProductId},
+    error::Violations,
+};
+use pos_proto::v1 as pb;
+use pos_trade_storage::{
+    Bill, Category, Committed, IdempotencyKey, NewOrder, Order, OrderId, SnapshotLine, TradeStorage,
+};
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::stock::{ReserveError, StoreStock, holds_stock};
+
+/// Most lines one order may have.
+pub const MAX_ORDER_LINES: usize = 100;
+/// Most of one product one line may ask for.
+pub const MAX_LINE_COUNT: i64 = 10_000_000;
+
+/// The namespace of order ids (a fixed random UUID): ids of this system never collide
+/// with UUIDs derived for anything else.
+const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_23c4_8e0a_4d5b_9a27_51c3_e8f4_0d6a);
+
+/// A valid PlaceOrder request: its lines merged by product (stock is checked on the
+/// total), in product id order, and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    pub lines: Vec<(ProductId, i64)>,
+    pub key: IdempotencyKey,
+}
+
+impl OrderRequest {
+    /// Every bad field named at once: `lines`, `lines[i].product_id`, `lines[i].count`,
+    /// `idempotency_key`.
+    pub fn parse(request: &pb::PlaceOrderRequest) -> Result<Self, ApiError> {
+        let mut violations = Violations::new();
+        let mut valid = true;
+        if request.lines.is_empty() {
+            violations.add("lines", "at least one line is required");
+            valid = false;
+        }
+        if request.lines.len() > MAX_ORDER_LINES {
+            violations.add("lines", format!("at most {MAX_ORDER_LINES} lines"));
+            valid = false;
+        }
+        let mut merged: BTreeMap<ProductId, i64> = BTreeMap::new();
+        for (i, line) in request.lines.iter().enumerate() {
+            let product = violations.check(
+                &format!("lines[{i}].product_id"),
+                ProductId::parse(line.product_id),
+            );
+            if !(1..=MAX_LINE_COUNT).contains(&line.count) {
+                violations.add(
+                    &format!("lines[{i}].count"),
+                    format!("must be between 1 and {MAX_LINE_COUNT}"),
+                );
+                valid = false;
+            }
+            match product {
+                // At most 100 lines of at most 10^7 each: the sum cannot overflow.
+                Some(product) => *merged.entry(product).or_insert(0) += line.count,
+                None => valid = false,
+            }
+        }
+        let key = violations.check(
+            "idempotency_key",
+            IdempotencyKey::parse(&request.idempotency_key),
+        );
+        violations.finish(|| {
+            valid.then_some(())?;
+            Some(Self {
+                lines: merged.into_iter().collect(),
+                key: key?,
+            })
+        })
+    }
+
+    /// The same for every retry of this request, different for any other: the merged
+    /// lines as `product:count,...`.
+    pub fn fingerprint(&self) -> String {
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|(product, count)| format!("{product}:{count}"))
+            .collect();
+        lines.join(",")
+    }
+
+    /// The order id of this tablet's request with this key.
+    pub fn order_id(&self, tablet: &DeviceCaller) -> OrderId {
+        let name = format!(
+            "{}/{}/{}",
+            tablet.store_id,
+            tablet.device_id,
+            self.key.as_str()
+        );
+        let id = Uuid::new_v5(&ORDER_ID_NAMESPACE, name.as_bytes());
+        // A hyphenated UUID is 36 visible ASCII characters: always a valid order id.
+        OrderId::from_stored(id.hyphenated().to_string())
+    }
+
+    /// Whether a committed order is this request (the same merged lines).
+    fn is_answered_by(&self, order: &Order) -> bool {
+        order.lines.len() == self.lines.len()
+            && order
+                .lines
+                .iter()
+                .zip(&self.lines)
+                .all(|(have, (product, count))| have.product_id == *product && have.count == *count)
+    }
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        Reason::IdempotencyKeyReused,
+        "this idempotency key was already used for a different order",
+    )
+}
+
+fn cancelled(order: &OrderId) -> ApiError {
+    ApiError::new(
+        Reason::ReservationClosed,
+        "the order took too long and was cancelled; nothing was ordered: place it again \
+         with a new idempotency key",
+    )
+    .with_metadata("order_id", order.as_str())
+}
+
+/// The reservation's lines as the order keeps them.
+fn snapshot(reservation: &pb::Reservation) -> Result<Vec<SnapshotLine>, Invalid> {
+    reservation
+        .lines
+        .iter()
+        .map(|line| {
+            Ok(SnapshotLine {
+                product_id: ProductId::parse(line.product_id)?,
+                product_name: line.product_name.clone(),
+                category: Category::parse(line.category)?,
+                unit_price: line.unit_price,
+                count: line.count,
+            })
+        })
+        .collect()
+}
+
+/// Places tablets' orders.
+#[derive(Clone)]
+pub struct Ordering {
+    storage: Arc<dyn TradeStorage>,
+    stock: StoreStock,
+}
+
+impl Ordering {
+    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock) -> Self {
+        Self { storage, stock }
+    }
+
+    /// Places the order on the tablet's open bill (opening one), or answers the order a
+    /// retry of the same request placed. Answers the order and its bill as it is now.
+    pub async fn place(
+        &self,
+        tablet: DeviceCaller,
+        request: &OrderRequest,
+    ) -> Result<(Order, Bill), Status> {
+        if let Some((order, _)) = self
+            .storage
+            .order_by_key(tablet.device_id, &request.key)
+            .await?
+        {
+            if !request.is_answered_by(&order) {
+                return Err(key_reused().into());
+            }
+            return Ok((order.clone(), self.bill_of(&order).await?));
+        }
+        let order_id = request.order_id(&tablet);
+        let wanted: Vec<(i64, i64)> = request
+            .lines
+            .iter()
+            .map(|(product, count)| (product.get(), *count))
+            .collect();
+        let reservation = match self
+            .stock
+            .reserve(&order_id, tablet.store_id.get(), &wanted)
+            .await
+        {
+            Ok(reservation) => reservation,
+            Err(ReserveError::Refused(status)) => return Err(status),
+            Err(ReserveError::KeyReused) => return Err(key_reused().into()),
+            Err(ReserveError::Failed(err)) => return Err(err.into()),
+        };
+        if !holds_stock(&reservation) {
+            // Given up by the reconciler or by an earlier attempt of this request.
+            return Err(cancelled(&order_id).into());
+        }
+        let new_order = snapshot(&reservation).and_then(|lines| {
+            NewOrder::new(
+                order_id.clone(),
+                tablet.store_id,
+                tablet.device_id,
+                request.key.clone(),
+                request.fingerprint(),
+                lines,
+            )
+        });
+        let new_order = match new_order {
+            Ok(order) => order,
+            Err(why) => {
+                self.cancel(&order_id).await;
+                return Err(ApiError::internal(format!(
+                    "the store's reservation of {} is not an order: {why}",
+                    order_id.as_str()
+                ))
+                .into());
+            }
+        };
+        let committed = match self.storage.commit_order(&new_order).await {
+            Ok(committed) => committed,
+            Err(err) => {
+                self.cancel(&order_id).await;
+                return Err(err.into());
+            }
+        };
+        let order = match committed {
+            Committed::Placed { order, .. } | Committed::Existing { order, .. } => order,
+            Committed::KeyReused => {
+                self.cancel(&order_id).await;
+                return Err(key_reused().into());
+            }
+            Committed::Overflow => {
+                self.cancel(&order_id).await;
+                return Err(ApiError::invalid(
+                    "lines",
+                    "the bill would exceed the largest amount it can hold; pay it first",
+                )
+                .into());
+            }
+            Committed::Abandoned => {
+                self.cancel(&order_id).await;
+                return Err(cancelled(&order_id).into());
+            }
+        };
+        self.confirm(&order_id).await;
+        Ok((order.clone(), self.bill_of(&order).await?))
+    }
+
+    /// The bill an order is on, with its orders.
+    async fn bill_of(&self, order: &Order) -> Result<Bill, ApiError> {
+        self.storage
+            .trade(order.store_id, order.trade_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("a committed order's bill is missing"))
+    }
+
+    /// Confirms the reservation of a committed order. The order stands whatever the
+    /// store answers: a reservation left unconfirmed is confirmed by the store's
+    /// reconciler, which finds the order committed.
+    async fn confirm(&self, order: &OrderId) {
+        if let Err(status) = self.stock.confirm(order).await {
+            tracing::warn!(
+                order_id = order.as_str(),
+                %status,
+                "could not confirm a committed order's stock; the reconciler will"
+            );
+        }
+    }
+
+    /// Resolves the reservation of an order that was not placed by this call: fences the
+    /// order id off first, then gives the stock back — or confirms it, when the order
+    /// turns out committed after all (a commit whose answer was lost). Whatever cannot be
+    /// done now is left to the store's reconciler, which asks the same question.
+    async fn cancel(&self, order: &OrderId) {
+        match self.storage.settle_order(order).await {
+            Ok(false) => {
+                if let Err(status) = self.stock.release(order).await {
+                    tracing::warn!(
+                        order_id = order.as_str(),
+                        %status,
+                        "could not release an abandoned order's stock; the reconciler will"
+                    );
+                }
+            }
+            Ok(true) => self.confirm(order).await,
+            Err(err) => tracing::warn!(
+                order_id = order.as_str(),
+                error = %err,
+                "could not settle an order that failed; the reconciler will"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pos_common::domain::{DeviceId, StoreId};
+
+    use super::*;
+
+    fn request(lines: &[(i64, i64)], key: &str) -> pb::PlaceOrderRequest {
+        pb::PlaceOrderRequest {
+            lines: lines
+                .iter()
+                .map(|&(product_id, count)| pb::OrderLineInput { product_id, count })
+                .collect(),
+            idempotency_key: key.into(),
+        }
+    }
+
+    fn fields(err: ApiError) -> Vec<String> {
+        err.violations().iter().map(|v| v.field.clone()).collect()
+    }
+
+    #[test]
+    fn lines_merge_and_every_bad_field_is_named() {
+        let parsed = OrderRequest::parse(&request(&[(4, 2), (2, 4), (4, 3)], "k")).expect("ok");
+        assert_eq!(parsed.fingerprint(), "2:4,4:5");
+        let err = OrderRequest::parse(&request(
+            &[(0, 1), (1, 0), (1, MAX_LINE_COUNT + 1)],
+            "has space",
+        ))
+        .expect_err("invalid");
+        assert_eq!(
+            fields(err),
+            [
+                "lines[0].product_id",
+                "lines[1].count",
+                "lines[2].count",
+                "idempotency_key"
+            ]
+        );
+        let err = OrderRequest::parse(&request(&[], "")).expect_err("empty");
+        assert_eq!(fields(err), ["lines", "idempotency_key"]);
+        let many = vec![(1, 1); MAX_ORDER_LINES + 1];
+        let err = OrderRequest::parse(&request(&many, "k")).expect_err("too many");
+        assert_eq!(fields(err), ["lines"]);
+        let long = "k".repeat(IdempotencyKey::MAX_LEN + 1);
+        let err = OrderRequest::parse(&request(&[(1, 1)], &long)).expect_err("long key");
+        assert_eq!(fields(err), ["idempotency_key"]);
+    }
+
+    #[test]
+    fn order_ids_depend_on_the_tablet_and_the_key_only() {
+        let tablet = |device| DeviceCaller {
+            store_id: StoreId::from_stored(1),
+            device_id: DeviceId::from_stored(device),
+            credential_version: 1,
+        };
+        let a = OrderRequest::parse(&request(&[(1, 1)], "k")).expect("ok");
+        let b = OrderRequest::parse(&request(&[(2, 9)], "k")).expect("ok");
+        let c = OrderRequest::parse(&request(&[(1, 1)], "other")).expect("ok");
+        assert_eq!(a.order_id(&tablet(1)), b.order_id(&tablet(1)));
+        assert_ne!(a.order_id(&tablet(1)), a.order_id(&tablet(2)));
+        assert_ne!(a.order_id(&tablet(1)), c.order_id(&tablet(1)));
+        assert!(OrderId::parse(a.order_id(&tablet(1)).as_str()).is_ok());
+    }
+}

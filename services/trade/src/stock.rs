@@ -1,0 +1,131 @@
+//! The store role's stock, as the trade role moves it: reserve an order's lines, then
+//! confirm or release the reservation, over `StoreInternalService` with the trade role's
+//! service token.
+
+use pos_common::{
+    ApiError,
+    peer::{Peer, ServiceCredential, WithServiceToken, with_service_token},
+};
+use pos_proto::v1::{
+    self as pb, ReservationStatus, store_internal_service_client::StoreInternalServiceClient,
+};
+use pos_trade_storage::OrderId;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// Reasons of the store's refusals a tablet is told as they are: they are about its
+/// order (what is short, which product is unknown), not about the mesh.
+const REFUSALS_FOR_THE_CALLER: &[&str] = &["OUT_OF_STOCK", "PRODUCT_NOT_FOUND"];
+
+/// Why the store did not reserve.
+#[derive(Debug)]
+pub enum ReserveError {
+    /// The store refused the order itself (short, unknown product): the store's status,
+    /// passed through to the tablet.
+    Refused(Status),
+    /// The order id holds another request's reservation.
+    KeyReused,
+    /// The store could not be asked, or answered something unexpected.
+    Failed(ApiError),
+}
+
+#[derive(Clone)]
+pub struct StoreStock {
+    client: StoreInternalServiceClient<WithServiceToken<Peer>>,
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+/// A failure of the call itself (the store down, slow, or broken): retryable. Anything
+/// else means the mesh is miswired, which a caller cannot fix.
+pub fn store_failure(status: Status) -> ApiError {
+    match status.code() {
+        Code::Unavailable
+        | Code::Unknown
+        | Code::Internal
+        | Code::DeadlineExceeded
+        | Code::Cancelled => ApiError::unavailable("store service", status),
+        _ => ApiError::internal(status),
+    }
+}
+
+impl StoreStock {
+    pub fn new(store: Peer, credential: &ServiceCredential) -> Self {
+        Self {
+            client: StoreInternalServiceClient::new(with_service_token(store, credential)),
+        }
+    }
+
+    /// Takes the stock of `lines` (merged, in product id order) for the order.
+    pub async fn reserve(
+        &self,
+        order: &OrderId,
+        store_id: i64,
+        lines: &[(i64, i64)],
+    ) -> Result<pb::Reservation, ReserveError> {
+        let answer = self
+            .client
+            .clone()
+            .reserve_stock(pb::ReserveStockRequest {
+                order_id: order.as_str().to_string(),
+                store_id,
+                lines: lines
+                    .iter()
+                    .map(|&(product_id, count)| pb::StockRequestLine { product_id, count })
+                    .collect(),
+            })
+            .await;
+        match answer {
+            Ok(response) => response.into_inner().reservation.ok_or_else(|| {
+                ReserveError::Failed(ApiError::internal("the store answered no reservation"))
+            }),
+            Err(status) => {
+                let why = reason(&status);
+                if REFUSALS_FOR_THE_CALLER.contains(&why.as_str()) {
+                    Err(ReserveError::Refused(status))
+                } else if why == "IDEMPOTENCY_KEY_REUSED" {
+                    Err(ReserveError::KeyReused)
+                } else {
+                    Err(ReserveError::Failed(store_failure(status)))
+                }
+            }
+        }
+    }
+
+    /// Makes the order's reservation final.
+    pub async fn confirm(&self, order: &OrderId) -> Result<(), Status> {
+        self.client
+            .clone()
+            .confirm_stock(pb::ConfirmStockRequest {
+                order_id: order.as_str().to_string(),
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Gives the order's reserved stock back.
+    pub async fn release(&self, order: &OrderId) -> Result<(), Status> {
+        self.client
+            .clone()
+            .release_stock(pb::ReleaseStockRequest {
+                order_id: order.as_str().to_string(),
+            })
+            .await
+            .map(drop)
+    }
+}
+
+/// Whether a reservation still holds (or has sold) its stock: a released one, or a
+/// tombstone left by a release that came first, must never back an order.
+pub fn holds_stock(reservation: &pb::Reservation) -> bool {
+    matches!(
+        ReservationStatus::try_from(reservation.status),
+        Ok(ReservationStatus::Reserved | ReservationStatus::Confirmed)
+    )
+}
