@@ -11,9 +11,7 @@ use pos_common::{
 };
 use pos_proto::v1::{self as pb, store_internal_service_client::StoreInternalServiceClient};
 use pos_store::storage::ReservationStatus;
-use pos_trade_storage::{
-    Category, Committed, IdempotencyKey, NewOrder, OrderId, SnapshotLine, TradeStorage,
-};
+use pos_trade_storage::{Category, Committed, IdempotencyKey, NewOrder, OrderId, SnapshotLine};
 use tonic::Request;
 
 use super::{Shop, order};
