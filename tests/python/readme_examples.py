@@ -7,7 +7,8 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
 * Takes the first ```sh block after each of the headings in HEADINGS in
   README.md (or `--readme PATH`), joining backslash-continued lines, and runs
   the blocks in that order ("## Sign up as a new owner (development provider)",
-  then "## Try the API with grpcurl") against one server. Shell variables are
+  "## Try the API with grpcurl", then "## Order at a table and take payment")
+  against one server. Shell variables are
   per block, as if each block were pasted into a fresh shell.
 * `NAME=$(jq -r EXPR pos-data/demo.json)` lines are evaluated against the
   demo.json of the server started here.
@@ -73,6 +74,7 @@ except ImportError:
 HEADINGS = [
     "## Sign up as a new owner (development provider)",
     "## Try the API with grpcurl",
+    "## Order at a table and take payment",
 ]
 README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
 README_DEMO_JSON = "pos-data/demo.json"
