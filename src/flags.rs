@@ -155,6 +155,15 @@ pub fn peer_roles(role: &dyn RegisteredRole) -> Vec<(&'static str, bool)> {
     peers
 }
 
+/// Whether the role calls other roles with a service token (required or optional
+/// peers; fetching the published keys needs none), so it takes a service key.
+fn calls_other_roles(role: &dyn RegisteredRole) -> bool {
+    match role.needs().peers {
+        PeerNeeds::Roles(names) | PeerNeeds::Optional(names) => !names.is_empty(),
+        PeerNeeds::Every { .. } => true,
+    }
+}
+
 /// `--<role>-addr` and `POS_<ROLE>_ADDR`.
 fn peer_flag(role: &str) -> (String, String) {
     (
@@ -194,7 +203,7 @@ pub fn serve_command(role: &dyn RegisteredRole) -> Command {
         command = required(command, "signing_key_file", needs.signing_key);
     }
     let peers = peer_roles(role);
-    if peers.iter().any(|(_, required)| *required) {
+    if calls_other_roles(role) {
         command = ServiceKeyFlags::augment_args(command);
     }
     for (peer, required) in peers {
@@ -241,9 +250,7 @@ pub fn parse_serve(
         signing: (needs.signing_key != Requirement::No)
             .then(|| SigningFlags::from_arg_matches(matches))
             .transpose()?,
-        service_key: peers
-            .iter()
-            .any(|(_, required)| *required)
+        service_key: calls_other_roles(role)
             .then(|| ServiceKeyFlags::from_arg_matches(matches))
             .transpose()?,
         peers: peers

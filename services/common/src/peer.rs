@@ -59,8 +59,6 @@ where
     BoxCloneSyncService::new(service.map_err(|e| PeerError(e.into())))
 }
 
-/// Connects lazily to `uri` (`http://host:port`): a role that is down at start-up is
-/// reached once it is up, and calls meanwhile fail UNAVAILABLE.
 /// A peer built after the role that calls it (`pos up` builds roles in order, and two
 /// roles may call each other): calls made before it is bound fail as an unreachable
 /// peer would, and callers retry as they would then.
@@ -92,6 +90,8 @@ impl LateBinding {
 #[error("the peer is not running yet")]
 struct NotBoundYet;
 
+/// Connects lazily to `uri` (`http://host:port`): a role that is down at start-up is
+/// reached once it is up, and calls meanwhile fail UNAVAILABLE.
 pub fn connect_lazy(uri: &str) -> Result<Peer, InvalidAddress> {
     let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
         .map_err(|source| InvalidAddress {

@@ -26,6 +26,9 @@ pub const DEFAULT_RESERVATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reservations resolved per round at most; the next round takes the rest.
 const BATCH: i64 = 200;
 
+/// How long the trade role has to answer about one order before it counts as unreachable.
+const LEDGER_DEADLINE: Duration = Duration::from_secs(5);
+
 /// The ledger could not say whether an order was committed.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot learn whether order {order} was committed")]
@@ -130,7 +133,16 @@ impl Reconciler {
         let stale = self.storage.stale_reservations(made_before, BATCH).await?;
         let mut round = Round::default();
         for order in stale {
-            match self.ledger.order_exists(&order).await {
+            // A trade role that hangs must not hold the round (and every later one).
+            let answer = tokio::time::timeout(LEDGER_DEADLINE, self.ledger.order_exists(&order))
+                .await
+                .unwrap_or_else(|elapsed| {
+                    Err(LedgerUnreachable {
+                        order: order.as_str().to_string(),
+                        source: Box::new(elapsed),
+                    })
+                });
+            match answer {
                 Ok(true) => match self.storage.confirm(&order).await? {
                     Confirmed::Confirmed(_) => round.confirmed += 1,
                     Confirmed::AlreadyReleased(_) => {

@@ -273,9 +273,12 @@ impl TradeService for TradeApi {
                 .map(from_timestamp)
             {
                 None => Some(None),
-                Some(Some(at)) => Some(Some(at)),
-                Some(None) => {
-                    v.add(field, "not a valid timestamp");
+                // Years every database keeps: nothing else reaches a query.
+                Some(Some(at)) if (1..=9999).contains(&chrono::Datelike::year(&at)) => {
+                    Some(Some(at))
+                }
+                Some(_) => {
+                    v.add(field, "not a valid timestamp of the years 1 to 9999");
                     None
                 }
             };
@@ -285,7 +288,10 @@ impl TradeService for TradeApi {
         let range = match (from, to) {
             (Some(from), Some(to)) => {
                 let to = to.unwrap_or_else(|| self.clock.now());
-                let from = from.unwrap_or(to - Duration::days(DEFAULT_PAYMENTS_SPAN_DAYS));
+                let from = from.unwrap_or_else(|| {
+                    to.checked_sub_signed(Duration::days(DEFAULT_PAYMENTS_SPAN_DAYS))
+                        .unwrap_or(to)
+                });
                 if from < to {
                     Some((from, to))
                 } else {

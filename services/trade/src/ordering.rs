@@ -69,11 +69,24 @@ impl OrderRequest {
                     format!("must be between 1 and {MAX_LINE_COUNT}"),
                 );
                 valid = false;
+                continue;
             }
-            match product {
-                // At most 100 lines of at most 10^7 each: the sum cannot overflow.
-                Some(product) => *merged.entry(product).or_insert(0) += line.count,
-                None => valid = false,
+            let Some(product) = product else {
+                valid = false;
+                continue;
+            };
+            // Lines of one product are one line to the stock: the limit holds for the sum.
+            // (At most 100 counts of at most 10^7 each: the sum cannot overflow.)
+            let total = merged.entry(product).or_insert(0);
+            *total += line.count;
+            if *total > MAX_LINE_COUNT {
+                violations.add(
+                    &format!("lines[{i}].count"),
+                    format!(
+                        "with the earlier lines of product {product} comes to more than {MAX_LINE_COUNT}"
+                    ),
+                );
+                valid = false;
             }
         }
         let key = violations.check(
@@ -229,6 +242,13 @@ impl Ordering {
         };
         let committed = match self.storage.commit_order(&new_order).await {
             Ok(committed) => committed,
+            // A busy or unreachable database asks for a retry, which must be able to
+            // succeed with the same key: the reservation stays for it (or for the
+            // reconciler, if no retry comes).
+            Err(
+                err @ (pos_common::storage::StorageError::Unavailable(_)
+                | pos_common::storage::StorageError::Contention(_)),
+            ) => return Err(err.into()),
             Err(err) => {
                 self.cancel(&order_id).await;
                 return Err(err.into());
@@ -341,6 +361,13 @@ mod tests {
                 "idempotency_key"
             ]
         );
+        // The limit holds for a product's lines together; huge counts never overflow.
+        let err = OrderRequest::parse(&request(&[(1, MAX_LINE_COUNT), (1, 1)], "k"))
+            .expect_err("merged over the limit");
+        assert_eq!(fields(err), ["lines[1].count"]);
+        let err =
+            OrderRequest::parse(&request(&[(1, i64::MAX), (1, i64::MAX)], "k")).expect_err("huge");
+        assert_eq!(fields(err), ["lines[0].count", "lines[1].count"]);
         let err = OrderRequest::parse(&request(&[], "")).expect_err("empty");
         assert_eq!(fields(err), ["lines", "idempotency_key"]);
         let many = vec![(1, 1); MAX_ORDER_LINES + 1];
