@@ -12,6 +12,7 @@ use pos_common::{
         read_jwks,
     },
     clock, ephemeral,
+    events::{LocalBus, RedisBus, SharedEventBus},
     peer::{ServiceCredential, connect_lazy},
     role::{PeerRole, RoleContext},
     storage::Database,
@@ -74,12 +75,21 @@ async fn context(
         }
         _ => None,
     };
-    let shared_state = match &flags.shared_state {
-        Some(state) => match &state.redis_url {
-            Some(url) => Some(ephemeral::connect(Some(url), &state.redis_key_prefix).await?),
-            None => None,
-        },
-        None => None,
+    let redis = flags
+        .shared_state
+        .as_ref()
+        .and_then(|state| Some((state.redis_url.as_deref()?, &state.redis_key_prefix)));
+    let (shared_state, events): (_, SharedEventBus) = match redis {
+        Some((url, prefix)) => (
+            Some(ephemeral::connect(Some(url), prefix).await?),
+            Arc::new(
+                RedisBus::connect(url, prefix)
+                    .await
+                    .context("cannot reach Redis for the event bus")?,
+            ),
+        ),
+        // Without Redis this process is the only replica: its watchers hear it alone.
+        None => (None, Arc::new(LocalBus::new())),
     };
     let tokens = &flags.tokens;
     let signing = flags
@@ -162,6 +172,7 @@ async fn context(
         database: database.clone(),
         revocations: shared_state.clone().map(Revocations::new),
         shared_state,
+        events,
         keys,
         key_source,
         published_keys,

@@ -13,6 +13,7 @@ use pos_common::{
     },
     clock::SharedClock,
     ephemeral::SharedEphemeral,
+    events::{LocalBus, SharedEventBus},
     peer::{LateBinding, ServiceCredential},
     role::{KeySource, PeerRole, RoleContext, Served},
     storage::Database,
@@ -74,6 +75,9 @@ pub struct Plumbing {
     pub ephemeral: SharedEphemeral,
     /// The access-token deny-list (`pos up`: a file in the data directory).
     pub revocations: Revocations,
+    /// Change notifications between the roles' replicas (one bus for the process, or
+    /// Redis when tests run two replicas against it).
+    pub events: SharedEventBus,
     pub signing_key: Arc<SigningKey>,
     pub clock: SharedClock,
 }
@@ -144,6 +148,7 @@ async fn context(
         database: plumbing.database(role).await?,
         shared_state: Some(plumbing.ephemeral.clone()),
         revocations: Some(plumbing.revocations.clone()),
+        events: plumbing.events.clone(),
         keys: keys.clone(),
         key_source: Arc::new(StaticJwks(issuer.jwks())),
         published_keys: (role.needs().key_source == KeySource::Own).then(|| issuer.jwks()),
@@ -272,6 +277,7 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
                 pos_common::clock::system(),
             )),
             revocations: Revocations::in_list(deny_list.clone()),
+            events: Arc::new(LocalBus::new()),
             signing_key: Arc::new(key),
             clock: pos_common::clock::system(),
         },

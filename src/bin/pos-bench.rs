@@ -191,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             revocations: Revocations::in_list(Arc::new(
                 SqliteDenyList::open(&dir, "revocations.db", clock::system()).await?,
             )),
+            events: Arc::new(pos_common::events::LocalBus::new()),
             signing_key: Arc::new(SigningKey::generate()),
             clock: clock::system(),
         },

@@ -35,6 +35,9 @@ pub type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 pub enum EventError {
     #[error("the event bus is unreachable")]
     Unavailable(#[source] redis::RedisError),
+    /// A subscription's stream ended: its connection to the bus was lost.
+    #[error("the subscription to the event bus was lost")]
+    Ended,
 }
 
 impl From<EventError> for crate::ApiError {

@@ -15,6 +15,7 @@ use crate::{
     auth::{Authenticator, JwkSet, JwksSource, KeyCache, Revocations, TokenIssuer},
     clock::SharedClock,
     ephemeral::SharedEphemeral,
+    events::SharedEventBus,
     peer::{Peer, ServiceCredential},
     storage::{Database, Migrations},
 };
@@ -89,6 +90,9 @@ pub struct RoleContext {
     /// data directory in `pos up` (so a restart forgets no revocation); absent without
     /// shared state.
     pub revocations: Option<Revocations>,
+    /// Change notifications between replicas: Redis pub/sub when the shared state is
+    /// Redis, else in-process (one bus shared by every role of `pos up`).
+    pub events: SharedEventBus,
     /// Verify tokens.
     pub keys: Arc<KeyCache>,
     /// Where those keys come from (the edge publishes them at `/.well-known/jwks.json`).

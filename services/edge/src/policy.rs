@@ -67,6 +67,7 @@ pub const POLICY: &[(&str, Rule)] = &[
     ("/pos.v1.TradeService/PayCash", rule(Owner)),
     ("/pos.v1.TradeService/PayCard", rule(Owner)),
     ("/pos.v1.TradeService/ListPayments", rule(Owner)),
+    ("/pos.v1.TradeService/WatchOpenTrades", streaming(Owner)),
     ("/pos.v1.SettlementService/GetProductSales", rule(Owner)),
     ("/pos.v1.SettlementService/GetSettlement", rule(Owner)),
     ("/pos.v1.SettlementService/ListSettlements", rule(Owner)),

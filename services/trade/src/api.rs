@@ -26,6 +26,7 @@ use crate::{
     ordering::{OrderRequest, Ordering},
     paging::PaymentsPage,
     stock::StoreStock,
+    watch::Watches,
 };
 
 /// How far back ListPayments looks when the request names no start.
@@ -36,14 +37,21 @@ const DEFAULT_PAYMENTS_SPAN_DAYS: i64 = 31;
 pub struct TradeApi {
     storage: Arc<dyn TradeStorage>,
     ordering: Ordering,
+    watches: Watches,
     clock: SharedClock,
 }
 
 impl TradeApi {
-    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock, clock: SharedClock) -> Self {
+    pub fn new(
+        storage: Arc<dyn TradeStorage>,
+        stock: StoreStock,
+        watches: Watches,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             ordering: Ordering::new(storage.clone(), stock),
             storage,
+            watches,
             clock,
         }
     }
@@ -87,6 +95,9 @@ impl TradeApi {
                 .with_metadata("actual_amount", actual));
             }
         };
+        self.watches
+            .announce(store_id, device_id, payment.trade_id)
+            .await;
         let bill = self
             .storage
             .trade(store_id, payment.trade_id)
@@ -156,6 +167,9 @@ impl TradeService for TradeApi {
         let tablet = Principal::of(&request)?.require_device()?;
         let wanted = OrderRequest::parse(request.get_ref())?;
         let (order, bill) = self.ordering.place(tablet, &wanted).await?;
+        self.watches
+            .announce(tablet.store_id, tablet.device_id, bill.trade.id)
+            .await;
         Ok(Response::new(pb::PlaceOrderResponse {
             order: Some(convert::order(order)),
             trade: Some(convert::bill(bill, None)),
@@ -180,11 +194,15 @@ impl TradeService for TradeApi {
 
     async fn watch_current_trade(
         &self,
-        _request: Request<pb::WatchCurrentTradeRequest>,
+        request: Request<pb::WatchCurrentTradeRequest>,
     ) -> RpcResult<Self::WatchCurrentTradeStream> {
-        Err(Status::unimplemented(
-            "WatchCurrentTrade is not served yet; poll GetCurrentTrade",
-        ))
+        let principal = Principal::of(&request)?;
+        let tablet = principal.require_device()?;
+        let stream = self
+            .watches
+            .current_trade(principal.clone(), tablet.store_id, tablet.device_id)
+            .await?;
+        Ok(Response::new(stream))
     }
 
     async fn list_open_trades(
@@ -308,5 +326,17 @@ impl TradeService for TradeApi {
             payments: payments.into_iter().map(convert::payment).collect(),
             next_page_token,
         }))
+    }
+
+    type WatchOpenTradesStream = BoxStream<pb::WatchOpenTradesResponse>;
+
+    async fn watch_open_trades(
+        &self,
+        request: Request<pb::WatchOpenTradesRequest>,
+    ) -> RpcResult<Self::WatchOpenTradesStream> {
+        let principal = Principal::of(&request)?;
+        let store = owner_store(principal)?;
+        let stream = self.watches.open_trades(principal.clone(), store).await?;
+        Ok(Response::new(stream))
     }
 }

@@ -10,6 +10,7 @@ pub mod internal_api;
 pub mod ordering;
 pub mod paging;
 pub mod stock;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ use pos_trade_storage::TradeStorage;
 pub use api::TradeApi;
 pub use internal_api::TradeInternalApi;
 use stock::StoreStock;
+use watch::Watches;
 
 /// The trade role's migrations for both engines, tracked in `trade_migrations`.
 pub static MIGRATIONS: Migrations = Migrations {
@@ -99,12 +101,15 @@ impl Role for TradeRole {
                 &credential,
             )));
         let stock = StoreStock::new(store, &credential);
+        // Watchers check their tablet's credential again while they stream.
+        let watches = Watches::new(storage.clone(), context.events.clone(), auth.clone());
         let mut services = GrpcServices::default();
         services
             .add(
                 TradeServiceServer::new(TradeApi::new(
                     storage.clone(),
                     stock,
+                    watches,
                     context.clock.clone(),
                 ))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

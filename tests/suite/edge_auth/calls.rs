@@ -273,8 +273,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
         (
             "/pos.v1.TradeService/WatchCurrentTrade",
             pb::WatchCurrentTradeRequest {}.encode_to_vec(),
-            // Served by the trade role, not streamed yet: UNIMPLEMENTED, without ErrorInfo.
-            Expect::Refused(Code::Unimplemented, ""),
+            Expect::Ok,
         ),
         (
             "/pos.v1.TradeService/ListOpenTrades",
@@ -310,6 +309,11 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
         (
             "/pos.v1.TradeService/ListPayments",
             pb::ListPaymentsRequest::default().encode_to_vec(),
+            Expect::Ok,
+        ),
+        (
+            "/pos.v1.TradeService/WatchOpenTrades",
+            pb::WatchOpenTradesRequest {}.encode_to_vec(),
             Expect::Ok,
         ),
         (

@@ -65,6 +65,7 @@ impl TestApp {
             database: Some(database.clone()),
             shared_state: None,
             revocations: None,
+            events: Arc::new(pos_common::events::LocalBus::new()),
             keys,
             key_source: source,
             published_keys: None,

@@ -15,6 +15,7 @@ use pos_common::{
     auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, SigningKey, TokenIssuer},
     clock,
     ephemeral::{self, MemoryStore, SharedEphemeral},
+    events::{LocalBus, RedisBus, SharedEventBus},
     storage::Database,
 };
 use pos_proto::v1::{self as pb, user_service_client::UserServiceClient};
@@ -150,6 +151,19 @@ pub async fn shared_state(engine: Engine) -> SharedEphemeral {
         Engine::Postgres => ephemeral::connect(Some(&redis_url()), &redis_prefix())
             .await
             .expect("Redis must be reachable for the test suite"),
+    }
+}
+
+/// The event bus replicas share: Redis under a prefix of this run on PostgreSQL (so two
+/// replicas of a role hear each other across it), in memory on SQLite.
+pub async fn event_bus(engine: Engine) -> SharedEventBus {
+    match engine {
+        Engine::Sqlite => Arc::new(LocalBus::new()),
+        Engine::Postgres => Arc::new(
+            RedisBus::connect(&redis_url(), &redis_prefix())
+                .await
+                .expect("Redis must be reachable for the test suite"),
+        ),
     }
 }
 

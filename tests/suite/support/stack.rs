@@ -65,6 +65,7 @@ impl TestStack {
             Some(state) => state,
             None => super::shared_state(engine).await,
         };
+        let events = super::event_bus(engine).await;
         let kakao = FakeKakao::start().await;
         let mut flags: Vec<String> = vec![
             "--kakao-client-id".into(),
@@ -89,6 +90,7 @@ impl TestStack {
                 databases: Databases::Shared(database.clone()),
                 ephemeral: ephemeral.clone(),
                 revocations: Revocations::new(ephemeral.clone()),
+                events,
                 signing_key: Arc::new(SigningKey::generate()),
                 clock: options.clock.clone(),
             },

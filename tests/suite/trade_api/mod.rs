@@ -6,6 +6,7 @@ mod access;
 mod ordering;
 mod paying;
 mod reconciling;
+mod watching;
 
 use pos_proto::v1::{
     self as pb, PosGrade, ProductCategory, store_service_client::StoreServiceClient,

@@ -1,0 +1,283 @@
+//! Live bills: WatchCurrentTrade (a tablet's bill) and WatchOpenTrades (a store's open
+//! bills). Whichever replica commits an order or a payment announces it on the event bus
+//! (`bill:<device id>` and `store:<store id>`); every watcher hears it, wherever it is
+//! connected, and reads the bills again from storage. The events only ever prompt a read,
+//! so a lost or late one costs at most a stale moment, never a wrong bill: a watcher
+//! that fell behind reads again too, and one whose subscription is lost (its Redis
+//! connection) ends with UNAVAILABLE so its client reconnects and reads afresh.
+//!
+//! A watcher sends a bill only when it differs from what it last sent, so retries and
+//! duplicate events cost nothing on the wire. A tablet's credential is checked again on
+//! every event and every [`CREDENTIAL_RECHECK`], so a revoked tablet's stream ends with
+//! `TOKEN_REVOKED` even when its bill is quiet.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use pos_common::{
+    ApiError, ApiResult,
+    auth::{Authenticator, Principal},
+    domain::{DeviceId, StoreId},
+    events::{EventError, Events, SharedEventBus},
+};
+use pos_proto::v1 as pb;
+use pos_trade_storage::{Bill, TradeId, TradeStatus, TradeStorage};
+use tokio::{sync::mpsc, time::Instant};
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+use tonic::{Status, codegen::BoxStream};
+
+use crate::convert;
+
+/// How often an idle watcher checks that its tablet's credential is still current.
+pub const CREDENTIAL_RECHECK: Duration = Duration::from_secs(3);
+
+/// Messages a watcher may have ready before it waits for its client to take them.
+const BUFFERED_MESSAGES: usize = 16;
+
+/// The topic of one tablet's bill.
+pub fn bill_topic(device: DeviceId) -> String {
+    format!("bill:{device}")
+}
+
+/// The topic of every bill of one store.
+pub fn store_topic(store: StoreId) -> String {
+    format!("store:{store}")
+}
+
+/// Announces changed bills and serves the streams that follow them.
+#[derive(Clone)]
+pub struct Watches {
+    storage: Arc<dyn TradeStorage>,
+    bus: SharedEventBus,
+    auth: Authenticator,
+}
+
+impl Watches {
+    pub fn new(storage: Arc<dyn TradeStorage>, bus: SharedEventBus, auth: Authenticator) -> Self {
+        Self { storage, bus, auth }
+    }
+
+    /// Tells every watcher of the tablet's bill and of its store that the bill changed.
+    /// The change is already committed: a bus that is down must not fail the call, and
+    /// watchers catch up on their next event or reconnection.
+    pub async fn announce(&self, store: StoreId, device: DeviceId, trade: TradeId) {
+        let payload = trade.to_string();
+        for topic in [bill_topic(device), store_topic(store)] {
+            if let Err(err) = self.bus.publish(&topic, payload.as_bytes()).await {
+                tracing::warn!(%topic, error = %err, "a bill changed but watchers were not told");
+            }
+        }
+    }
+
+    /// The tablet's bill now, then after every change.
+    pub async fn current_trade(
+        &self,
+        principal: Principal,
+        store: StoreId,
+        device: DeviceId,
+    ) -> ApiResult<BoxStream<pb::WatchCurrentTradeResponse>> {
+        // Subscribed before the first read, so no change slips between the two.
+        let events = self.bus.subscribe(&bill_topic(device)).await?;
+        let view = CurrentBill {
+            storage: self.storage.clone(),
+            store,
+            device,
+            started: false,
+            shown: None,
+        };
+        Ok(self.follow(view, events, principal))
+    }
+
+    /// Every open bill of the store now, then each bill of the store as it changes.
+    pub async fn open_trades(
+        &self,
+        principal: Principal,
+        store: StoreId,
+    ) -> ApiResult<BoxStream<pb::WatchOpenTradesResponse>> {
+        let events = self.bus.subscribe(&store_topic(store)).await?;
+        let view = OpenBills {
+            storage: self.storage.clone(),
+            store,
+            started: false,
+            shown: BTreeMap::new(),
+        };
+        Ok(self.follow(view, events, principal))
+    }
+
+    /// Runs `view` in a task of its own until the client goes away or the stream must end.
+    fn follow<V: View>(
+        &self,
+        view: V,
+        events: Events,
+        principal: Principal,
+    ) -> BoxStream<V::Message> {
+        let (sender, receiver) = mpsc::channel(BUFFERED_MESSAGES);
+        let watcher = Watcher {
+            auth: self.auth.clone(),
+            principal,
+            sender,
+        };
+        tokio::spawn(watcher.run(view, events));
+        Box::pin(ReceiverStream::new(receiver))
+    }
+}
+
+/// What a stream shows, read again whenever something may have changed.
+#[async_trait]
+trait View: Send + 'static {
+    type Message: Send + 'static;
+
+    /// The messages that bring the client up to date with storage.
+    async fn refresh(&mut self) -> ApiResult<Vec<Self::Message>>;
+}
+
+struct Watcher<M> {
+    auth: Authenticator,
+    principal: Principal,
+    sender: mpsc::Sender<Result<M, Status>>,
+}
+
+impl<M: Send + 'static> Watcher<M> {
+    async fn run<V: View<Message = M>>(self, mut view: V, mut events: Events) {
+        let mut recheck =
+            tokio::time::interval_at(Instant::now() + CREDENTIAL_RECHECK, CREDENTIAL_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            match view.refresh().await {
+                Ok(messages) => {
+                    for message in messages {
+                        if self.sender.send(Ok(message)).await.is_err() {
+                            return; // The client went away.
+                        }
+                    }
+                }
+                Err(err) => return self.end(err.into()).await,
+            }
+            // Wait for a reason to read again; an event that was missed is one too.
+            loop {
+                tokio::select! {
+                    () = self.sender.closed() => return,
+                    event = events.next() => match event {
+                        Some(_) => break,
+                        None => return self.end(ApiError::from(EventError::Ended).into()).await,
+                    },
+                    _ = recheck.tick() => {
+                        if let Err(err) = self.auth.check_device(&self.principal).await {
+                            return self.end(err.into()).await;
+                        }
+                    }
+                }
+            }
+            if let Err(err) = self.auth.check_device(&self.principal).await {
+                return self.end(err.into()).await;
+            }
+        }
+    }
+
+    async fn end(self, status: Status) {
+        // The client may be gone already; then nobody needs to hear why.
+        let _ = self.sender.send(Err(status)).await;
+    }
+}
+
+/// One tablet's bill: absent when it has none; when the bill it showed was paid, that
+/// bill once more as PAID, then the next one (or none).
+struct CurrentBill {
+    storage: Arc<dyn TradeStorage>,
+    store: StoreId,
+    device: DeviceId,
+    started: bool,
+    shown: Option<(TradeId, pb::Trade)>,
+}
+
+#[async_trait]
+impl View for CurrentBill {
+    type Message = pb::WatchCurrentTradeResponse;
+
+    async fn refresh(&mut self) -> ApiResult<Vec<Self::Message>> {
+        let open = self
+            .storage
+            .open_trade(self.store, self.device)
+            .await?
+            .map(|bill| (bill.trade.id, convert::bill(bill, None)));
+        let mut messages = Vec::new();
+        if let Some((shown_id, _)) = &self.shown
+            && open.as_ref().map(|(id, _)| id) != Some(shown_id)
+            && let Some(paid) = paid_bill(self.storage.as_ref(), self.store, *shown_id).await?
+        {
+            messages.push(pb::WatchCurrentTradeResponse { trade: Some(paid) });
+        }
+        let current = open.as_ref().map(|(_, trade)| trade);
+        if !self.started || current != self.shown.as_ref().map(|(_, trade)| trade) {
+            messages.push(pb::WatchCurrentTradeResponse {
+                trade: current.cloned(),
+            });
+        }
+        self.started = true;
+        self.shown = open;
+        Ok(messages)
+    }
+}
+
+/// A store's open bills: each once at the start and then a message without a bill (the
+/// client now knows them all, even when there are none), then whichever changed, and a
+/// bill that was paid once more as PAID.
+struct OpenBills {
+    storage: Arc<dyn TradeStorage>,
+    store: StoreId,
+    started: bool,
+    shown: BTreeMap<TradeId, pb::Trade>,
+}
+
+#[async_trait]
+impl View for OpenBills {
+    type Message = pb::WatchOpenTradesResponse;
+
+    async fn refresh(&mut self) -> ApiResult<Vec<Self::Message>> {
+        let open: BTreeMap<TradeId, Bill> = self
+            .storage
+            .open_trades(self.store)
+            .await?
+            .into_iter()
+            .map(|bill| (bill.trade.id, bill))
+            .collect();
+        let mut messages = Vec::new();
+        let closed: Vec<TradeId> = self
+            .shown
+            .keys()
+            .filter(|id| !open.contains_key(id))
+            .copied()
+            .collect();
+        for id in closed {
+            self.shown.remove(&id);
+            if let Some(paid) = paid_bill(self.storage.as_ref(), self.store, id).await? {
+                messages.push(pb::WatchOpenTradesResponse { trade: Some(paid) });
+            }
+        }
+        for (id, bill) in open {
+            let trade = convert::bill(bill, None);
+            if self.shown.get(&id) != Some(&trade) {
+                self.shown.insert(id, trade.clone());
+                messages.push(pb::WatchOpenTradesResponse { trade: Some(trade) });
+            }
+        }
+        if !self.started {
+            self.started = true;
+            messages.push(pb::WatchOpenTradesResponse { trade: None });
+        }
+        Ok(messages)
+    }
+}
+
+/// The bill as paid, when it was.
+async fn paid_bill(
+    storage: &dyn TradeStorage,
+    store: StoreId,
+    trade: TradeId,
+) -> ApiResult<Option<pb::Trade>> {
+    Ok(storage
+        .trade(store, trade)
+        .await?
+        .filter(|bill| bill.trade.status == TradeStatus::Paid)
+        .map(|bill| convert::bill(bill, None)))
+}
