@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use pos_common::{
     ApiError, ApiResult, Reason,
-    auth::Principal,
+    auth::{DeviceCredentials, Principal},
     clock::SharedClock,
     domain::{DeviceId, StoreId},
     error::Violations,
@@ -36,6 +36,8 @@ const DEFAULT_PAYMENTS_SPAN_DAYS: i64 = 31;
 #[derive(Clone)]
 pub struct TradeApi {
     storage: Arc<dyn TradeStorage>,
+    /// The store's tablets: which devices are the owner's, when a bill is not found.
+    devices: Arc<dyn DeviceCredentials>,
     ordering: Ordering,
     watches: Watches,
     clock: SharedClock,
@@ -44,11 +46,13 @@ pub struct TradeApi {
 impl TradeApi {
     pub fn new(
         storage: Arc<dyn TradeStorage>,
+        devices: Arc<dyn DeviceCredentials>,
         stock: StoreStock,
         watches: Watches,
         clock: SharedClock,
     ) -> Self {
         Self {
+            devices,
             ordering: Ordering::new(storage.clone(), stock),
             storage,
             watches,
@@ -86,7 +90,7 @@ impl TradeApi {
                     "this idempotency key was already used for a different payment",
                 ));
             }
-            Paid::NoOpenTrade => return Err(open_trade_not_found(device_id)),
+            Paid::NoOpenTrade => return Err(self.no_open_trade(store_id, device_id).await),
             Paid::AmountChanged { actual } => {
                 return Err(ApiError::new(
                     Reason::AmountChanged,
@@ -104,6 +108,23 @@ impl TradeApi {
             .await?
             .ok_or_else(|| ApiError::internal("a paid bill is missing"))?;
         Ok((payment.clone(), convert::bill(bill, Some(payment))))
+    }
+}
+
+impl TradeApi {
+    /// Why the owner's store has no open bill of `device`: the device is not one of the
+    /// store's (NOT_FOUND DEVICE_NOT_FOUND), or it has no bill now. Asked of the store only
+    /// on this path, so finding a bill costs no call.
+    async fn no_open_trade(&self, store: StoreId, device: DeviceId) -> ApiError {
+        match self.devices.current(store, device).await {
+            Ok(Some(_)) => open_trade_not_found(device),
+            Ok(None) => ApiError::new(
+                Reason::DeviceNotFound,
+                format!("device {device} is not a tablet of your store"),
+            )
+            .with_metadata("device_id", device),
+            Err(err) => err,
+        }
     }
 }
 
@@ -227,11 +248,9 @@ impl TradeService for TradeApi {
         let mut violations = Violations::new();
         let device = device_id(request.get_ref().device_id, &mut violations);
         let device = violations.finish(|| device)?;
-        let bill = self
-            .storage
-            .open_trade(store, device)
-            .await?
-            .ok_or_else(|| open_trade_not_found(device))?;
+        let Some(bill) = self.storage.open_trade(store, device).await? else {
+            return Err(self.no_open_trade(store, device).await.into());
+        };
         Ok(Response::new(pb::GetOpenTradeResponse {
             trade: Some(convert::bill(bill, None)),
         }))

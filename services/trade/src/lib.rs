@@ -94,12 +94,8 @@ impl Role for TradeRole {
         let storage = open_storage(database, context.clock.clone());
         // Tablets' credentials are the store's: asked of it for calls the edge did not
         // vouch for.
-        let auth = context
-            .authenticator()
-            .with_devices(Arc::new(StoreDeviceCredentials::new(
-                store.clone(),
-                &credential,
-            )));
+        let devices = Arc::new(StoreDeviceCredentials::new(store.clone(), &credential));
+        let auth = context.authenticator().with_devices(devices.clone());
         let stock = StoreStock::new(store, &credential);
         // Watchers check their tablet's credential again while they stream.
         let watches = Watches::new(storage.clone(), context.events.clone(), auth.clone());
@@ -108,6 +104,7 @@ impl Role for TradeRole {
             .add(
                 TradeServiceServer::new(TradeApi::new(
                     storage.clone(),
+                    devices,
                     stock,
                     watches,
                     context.clock.clone(),

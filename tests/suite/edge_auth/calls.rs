@@ -283,7 +283,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
         (
             "/pos.v1.TradeService/GetOpenTrade",
             pb::GetOpenTradeRequest { device_id: device }.encode_to_vec(),
-            not_found("OPEN_TRADE_NOT_FOUND"),
+            not_found("DEVICE_NOT_FOUND"),
         ),
         (
             "/pos.v1.TradeService/PayCash",
@@ -293,7 +293,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
                 idempotency_key: "k".into(),
             }
             .encode_to_vec(),
-            not_found("OPEN_TRADE_NOT_FOUND"),
+            not_found("DEVICE_NOT_FOUND"),
         ),
         (
             "/pos.v1.TradeService/PayCard",
@@ -304,7 +304,7 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
                 idempotency_key: "k".into(),
             }
             .encode_to_vec(),
-            not_found("OPEN_TRADE_NOT_FOUND"),
+            not_found("DEVICE_NOT_FOUND"),
         ),
         (
             "/pos.v1.TradeService/ListPayments",

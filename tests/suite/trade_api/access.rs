@@ -48,7 +48,7 @@ async fn trade_owners_reach_only_their_own_stores_bills(engine: Engine) {
             })
             .await,
         Code::NotFound,
-        "OPEN_TRADE_NOT_FOUND",
+        "DEVICE_NOT_FOUND",
     );
     assert_error(
         owner_b
@@ -59,7 +59,7 @@ async fn trade_owners_reach_only_their_own_stores_bills(engine: Engine) {
             })
             .await,
         Code::NotFound,
-        "OPEN_TRADE_NOT_FOUND",
+        "DEVICE_NOT_FOUND",
     );
     let theirs = owner_b
         .list_open_trades(pb::ListOpenTradesRequest {})
