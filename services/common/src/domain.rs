@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use pos_proto::v1::PosGrade;
+use pos_proto::v1::{PosGrade, ProductCategory};
 
 /// Why a value was refused, in words a client can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +68,104 @@ id_type!(
     /// A product of a store's menu.
     ProductId
 );
+id_type!(
+    /// A table's bill (a trade).
+    TradeId
+);
+
+/// `raw` when it is 1-`max` visible ASCII characters: the rule of opaque keys clients
+/// or roles choose (order ids, idempotency keys).
+pub fn visible_ascii(raw: &str, max: usize) -> Result<String, Invalid> {
+    if !raw.is_empty() && raw.len() <= max && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(raw.to_string())
+    } else {
+        Err(Invalid::new(format!(
+            "must be 1-{max} visible ASCII characters"
+        )))
+    }
+}
+
+/// An order's id, chosen by the trade role before it commits the order; the same id
+/// reserves, confirms or releases the order's stock in the store role. A UUID or another
+/// opaque key of 1-64 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        visible_ascii(raw, Self::MAX_LEN).map(Self)
+    }
+
+    /// An id a database kept, as it was kept.
+    pub fn from_stored(stored: String) -> Self {
+        Self(stored)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Most lines one order may have (the trade role takes orders, the store role reserves
+/// their stock: both hold them to the same limits).
+pub const MAX_ORDER_LINES: usize = 100;
+/// Most of one product one order may ask for, its lines of that product together.
+pub const MAX_LINE_COUNT: i64 = 10_000_000;
+
+/// Menu category of a product; fixed once the product exists, and kept on each order
+/// line as it was ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    MainMenu,
+    SubMenu,
+    Drink,
+}
+
+impl Category {
+    pub const ALL: [Category; 3] = [Category::MainMenu, Category::SubMenu, Category::Drink];
+
+    pub fn parse(raw: i32) -> Result<Self, Invalid> {
+        match ProductCategory::try_from(raw) {
+            Ok(ProductCategory::MainMenu) => Ok(Self::MainMenu),
+            Ok(ProductCategory::SubMenu) => Ok(Self::SubMenu),
+            Ok(ProductCategory::Drink) => Ok(Self::Drink),
+            _ => Err(Invalid::new("must be MAIN_MENU, SUB_MENU or DRINK")),
+        }
+    }
+
+    /// An optional filter: unspecified means every category.
+    pub fn parse_filter(raw: i32) -> Result<Option<Self>, Invalid> {
+        if raw == ProductCategory::Unspecified as i32 {
+            Ok(None)
+        } else {
+            Self::parse(raw).map(Some)
+        }
+    }
+
+    /// The name stored in databases.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MainMenu => "MAIN_MENU",
+            Self::SubMenu => "SUB_MENU",
+            Self::Drink => "DRINK",
+        }
+    }
+
+    /// The category a stored name stands for; `None` for one this build does not know.
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == stored)
+    }
+
+    pub fn to_proto(self) -> ProductCategory {
+        match self {
+            Self::MainMenu => ProductCategory::MainMenu,
+            Self::SubMenu => ProductCategory::SubMenu,
+            Self::Drink => ProductCategory::Drink,
+        }
+    }
+}
 
 /// Whether `c` may not appear in a name shown on one line (a store's, a product's), by
 /// its Unicode general category (from `unicode-properties`, not a hand-kept list): every

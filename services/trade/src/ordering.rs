@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use pos_common::{
     ApiError, Reason,
     auth::DeviceCaller,
-    domain::{Invalid, ProductId},
+    domain::{Invalid, MAX_LINE_COUNT, MAX_ORDER_LINES, ProductId},
     error::Violations,
 };
 use pos_proto::v1 as pb;
@@ -25,11 +25,6 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::stock::{ReserveError, StoreStock, holds_stock};
-
-/// Most lines one order may have.
-pub const MAX_ORDER_LINES: usize = 100;
-/// Most of one product one line may ask for.
-pub const MAX_LINE_COUNT: i64 = 10_000_000;
 
 /// The namespace of order ids (a fixed random UUID): ids of this system never collide
 /// with UUIDs derived for anything else.

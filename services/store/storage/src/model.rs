@@ -2,10 +2,10 @@
 //! ever see valid ones (parse, don't validate), and the records storage hands back.
 
 use chrono::{DateTime, Utc};
+pub use pos_common::domain::Category;
 use pos_common::domain::{
     DeviceId, Grade, Invalid, ProductId, SettlementDay, StoreId, StoreName, UserId, one_line_name,
 };
-use pos_proto::v1::ProductCategory;
 
 /// Largest price and base stock a product may have.
 pub const MAX_AMOUNT: i64 = 10_000_000;
@@ -52,58 +52,6 @@ impl Amount {
 
     pub fn get(self) -> i64 {
         self.0
-    }
-}
-
-/// Menu category of a product; fixed once the product exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    MainMenu,
-    SubMenu,
-    Drink,
-}
-
-impl Category {
-    pub const ALL: [Category; 3] = [Category::MainMenu, Category::SubMenu, Category::Drink];
-
-    pub fn parse(raw: i32) -> Result<Self, Invalid> {
-        match ProductCategory::try_from(raw) {
-            Ok(ProductCategory::MainMenu) => Ok(Self::MainMenu),
-            Ok(ProductCategory::SubMenu) => Ok(Self::SubMenu),
-            Ok(ProductCategory::Drink) => Ok(Self::Drink),
-            _ => Err(Invalid::new("must be MAIN_MENU, SUB_MENU or DRINK")),
-        }
-    }
-
-    /// An optional filter: unspecified means every category.
-    pub fn parse_filter(raw: i32) -> Result<Option<Self>, Invalid> {
-        if raw == ProductCategory::Unspecified as i32 {
-            Ok(None)
-        } else {
-            Self::parse(raw).map(Some)
-        }
-    }
-
-    /// The name stored in databases.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MainMenu => "MAIN_MENU",
-            Self::SubMenu => "SUB_MENU",
-            Self::Drink => "DRINK",
-        }
-    }
-
-    /// The category a stored name stands for; `None` for one this build does not know.
-    pub fn from_name(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == stored)
-    }
-
-    pub fn to_proto(self) -> ProductCategory {
-        match self {
-            Self::MainMenu => ProductCategory::MainMenu,
-            Self::SubMenu => ProductCategory::SubMenu,
-            Self::Drink => ProductCategory::Drink,
-        }
     }
 }
 

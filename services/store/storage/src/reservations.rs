@@ -4,36 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+pub use pos_common::domain::{MAX_LINE_COUNT, MAX_ORDER_LINES, OrderId};
 use pos_common::{
-    domain::{Invalid, ProductId, StoreId},
+    domain::{Category, ProductId, StoreId},
     error::Violations,
 };
-
-use crate::model::Category;
-
-/// Most lines one order may have.
-pub const MAX_ORDER_LINES: usize = 100;
-/// Most of one product one line may ask for.
-pub const MAX_LINE_COUNT: i64 = 10_000_000;
-
-/// An order id chosen by the trade role before it commits the order: a UUID or another
-/// opaque key of 1-64 visible ASCII characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OrderId(String);
-
-impl OrderId {
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        if !raw.is_empty() && raw.len() <= 64 && raw.bytes().all(|b| b.is_ascii_graphic()) {
-            Ok(Self(raw.to_string()))
-        } else {
-            Err(Invalid::new("must be 1-64 visible ASCII characters"))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// One product and how many of it an order takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

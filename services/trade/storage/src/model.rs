@@ -3,72 +3,8 @@
 //! the orders on them with their lines as ordered, and payments.
 
 use chrono::{DateTime, Utc};
-use pos_common::domain::{DeviceId, Invalid, ProductId, StoreId};
-use pos_proto::v1::ProductCategory;
-
-/// A bill's id (handed out by the database).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TradeId(i64);
-
-impl TradeId {
-    /// A positive id, as clients send it.
-    pub fn parse(raw: i64) -> Result<Self, Invalid> {
-        if raw > 0 {
-            Ok(Self(raw))
-        } else {
-            Err(Invalid::new("must be a positive id"))
-        }
-    }
-
-    /// An id the database handed out.
-    pub fn from_stored(raw: i64) -> Self {
-        Self(raw)
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl std::fmt::Display for TradeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// `raw` when it is 1-`max` visible ASCII characters.
-fn visible_ascii(raw: &str, max: usize) -> Result<String, Invalid> {
-    if !raw.is_empty() && raw.len() <= max && raw.bytes().all(|b| b.is_ascii_graphic()) {
-        Ok(raw.to_string())
-    } else {
-        Err(Invalid::new(format!(
-            "must be 1-{max} visible ASCII characters"
-        )))
-    }
-}
-
-/// An order's id, chosen by the trade role before it commits the order (the same id
-/// reserves the order's stock): a UUID or another opaque key of 1-64 visible ASCII
-/// characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OrderId(String);
-
-impl OrderId {
-    pub const MAX_LEN: usize = 64;
-
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        visible_ascii(raw, Self::MAX_LEN).map(Self)
-    }
-
-    /// An id the database kept, as it was kept.
-    pub fn from_stored(stored: String) -> Self {
-        Self(stored)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use pos_common::domain::{Category, OrderId, TradeId};
+use pos_common::domain::{DeviceId, Invalid, ProductId, StoreId, visible_ascii};
 
 /// A client's key for one request, so a retry is answered instead of done twice:
 /// 1-128 visible ASCII characters.
@@ -84,50 +20,6 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// The menu category a line was ordered under. The trade service keeps its own copy of
-/// the set (the names match the store's): it reads no other service's storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    MainMenu,
-    SubMenu,
-    Drink,
-}
-
-impl Category {
-    pub const ALL: [Category; 3] = [Category::MainMenu, Category::SubMenu, Category::Drink];
-
-    pub fn parse(raw: i32) -> Result<Self, Invalid> {
-        match ProductCategory::try_from(raw) {
-            Ok(ProductCategory::MainMenu) => Ok(Self::MainMenu),
-            Ok(ProductCategory::SubMenu) => Ok(Self::SubMenu),
-            Ok(ProductCategory::Drink) => Ok(Self::Drink),
-            _ => Err(Invalid::new("must be MAIN_MENU, SUB_MENU or DRINK")),
-        }
-    }
-
-    /// The name stored in databases.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::MainMenu => "MAIN_MENU",
-            Self::SubMenu => "SUB_MENU",
-            Self::Drink => "DRINK",
-        }
-    }
-
-    /// The category a stored name stands for; `None` for one this build does not know.
-    pub fn from_name(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == stored)
-    }
-
-    pub fn to_proto(self) -> ProductCategory {
-        match self {
-            Self::MainMenu => ProductCategory::MainMenu,
-            Self::SubMenu => ProductCategory::SubMenu,
-            Self::Drink => ProductCategory::Drink,
-        }
     }
 }
 
