@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod framing;
 pub mod introspection;
+pub mod paging;
 pub mod peer;
 pub mod role;
 pub mod storage;

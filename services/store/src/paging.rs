@@ -1,21 +1,12 @@
-//! Pages of the store service's lists (ListProducts, ListDevices, ListProductHistory):
-//! `page.page_size` rows at most — 0 means [`DEFAULT_PAGE_SIZE`], more than
-//! [`MAX_PAGE_SIZE`] is INVALID_ARGUMENT, never silently less — and an opaque
-//! `page_token` that names where the previous page ended (keyset: the last id it held).
-//!
-//! A token is URL-safe base64 of `<list>:<last id>`: it only goes back to the list that
-//! made it, and anything else in `page.page_token` is INVALID_ARGUMENT naming that field.
-//! Every page of the largest rows fits a gRPC message many times over (see the tests).
+//! Pages of the store service's lists (ListProducts, ListDevices, ListProductHistory),
+//! by the rules every list follows ([`pos_common::paging`]): the cursor is the last id a
+//! page held (keyset), so a token reads `<list>:<last id>`. Every page of the largest rows
+//! fits a gRPC message many times over (see the tests).
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use pos_common::error::Violations;
+pub use pos_common::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use pos_common::{error::Violations, paging::Paging};
 use pos_proto::v1::PageRequest;
 use pos_store_storage::Page;
-
-/// Rows of a page when the request names no size.
-pub const DEFAULT_PAGE_SIZE: i64 = 100;
-/// The most rows one page may hold.
-pub const MAX_PAGE_SIZE: i64 = 500;
 
 /// Which list a token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +28,7 @@ impl List {
 
 /// A parsed page request: where to start and how many rows the caller gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageSpec {
-    list: List,
-    after: i64,
-    size: i64,
-}
+pub struct PageSpec(Paging<i64>);
 
 impl PageSpec {
     /// Reads `page` (absent: the first page of the default size), adding a violation per
@@ -51,76 +38,38 @@ impl PageSpec {
         page: Option<&PageRequest>,
         violations: &mut Violations,
     ) -> Option<Self> {
-        let (raw_size, token) = page.map_or((0, ""), |p| (p.page_size, p.page_token.as_str()));
-        let size = match i64::from(raw_size) {
-            0 => Some(DEFAULT_PAGE_SIZE),
-            n if (1..=MAX_PAGE_SIZE).contains(&n) => Some(n),
-            _ => {
-                violations.add(
-                    "page.page_size",
-                    format!(
-                        "must be between 0 (the default, {DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}"
-                    ),
-                );
-                None
-            }
-        };
-        let after = if token.is_empty() {
-            Some(0)
-        } else {
-            let after = decode(list, token);
-            if after.is_none() {
-                violations.add(
-                    "page.page_token",
-                    "not a token this list gave in a previous page",
-                );
-            }
-            after
-        };
-        Some(Self {
-            list,
-            after: after?,
-            size: size?,
-        })
+        Paging::parse(list.name(), page, last_id, violations).map(Self)
     }
 
-    /// What to ask storage for: one row more than the page, to learn whether another
-    /// page follows without a second query.
+    /// What to ask storage for: one row more than the page.
     pub fn query(self) -> Page {
         Page {
-            after: self.after,
-            limit: self.size + 1,
+            after: self.after(),
+            limit: self.0.limit(),
         }
     }
 
     /// Cuts storage's rows to the page, and the token of the next page (empty after the
     /// last one). `id` is a row's keyset id.
-    pub fn finish<T>(self, mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, String) {
-        let more = rows.len() as i64 > self.size;
-        rows.truncate(usize::try_from(self.size).unwrap_or(usize::MAX));
-        let next = match rows.last() {
-            Some(last) if more => encode(self.list, id(last)),
-            _ => String::new(),
-        };
-        (rows, next)
+    pub fn finish<T>(self, rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+        self.0.finish(rows, |row| id(row).to_string())
+    }
+
+    /// The id the page starts after; 0 for the first page (ids start at 1).
+    fn after(self) -> i64 {
+        self.0.after.unwrap_or(0)
     }
 }
 
-fn encode(list: List, last_id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{last_id}", list.name()))
-}
-
-fn decode(list: List, token: &str) -> Option<i64> {
-    let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (name, id) = text.split_once(':')?;
-    let id: i64 = id.parse().ok()?;
-    (name == list.name() && id > 0).then_some(id)
+/// A token's cursor: a positive id.
+fn last_id(text: &str) -> Option<i64> {
+    text.parse().ok().filter(|id| *id > 0)
 }
 
 #[cfg(test)]
 mod tests {
-    use pos_common::role::MAX_MESSAGE_BYTES;
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use pos_common::{paging::token, role::MAX_MESSAGE_BYTES};
     use pos_proto::v1 as pb;
     use prost::Message;
 
@@ -140,16 +89,16 @@ mod tests {
 
     #[test]
     fn sizes_default_and_are_bounded() {
-        assert_eq!(spec(0, "").map(|s| s.size), Ok(DEFAULT_PAGE_SIZE));
-        assert_eq!(spec(1, "").map(|s| s.size), Ok(1));
-        assert_eq!(spec(500, "").map(|s| s.size), Ok(MAX_PAGE_SIZE));
+        assert_eq!(spec(0, "").map(|s| s.0.size), Ok(DEFAULT_PAGE_SIZE));
+        assert_eq!(spec(1, "").map(|s| s.0.size), Ok(1));
+        assert_eq!(spec(500, "").map(|s| s.0.size), Ok(MAX_PAGE_SIZE));
         for size in [-1, 501, i32::MAX, i32::MIN] {
             assert_eq!(spec(size, ""), Err(vec!["page.page_size".to_string()]));
         }
         let mut violations = Violations::new();
         let absent = PageSpec::parse(List::Devices, None, &mut violations);
         assert_eq!(
-            absent.map(|s| (s.after, s.size)),
+            absent.map(|s| (s.after(), s.0.size)),
             Some((0, DEFAULT_PAGE_SIZE))
         );
     }
@@ -159,10 +108,10 @@ mod tests {
         let first = spec(2, "").expect("first");
         let (rows, token) = first.finish(vec![10, 20, 30], |id| *id);
         assert_eq!(rows, [10, 20]);
-        assert_eq!(spec(2, &token).map(|s| s.after), Ok(20));
+        assert_eq!(spec(2, &token).map(|s| s.after()), Ok(20));
         let (rows, token) = first.finish(vec![10, 20], |id| *id);
         assert_eq!((rows, token.as_str()), (vec![10, 20], ""), "the last page");
-        let devices = encode(List::Devices, 20);
+        let devices = pos_common::paging::token(List::Devices.name(), "20");
         let garbage = [
             "x",
             "!!!",
@@ -205,7 +154,7 @@ mod tests {
         };
         let page = pb::ListProductsResponse {
             products: vec![product.clone(); MAX_PAGE_SIZE as usize],
-            next_page_token: encode(List::Products, i64::MAX),
+            next_page_token: token(List::Products.name(), &i64::MAX.to_string()),
         };
         assert!(
             page.encoded_len() * 4 < MAX_MESSAGE_BYTES,
