@@ -5,7 +5,7 @@
 use pos_proto::v1::{
     self as pb, store_service_client::StoreServiceClient, user_service_client::UserServiceClient,
 };
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 
 use crate::support::{Engine, assert_error, bearer, dev_signup, stack::TestStack};
 
@@ -43,15 +43,6 @@ async fn dev_login(channel: Channel, email: &str) -> pb::TokenPair {
     }
 }
 
-fn with_bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    request
-}
-
 /// What the access token gets from the store (through the edge and straight at the store
 /// role) and from the user role straight: each answer's code, or `Ok`.
 async fn answers(stack: &TestStack, access_token: &str) -> Vec<Result<(), (Code, String)>> {
@@ -63,11 +54,17 @@ async fn answers(stack: &TestStack, access_token: &str) -> Vec<Result<(), (Code,
         .await
         .map(drop);
     let at_store = StoreServiceClient::new(stack.stack.peers["store"].peer.clone())
-        .get_my_store(with_bearer(pb::GetMyStoreRequest {}, access_token))
+        .get_my_store(crate::support::with_bearer(
+            pb::GetMyStoreRequest {},
+            access_token,
+        ))
         .await
         .map(drop);
     let at_user = UserServiceClient::new(stack.stack.peers["user"].peer.clone())
-        .get_me(with_bearer(pb::GetMeRequest {}, access_token))
+        .get_me(crate::support::with_bearer(
+            pb::GetMeRequest {},
+            access_token,
+        ))
         .await
         .map(drop);
     vec![seen(through_edge), seen(at_store), seen(at_user)]

@@ -11,7 +11,7 @@ use pos_proto::v1::{
     trade_service_client::TradeServiceClient,
 };
 use pos_trade::ordering::OrderRequest;
-use tonic::{Code, Request};
+use tonic::Code;
 
 use super::{Shop, current, order, trade_client};
 use crate::support::{Engine, assert_error, stack::TestStack};
@@ -21,15 +21,6 @@ crate::on_both_engines!(
     trade_tablets_and_owners_call_only_their_own_rpcs,
     trade_only_the_store_may_check_orders_and_checking_fences_them,
 );
-
-fn with_bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    request
-}
 
 async fn trade_owners_reach_only_their_own_stores_bills(engine: Engine) {
     let stack = TestStack::start(engine).await;
@@ -127,11 +118,14 @@ async fn trade_tablets_and_owners_call_only_their_own_rpcs(engine: Engine) {
     // asks the store whether a tablet's credential is still current.
     let mut direct = TradeServiceClient::new(stack.stack.peers["trade"].peer.clone());
     let refused = direct
-        .list_open_trades(with_bearer(pb::ListOpenTradesRequest {}, &tablet_token))
+        .list_open_trades(crate::support::with_bearer(
+            pb::ListOpenTradesRequest {},
+            &tablet_token,
+        ))
         .await;
     assert_error(refused, Code::PermissionDenied, "ROLE_NOT_ALLOWED");
     direct
-        .place_order(with_bearer(
+        .place_order(crate::support::with_bearer(
             order(&[(shop.products[0], 1)], "direct"),
             &tablet_token,
         ))
@@ -146,7 +140,10 @@ async fn trade_tablets_and_owners_call_only_their_own_rpcs(engine: Engine) {
         .expect("new credential");
     assert_error(
         direct
-            .get_current_trade(with_bearer(pb::GetCurrentTradeRequest {}, &tablet_token))
+            .get_current_trade(crate::support::with_bearer(
+                pb::GetCurrentTradeRequest {},
+                &tablet_token,
+            ))
             .await,
         Code::Unauthenticated,
         "TOKEN_REVOKED",
@@ -204,7 +201,7 @@ async fn trade_only_the_store_may_check_orders_and_checking_fences_them(engine: 
         ),
     ] {
         let status = internal
-            .check_order_exists(with_bearer(check(&placed.id), &token))
+            .check_order_exists(crate::support::with_bearer(check(&placed.id), &token))
             .await
             .expect_err(who);
         assert_eq!(
@@ -233,7 +230,7 @@ async fn trade_only_the_store_may_check_orders_and_checking_fences_them(engine: 
         let store = store.clone();
         async move {
             internal
-                .check_order_exists(with_bearer(check(&id), &store))
+                .check_order_exists(crate::support::with_bearer(check(&id), &store))
                 .await
                 .expect("the store may ask")
                 .into_inner()

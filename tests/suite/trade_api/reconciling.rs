@@ -12,7 +12,6 @@ use pos_common::{
 use pos_proto::v1::{self as pb, store_internal_service_client::StoreInternalServiceClient};
 use pos_store::storage::ReservationStatus;
 use pos_trade_storage::{Category, Committed, IdempotencyKey, NewOrder, OrderId, SnapshotLine};
-use tonic::Request;
 
 use super::{Shop, order};
 use crate::support::{
@@ -21,15 +20,6 @@ use crate::support::{
 };
 
 crate::on_both_engines!(stale_reservations_are_settled_with_the_trade_role);
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    request
-}
 
 async fn status(stack: &TestStack, id: &str) -> ReservationStatus {
     stack
@@ -63,7 +53,7 @@ async fn stale_reservations_are_settled_with_the_trade_role(engine: Engine) {
     let mut store = StoreInternalServiceClient::new(stack.stack.peers["store"].peer.clone());
     for (id, count) in [("never-committed", 4), ("committed", 3)] {
         store
-            .reserve_stock(with_token(
+            .reserve_stock(crate::support::with_bearer(
                 pb::ReserveStockRequest {
                     order_id: id.into(),
                     store_id: shop.store_id,
