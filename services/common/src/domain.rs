@@ -114,6 +114,88 @@ pub const MAX_ORDER_LINES: usize = 100;
 /// Most of one product one order may ask for, its lines of that product together.
 pub const MAX_LINE_COUNT: i64 = 10_000_000;
 
+/// One product and how many of it an order takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLine {
+    pub product_id: ProductId,
+    pub count: i64,
+}
+
+/// An order's lines: 1-100 lines of counts 1-10,000,000, lines of the same product
+/// merged (stock is checked on the total, and the limit holds for it), in product id
+/// order — the order rows are locked in, so concurrent reservations never deadlock. The
+/// trade role parses a tablet's order with it, and the store role the reservation the
+/// trade role asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderLines(Vec<OrderLine>);
+
+impl OrderLines {
+    /// Parses `(product_id, count)` pairs as a request sent them, recording a violation
+    /// per bad field (`lines`, `lines[i].product_id`, `lines[i].count`).
+    pub fn parse(raw: &[(i64, i64)], violations: &mut crate::error::Violations) -> Option<Self> {
+        let mut valid = true;
+        if raw.is_empty() {
+            violations.add("lines", "at least one line is required");
+            valid = false;
+        }
+        if raw.len() > MAX_ORDER_LINES {
+            violations.add("lines", format!("at most {MAX_ORDER_LINES} lines"));
+            valid = false;
+        }
+        let mut merged: std::collections::BTreeMap<ProductId, i64> = Default::default();
+        for (i, &(product_id, count)) in raw.iter().enumerate() {
+            let product = violations.check(
+                &format!("lines[{i}].product_id"),
+                ProductId::parse(product_id),
+            );
+            if !(1..=MAX_LINE_COUNT).contains(&count) {
+                violations.add(
+                    &format!("lines[{i}].count"),
+                    format!("must be between 1 and {MAX_LINE_COUNT}"),
+                );
+                valid = false;
+                continue;
+            }
+            let Some(product) = product else {
+                valid = false;
+                continue;
+            };
+            // At most 100 counts of at most 10^7 each: the sum cannot overflow.
+            let total = merged.entry(product).or_insert(0);
+            *total += count;
+            if *total > MAX_LINE_COUNT {
+                violations.add(
+                    &format!("lines[{i}].count"),
+                    format!(
+                        "with the earlier lines of product {product} comes to more than {MAX_LINE_COUNT}"
+                    ),
+                );
+                valid = false;
+            }
+        }
+        valid.then(|| {
+            Self(
+                merged
+                    .into_iter()
+                    .map(|(product_id, count)| OrderLine { product_id, count })
+                    .collect(),
+            )
+        })
+    }
+
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.0
+    }
+
+    /// Whether `other` (product, count) pairs, in product id order, are exactly these lines.
+    pub fn matches(&self, other: impl ExactSizeIterator<Item = (ProductId, i64)>) -> bool {
+        self.0.len() == other.len()
+            && self.0.iter().zip(other).all(|(want, (product_id, count))| {
+                want.product_id == product_id && want.count == count
+            })
+    }
+}
+
 /// Menu category of a product; fixed once the product exists, and kept on each order
 /// line as it was ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +472,49 @@ mod tests {
             "نان",
         ] {
             assert!(one_line_name(fine, 255).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn lines_merge_in_product_order_and_name_every_bad_field() {
+        let mut violations = crate::error::Violations::new();
+        let lines = OrderLines::parse(&[(4, 2), (2, 4), (4, 3)], &mut violations).expect("valid");
+        let pairs: Vec<(i64, i64)> = lines
+            .lines()
+            .iter()
+            .map(|l| (l.product_id.get(), l.count))
+            .collect();
+        assert_eq!(pairs, vec![(2, 4), (4, 5)]);
+        assert!(violations.into_result().is_ok());
+
+        let mut violations = crate::error::Violations::new();
+        assert!(
+            OrderLines::parse(&[(0, 1), (1, 0), (1, MAX_LINE_COUNT + 1)], &mut violations)
+                .is_none()
+        );
+        let err = violations.into_result().unwrap_err();
+        assert!(err.message().contains("lines[0].product_id"));
+        assert!(err.message().contains("lines[1].count"));
+        assert!(err.message().contains("lines[2].count"));
+
+        // The limit holds for a product's lines together, and huge counts never overflow
+        // the sum.
+        for raw in [
+            [(1, MAX_LINE_COUNT), (1, 1)],
+            [(1, i64::MAX), (1, i64::MAX)],
+        ] {
+            let mut violations = crate::error::Violations::new();
+            assert!(OrderLines::parse(&raw, &mut violations).is_none());
+            let err = violations.into_result().unwrap_err();
+            assert!(err.message().contains("lines[1].count"), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn order_ids_are_bounded_visible_ascii() {
+        assert!(OrderId::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", "has space", "ünï", &"a".repeat(65)] {
+            assert!(OrderId::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -9,12 +9,12 @@
 //! flight can never land on stock that went back; and a reservation that was released
 //! never backs an order.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use pos_common::{
     ApiError, Reason,
     auth::DeviceCaller,
-    domain::{Invalid, MAX_LINE_COUNT, MAX_ORDER_LINES, ProductId},
+    domain::{Invalid, OrderLines, ProductId},
     error::Violations,
 };
 use pos_proto::v1 as pb;
@@ -34,7 +34,7 @@ const ORDER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6b1f_23c4_8e0a_4d5b_9a27_51c3
 /// total), in product id order, and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
-    pub lines: Vec<(ProductId, i64)>,
+    pub lines: OrderLines,
     pub key: IdempotencyKey,
 }
 
@@ -43,55 +43,19 @@ impl OrderRequest {
     /// `idempotency_key`.
     pub fn parse(request: &pb::PlaceOrderRequest) -> Result<Self, ApiError> {
         let mut violations = Violations::new();
-        let mut valid = true;
-        if request.lines.is_empty() {
-            violations.add("lines", "at least one line is required");
-            valid = false;
-        }
-        if request.lines.len() > MAX_ORDER_LINES {
-            violations.add("lines", format!("at most {MAX_ORDER_LINES} lines"));
-            valid = false;
-        }
-        let mut merged: BTreeMap<ProductId, i64> = BTreeMap::new();
-        for (i, line) in request.lines.iter().enumerate() {
-            let product = violations.check(
-                &format!("lines[{i}].product_id"),
-                ProductId::parse(line.product_id),
-            );
-            if !(1..=MAX_LINE_COUNT).contains(&line.count) {
-                violations.add(
-                    &format!("lines[{i}].count"),
-                    format!("must be between 1 and {MAX_LINE_COUNT}"),
-                );
-                valid = false;
-                continue;
-            }
-            let Some(product) = product else {
-                valid = false;
-                continue;
-            };
-            // Lines of one product are one line to the stock: the limit holds for the sum.
-            // (At most 100 counts of at most 10^7 each: the sum cannot overflow.)
-            let total = merged.entry(product).or_insert(0);
-            *total += line.count;
-            if *total > MAX_LINE_COUNT {
-                violations.add(
-                    &format!("lines[{i}].count"),
-                    format!(
-                        "with the earlier lines of product {product} comes to more than {MAX_LINE_COUNT}"
-                    ),
-                );
-                valid = false;
-            }
-        }
+        let raw: Vec<(i64, i64)> = request
+            .lines
+            .iter()
+            .map(|line| (line.product_id, line.count))
+            .collect();
+        let lines = OrderLines::parse(&raw, &mut violations);
         let key = violations.check(
             "idempotency_key",
             IdempotencyKey::parse(&request.idempotency_key),
         );
         violations.finish(|| {
-            valid.then_some(())?;
             Some(Self {
-                lines: merged.into_iter().collect(),
+                lines: lines?,
                 key: key?,
             })
         })
@@ -102,8 +66,9 @@ impl OrderRequest {
     pub fn fingerprint(&self) -> String {
         let lines: Vec<String> = self
             .lines
+            .lines()
             .iter()
-            .map(|(product, count)| format!("{product}:{count}"))
+            .map(|line| format!("{}:{}", line.product_id, line.count))
             .collect();
         lines.join(",")
     }
@@ -123,12 +88,8 @@ impl OrderRequest {
 
     /// Whether a committed order is this request (the same merged lines).
     fn is_answered_by(&self, order: &Order) -> bool {
-        order.lines.len() == self.lines.len()
-            && order
-                .lines
-                .iter()
-                .zip(&self.lines)
-                .all(|(have, (product, count))| have.product_id == *product && have.count == *count)
+        self.lines
+            .matches(order.lines.iter().map(|line| (line.product_id, line.count)))
     }
 }
 
@@ -197,8 +158,9 @@ impl Ordering {
         let order_id = request.order_id(&tablet);
         let wanted: Vec<(i64, i64)> = request
             .lines
+            .lines()
             .iter()
-            .map(|(product, count)| (product.get(), *count))
+            .map(|line| (line.product_id.get(), line.count))
             .collect();
         let reservation = match self
             .stock
@@ -320,7 +282,7 @@ impl Ordering {
 
 #[cfg(test)]
 mod tests {
-    use pos_common::domain::{DeviceId, StoreId};
+    use pos_common::domain::{DeviceId, MAX_LINE_COUNT, MAX_ORDER_LINES, StoreId};
 
     use super::*;
 
