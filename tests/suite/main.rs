@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bench_orders;
 mod checks_once;
 mod cli;
 mod edge_auth;

@@ -54,7 +54,7 @@ macro_rules! on_both_engines {
     };
 }
 
-fn admin_url() -> String {
+pub fn admin_url() -> String {
     std::env::var("POS_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }

@@ -12,7 +12,6 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::Parser;
 use pos::{
     demo, registry, startup,
     up::{self, Databases, Plumbing},
@@ -26,12 +25,9 @@ use pos_deny_list_sqlite::SqliteDenyList;
 use pos_proto::v1::{GetMyStoreRequest, store_service_client::StoreServiceClient};
 use tonic::{metadata::MetadataValue, transport::Channel};
 
-#[derive(Debug, Parser)]
-#[command(name = "pos-bench", about = "Benchmarks of the POS mesh")]
-struct Args {
-    /// What to measure (only `edge` for now).
-    #[arg(default_value = "edge")]
-    what: String,
+/// `pos-bench edge`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct EdgeArgs {
     /// Concurrent callers.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -92,7 +88,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 async fn load(
     addr: SocketAddr,
     token: &str,
-    args: &Args,
+    args: &EdgeArgs,
     duration: Duration,
 ) -> anyhow::Result<Round> {
     let mut channels = Vec::new();
@@ -170,14 +166,8 @@ fn summary(label: &str, rounds: &[Round]) -> (f64, f64, f64) {
     (rps, p99, cpu_per_call)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    anyhow::ensure!(
-        args.what == "edge",
-        "unknown benchmark {:?}; try `edge`",
-        args.what
-    );
+/// Runs the edge benchmark and prints its figures.
+pub async fn run(args: EdgeArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("pos-bench-{}", std::process::id()));
     // The limit is not what is measured here.
     let unlimited = u32::MAX.to_string();
