@@ -58,6 +58,8 @@ pub struct Outcome {
     pub error_samples: Vec<String>,
     /// From the first order sent to the last answer received.
     pub elapsed: Duration,
+    /// CPU time the system's processes (and the benchmark) used meanwhile, by process.
+    pub cpu: Vec<(String, Duration)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -74,6 +76,7 @@ impl Outcome {
             errors: 0,
             error_samples: Vec::new(),
             elapsed: Duration::ZERO,
+            cpu: Vec::new(),
         }
     }
 

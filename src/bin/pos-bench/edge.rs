@@ -51,26 +51,6 @@ struct Round {
     cpu: Duration,
 }
 
-/// CPU time used by this process so far, from `/proc/self/stat` (user + system, in
-/// clock ticks of 10 ms). Throughput on a shared machine swings with its neighbours; the
-/// CPU a call costs does not, so it shows what the edge adds more steadily.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name may hold spaces; the fields after it are space-separated.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
 impl Round {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
@@ -103,7 +83,7 @@ async fn load(
     let header: MetadataValue<_> = format!("Bearer {token}").parse()?;
     let deadline = Instant::now() + duration;
     let started = Instant::now();
-    let cpu_before = cpu_time();
+    let cpu_before = crate::cpu::of_self();
     let mut tasks = Vec::new();
     for i in 0..args.concurrency {
         let mut client = StoreServiceClient::new(channels[i % channels.len()].clone());
@@ -135,7 +115,7 @@ async fn load(
         errors += e;
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
+    let cpu = crate::cpu::of_self().saturating_sub(cpu_before);
     latencies_us.sort_unstable();
     Ok(Round {
         requests: latencies_us.len(),

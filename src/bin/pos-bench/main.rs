@@ -9,6 +9,7 @@
 
 mod audit;
 mod child;
+mod cpu;
 mod drive;
 mod edge;
 mod ledger;

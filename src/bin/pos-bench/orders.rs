@@ -6,13 +6,14 @@
 //! afterwards — database, Redis keys and temporary files included — on errors and
 //! Ctrl-C too.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use tonic::transport::Channel;
 
 use crate::{
     audit::{self, Audit},
+    cpu,
     drive::{self, Load, Outcome},
     report::{self, Shape},
     setup::{self, Plan, Store},
@@ -134,11 +135,15 @@ async fn measure(system: &mut System, args: &OrdersArgs) -> anyhow::Result<(Outc
         "pos-bench: {} tablets ordering for {} s",
         args.tablets, args.seconds
     );
+    let processes = system.processes().await?;
     let profiler = match &args.perf_dir {
-        Some(dir) => Some(start_perf(system, dir, args)?),
+        Some(dir) => Some(start_perf(&processes, dir, args)?),
         None => None,
     };
-    let outcome = drive::run(system.edge, &stores, load).await?;
+    let cpu_before = cpu::Snapshot::take(&processes);
+    let mut outcome = drive::run(system.edge, &stores, load).await?;
+    // Backends that connected during the run count too.
+    outcome.cpu = cpu::Snapshot::take(&system.processes().await?).since(&cpu_before);
     if let Some(profiler) = profiler {
         finish_perf(profiler).await;
     }
@@ -167,20 +172,24 @@ async fn settled_audit(
     }
 }
 
-/// `perf record` processes, one per role.
+/// `perf record` processes, one per role (and one for the PostgreSQL backends).
 struct Profiler(Vec<tokio::process::Child>);
 
 fn start_perf(
-    system: &System,
+    processes: &[(String, u32)],
     dir: &std::path::Path,
     args: &OrdersArgs,
 ) -> anyhow::Result<Profiler> {
     std::fs::create_dir_all(dir)?;
+    let mut by_role: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (role, pid) in processes {
+        by_role.entry(role).or_default().push(pid.to_string());
+    }
     let mut children = Vec::new();
-    for (role, pid) in system.pids() {
+    for (role, pids) in by_role {
         let file = dir.join(format!("perf-{}-{role}.data", args.target.name()));
         let child = tokio::process::Command::new("perf")
-            .args(["record", "-g", "-F", "499", "-p", &pid.to_string(), "-o"])
+            .args(["record", "-g", "-F", "499", "-p", &pids.join(","), "-o"])
             .arg(&file)
             .args(["--", "sleep", &args.seconds.to_string()])
             .stdout(std::process::Stdio::null())

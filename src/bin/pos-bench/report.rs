@@ -55,6 +55,20 @@ pub fn print(shape: &Shape, outcome: &Outcome, audit: &Audit) {
     for sample in &outcome.error_samples {
         println!("  error: {sample}");
     }
+    let per_order = |cpu: std::time::Duration| cpu.as_secs_f64() * 1e6 / orders.max(1) as f64;
+    let cpu_total: std::time::Duration = outcome.cpu.iter().map(|(_, cpu)| *cpu).sum();
+    let parts: Vec<String> = outcome
+        .cpu
+        .iter()
+        .map(|(label, cpu)| format!("{label} {:.0}", per_order(*cpu)))
+        .collect();
+    println!(
+        "cpu per order: {:.0} us ({}); {:.1} of {} cores busy with the run",
+        per_order(cpu_total),
+        parts.join(", "),
+        cpu_total.as_secs_f64() / seconds,
+        shape.cores
+    );
     println!(
         "audit: stock {}, open bills {} ({} won), payments {} ({} won), totals {} -> {}",
         verdict(audit.stock_ok),
@@ -86,6 +100,7 @@ pub fn print(shape: &Shape, outcome: &Outcome, audit: &Audit) {
         "payments": payments,
         "payment_p99_ms": ms(pay, 0.99),
         "refused": outcome.refused,
+        "cpu_us_per_order": per_order(cpu_total).round(),
         "errors": outcome.errors,
         "consistent": audit.consistent(),
     });

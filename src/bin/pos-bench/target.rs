@@ -315,6 +315,28 @@ impl System {
             .collect()
     }
 
+    /// The roles' processes and, on the mesh, the PostgreSQL backends serving its
+    /// database (labelled `postgres`): whose CPU time the run is charged.
+    pub async fn processes(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        let mut processes = self.pids();
+        if let Some(database) = &self.database {
+            let mut admin = PgConnection::connect(&database.admin_url).await?;
+            let backends: Vec<i32> =
+                sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&database.name)
+                    .fetch_all(&mut admin)
+                    .await?;
+            let _ = admin.close().await;
+            processes.extend(
+                backends
+                    .into_iter()
+                    .filter_map(|pid| u32::try_from(pid).ok())
+                    .map(|pid| ("postgres".to_string(), pid)),
+            );
+        }
+        Ok(processes)
+    }
+
     /// A role that exited during the run, if any.
     pub fn crashed(&mut self) -> Option<String> {
         self.children
