@@ -45,6 +45,25 @@ pub enum Database {
     Sqlite(SqlitePool),
 }
 
+/// A pooled connection idle for longer than this is pinged before it is handed out.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(10);
+
+/// Checks that a connection which sat in the pool for a while is still alive (the
+/// database may have restarted, a firewall may have dropped it), so a stale connection is
+/// replaced instead of failing a call. One that was in use a moment ago is handed out as
+/// it is: pinging every connection on every acquire (sqlx's default) cost a round trip per
+/// statement or transaction, several per order. Should a busy connection break anyway, the
+/// call fails UNAVAILABLE (retryable) and sqlx drops the connection.
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 /// A service's migrations for both engines.
 pub struct Migrations {
     /// The table that records this service's applied migrations, e.g. `store_migrations`.
@@ -62,6 +81,10 @@ impl Database {
                 let pool = PgPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move { ping_if_idle(conn, meta).await })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(StorageError::Connect)?;
@@ -79,6 +102,10 @@ impl Database {
                     // One writer at a time is SQLite's model; a few readers share the WAL.
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move { ping_if_idle(conn, meta).await })
+                    })
                     .connect_with(options)
                     .await
                     .map_err(StorageError::Connect)?;
