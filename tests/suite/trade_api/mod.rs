@@ -38,10 +38,20 @@ impl Shop {
         products: &[(&str, i64, i64)],
         tablets: usize,
     ) -> Self {
-        let signed_up = dev_signup(stack.channel(), email, "Shop", PosGrade::Bronze).await;
+        Self::open_through(stack.channel(), email, products, tablets).await
+    }
+
+    /// [`Shop::open`] through any edge: `channel` reaches it.
+    pub async fn open_through(
+        channel: Channel,
+        email: &str,
+        products: &[(&str, i64, i64)],
+        tablets: usize,
+    ) -> Self {
+        let signed_up = dev_signup(channel.clone(), email, "Shop", PosGrade::Bronze).await;
         let owner = signed_up.tokens.expect("tokens").access_token;
         let store_id = signed_up.store.expect("store").id;
-        let mut store = store_client(stack, &owner);
+        let mut store = StoreServiceClient::with_interceptor(channel, bearer(&owner));
         let mut ids = Vec::new();
         for &(name, price, stock) in products {
             let created = store
@@ -98,7 +108,12 @@ impl Shop {
 
     /// The product's stock as the owner sees it.
     pub async fn stock(&self, stack: &TestStack, product_id: i64) -> i64 {
-        let products = store_client(stack, &self.owner)
+        self.stock_through(stack.channel(), product_id).await
+    }
+
+    /// [`Shop::stock`] through any edge: `channel` reaches it.
+    pub async fn stock_through(&self, channel: Channel, product_id: i64) -> i64 {
+        let products = StoreServiceClient::with_interceptor(channel, bearer(&self.owner))
             .list_products(pb::ListProductsRequest {
                 include_deleted: true,
                 ..Default::default()
