@@ -76,7 +76,7 @@ impl BurstLog {
 fn lines_of(tablet: usize, n: usize, products: &[i64]) -> Vec<(i64, i64)> {
     let first = products[(tablet + n) % products.len()];
     let count = 1 + (n % 3) as i64;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         vec![(first, count)]
     } else {
         let second = products[(tablet + n + 1) % products.len()];
@@ -345,7 +345,7 @@ async fn trade_killed_mid_burst_leaves_stock_and_bills_agreeing(engine: Engine) 
             "product {product}'s stock is its initial stock less what the bills hold"
         );
     }
-    let in_flight_committed = on_bills.len() - acked.len();
+    let in_flight_committed = on_bills.len().saturating_sub(acked.len());
     eprintln!(
         "{engine:?}: set up in {set_up:?}; burst of {burst:?}: {acked_before_kill} orders \
          acknowledged before the kill, {} in all, {} calls failed ({failed_while_down} while \
