@@ -17,7 +17,8 @@
 // The tablet's live bill is a server stream over grpc-web (WatchCurrentTrade):
 // it must bring the bill at once, each change within 1 s of the call that made
 // it (timed from the moment that call was sent, so the time includes the call
-// itself), and after payment the PAID bill, then a message without a bill.
+// itself), and after payment the PAID bill with its payment, then a message
+// without a bill.
 //
 // Configuration comes from `window.__POS_CONFIG` (set by run.mjs before the
 // page loads) or else from the page URL's query string:
@@ -222,7 +223,8 @@ type BillMessage = Arrival<WatchCurrentTradeResponse>;
 function describe(arrival: BillMessage): string {
   const trade = arrival.message.trade;
   if (trade === undefined) return "no bill";
-  return `bill ${trade.id} ${TradeStatus[trade.status]} amount ${trade.amount} with ${trade.orders.length} order(s)`;
+  const payment = trade.payment === undefined ? "" : `, paid ${trade.payment.amount}`;
+  return `bill ${trade.id} ${TradeStatus[trade.status]} amount ${trade.amount} with ${trade.orders.length} order(s)${payment}`;
 }
 
 /** `ms` rounded, and whether it is within the delivery limit. */
@@ -310,10 +312,11 @@ async function watchBillChecks(transport: Transport, cfg: Config): Promise<void>
           clearedFast &&
           paid.message.trade?.status === TradeStatus.PAID &&
           paid.message.trade.id === bill.trade?.id &&
+          paid.message.trade.payment?.amount === bill.trade?.amount &&
           cleared.message.trade === undefined;
         return [
           ok,
-          `${describe(paid)} after ${paidTook}, then ${describe(cleared)} after ${clearedTook} (want bill ${bill.trade?.id} PAID, then no bill)`,
+          `${describe(paid)} after ${paidTook}, then ${describe(cleared)} after ${clearedTook} (want bill ${bill.trade?.id} PAID with its payment, then no bill)`,
         ];
       },
     ],
