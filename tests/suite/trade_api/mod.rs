@@ -8,6 +8,9 @@ mod paying;
 mod reconciling;
 mod watching;
 
+use std::collections::HashMap;
+
+use pos::startup::{self, Running};
 use pos_proto::v1::{
     self as pb, PosGrade, ProductCategory, store_service_client::StoreServiceClient,
     trade_service_client::TradeServiceClient,
@@ -157,4 +160,26 @@ pub async fn current(client: &mut TradeClient) -> Option<pb::Trade> {
         .expect("current trade")
         .into_inner()
         .trade
+}
+
+/// Another trade replica beside the stack's, sharing its database, store role and event
+/// bus (Redis on PostgreSQL), on a port of its own.
+pub async fn trade_replica(stack: &TestStack) -> Running {
+    let store = stack
+        .stack
+        .peers
+        .get("store")
+        .expect("the store role")
+        .clone();
+    let context = stack
+        .context("trade", HashMap::from([("store", store)]))
+        .await;
+    let role = pos::registry::role("trade").expect("the trade role");
+    let served = role
+        .build(&pos::up::matches(&[]).expect("flags"), context)
+        .await
+        .expect("build the trade role");
+    startup::serve("127.0.0.1:0".parse().expect("addr"), served)
+        .await
+        .expect("serve the trade role")
 }
