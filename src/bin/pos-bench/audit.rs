@@ -5,8 +5,9 @@
 //! - **Stock**: each product's stock is its initial stock less the units of the
 //!   acknowledged orders (`ListProducts`): nothing lost, nothing oversold, no
 //!   reservation left hanging.
-//! - **Open bills** (`ListOpenTrades`): each one's amount is the sum of the acknowledged
-//!   orders on it, and it holds no order that was not acknowledged.
+//! - **Open bills** (`ListOpenTrades`, then `GetOpenTrade` for each one's orders): each
+//!   one's amount is the sum of the acknowledged orders on it, and it holds every one of
+//!   them and no other.
 //! - **Paid bills** (`ListPayments`; a payment pays a whole bill): each payment is one
 //!   the owner was answered, for the sum of the acknowledged orders on its bill.
 //! - **Totals**: every bill an acknowledged order went on is open or paid, and the
@@ -14,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use pos_proto::v1::{
     self as pb, store_service_client::StoreServiceClient, trade_service_client::TradeServiceClient,
 };
@@ -86,12 +87,33 @@ async fn books(channel: &Channel, store: &Store) -> anyhow::Result<Books> {
         token = page.next_page_token;
     }
     let mut trades = as_owner(channel, store, TradeServiceClient::new);
-    let open = trades
+    let heads = trades
         .list_open_trades(pb::ListOpenTradesRequest {})
         .await
         .context("ListOpenTrades")?
         .into_inner()
         .trades;
+    // The list gives the bills' heads; each bill's orders come with GetOpenTrade.
+    let mut open = Vec::with_capacity(heads.len());
+    for head in heads {
+        let bill = trades
+            .get_open_trade(pb::GetOpenTradeRequest {
+                device_id: head.device_id,
+            })
+            .await
+            .context("GetOpenTrade")?
+            .into_inner()
+            .trade
+            .context("GetOpenTrade answers the bill")?;
+        if bill.id != head.id || bill.amount != head.amount {
+            bail!(
+                "bill {} of device {} changed while the books were read",
+                head.id,
+                head.device_id
+            );
+        }
+        open.push(bill);
+    }
     let mut payments = Vec::new();
     let mut token = String::new();
     loop {
@@ -132,6 +154,10 @@ pub async fn audit(channel: &Channel, stores: &[Store], ledger: &Ledger) -> anyh
     let taken = ledger.taken();
     let by_trade = ledger.by_trade();
     let acked_orders = ledger.order_ids();
+    let mut orders_by_trade: HashMap<i64, usize> = HashMap::new();
+    for order in &ledger.orders {
+        *orders_by_trade.entry(order.trade_id).or_default() += 1;
+    }
     let acked_payments: HashMap<i64, (i64, i64)> = ledger
         .payments
         .iter()
