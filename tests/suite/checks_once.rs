@@ -208,6 +208,13 @@ impl StoreInternalService for LyingStore {
         Err(Status::unimplemented("not this store"))
     }
 
+    async fn confirm_stocks(
+        &self,
+        _: Request<pb::ConfirmStocksRequest>,
+    ) -> Result<Response<pb::ConfirmStocksResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
     async fn release_stock(
         &self,
         _: Request<pb::ReleaseStockRequest>,

@@ -12,7 +12,7 @@ use pos_common::{
 };
 use pos_proto::v1::{self as pb, store_internal_service_server::StoreInternalService};
 use pos_store_storage::{
-    Confirmed, OrderId, OrderLines, Released, Reserved, Shortage, StoreStorage,
+    Confirmed, MAX_CONFIRM_BATCH, OrderId, OrderLines, Released, Reserved, Shortage, StoreStorage,
 };
 use tonic::{Request, Response, Status};
 
@@ -170,6 +170,33 @@ impl StoreInternalService for StoreInternalApi {
         };
         Ok(Response::new(pb::ConfirmStockResponse {
             reservation: Some(convert::reservation(record)),
+        }))
+    }
+
+    async fn confirm_stocks(
+        &self,
+        request: Request<pb::ConfirmStocksRequest>,
+    ) -> RpcResult<pb::ConfirmStocksResponse> {
+        caller(&request, MOVES_STOCK)?;
+        let ids = &request.get_ref().order_ids;
+        let mut violations = Violations::new();
+        if ids.is_empty() || ids.len() > MAX_CONFIRM_BATCH {
+            violations.add(
+                "order_ids",
+                format!("must hold 1 to {MAX_CONFIRM_BATCH} order ids"),
+            );
+        }
+        let orders: Vec<Option<OrderId>> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| violations.check(&format!("order_ids[{i}]"), OrderId::parse(id)))
+            .collect();
+        let orders = violations.finish(|| orders.into_iter().collect::<Option<Vec<_>>>())?;
+        let outcome = self.storage.confirm_many(&orders).await?;
+        let names = |ids: Vec<OrderId>| ids.iter().map(|id| id.as_str().to_string()).collect();
+        Ok(Response::new(pb::ConfirmStocksResponse {
+            released_order_ids: names(outcome.released),
+            unknown_order_ids: names(outcome.unknown),
         }))
     }
 

@@ -5,6 +5,7 @@
 //! (Try-Confirm-Cancel, [`ordering`]).
 
 pub mod api;
+mod confirming;
 mod convert;
 pub mod internal_api;
 pub mod ordering;

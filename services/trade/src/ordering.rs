@@ -1,6 +1,7 @@
 //! Placing an order, Try-Confirm-Cancel across two roles: the store reserves the stock
-//! (Try), the order is committed here, and the reservation is confirmed (Confirm) — or,
-//! when the order cannot be committed, given back (Cancel).
+//! (Try), the order is committed here, and the reservation is confirmed (Confirm; in the
+//! background, batched with other orders', see [`crate::confirming`]) — or, when the order
+//! cannot be committed, given back (Cancel).
 //!
 //! The order id is derived from the tablet and its idempotency key, so every retry of a
 //! request, even one racing the first attempt, reserves and commits the same id: the
@@ -25,7 +26,10 @@ use pos_trade_storage::{
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::stock::{ReserveError, StoreStock, holds_stock};
+use crate::{
+    confirming::Confirmations,
+    stock::{ReserveError, StoreStock, holds_stock},
+};
 
 /// The namespace of order ids (a fixed random UUID): ids of this system never collide
 /// with UUIDs derived for anything else.
@@ -132,11 +136,17 @@ fn snapshot(reservation: &pb::Reservation) -> Result<Vec<SnapshotLine>, Invalid>
 pub struct Ordering {
     storage: Arc<dyn TradeStorage>,
     stock: StoreStock,
+    confirmations: Confirmations,
 }
 
 impl Ordering {
+    /// Must be called within the runtime: it starts confirming in the background.
     pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock) -> Self {
-        Self { storage, stock }
+        Self {
+            storage,
+            confirmations: Confirmations::start(stock.clone()),
+            stock,
+        }
     }
 
     /// Places the order on the tablet's open bill (opening one), or answers the order a
@@ -244,21 +254,10 @@ impl Ordering {
                 return Err(cancelled(&order_id).into());
             }
         };
-        self.confirm(&order_id).await;
+        // The order stands whatever the store answers now: its reservation is confirmed
+        // in the background (with others committed meanwhile), or by the reconciler.
+        self.confirmations.confirm(order_id);
         Ok((order, trade))
-    }
-
-    /// Confirms the reservation of a committed order. The order stands whatever the
-    /// store answers: a reservation left unconfirmed is confirmed by the store's
-    /// reconciler, which finds the order committed.
-    async fn confirm(&self, order: &OrderId) {
-        if let Err(status) = self.stock.confirm(order).await {
-            tracing::warn!(
-                order_id = order.as_str(),
-                %status,
-                "could not confirm a committed order's stock; the reconciler will"
-            );
-        }
     }
 
     /// Resolves the reservation of an order that was not placed by this call: fences the
@@ -276,7 +275,7 @@ impl Ordering {
                     );
                 }
             }
-            Ok(true) => self.confirm(order).await,
+            Ok(true) => self.confirmations.confirm(order.clone()),
             Err(err) => tracing::warn!(
                 order_id = order.as_str(),
                 error = %err,

@@ -98,15 +98,19 @@ impl StoreStock {
         }
     }
 
-    /// Makes the order's reservation final.
-    pub async fn confirm(&self, order: &OrderId) -> Result<(), Status> {
+    /// Makes many orders' reservations final at once; the answer names those that could
+    /// not be (released, or never reserved).
+    pub async fn confirm_many(
+        &self,
+        orders: &[OrderId],
+    ) -> Result<pb::ConfirmStocksResponse, Status> {
         self.client
             .clone()
-            .confirm_stock(pb::ConfirmStockRequest {
-                order_id: order.as_str().to_string(),
+            .confirm_stocks(pb::ConfirmStocksRequest {
+                order_ids: orders.iter().map(|o| o.as_str().to_string()).collect(),
             })
             .await
-            .map(drop)
+            .map(tonic::Response::into_inner)
     }
 
     /// Gives the order's reserved stock back.

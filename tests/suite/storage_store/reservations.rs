@@ -14,6 +14,7 @@ crate::on_both_engines!(
     a_retry_answers_the_same_reservation_and_another_request_is_refused,
     failed_reservations_change_nothing_and_say_why,
     confirm_and_release_are_final_and_idempotent,
+    many_are_confirmed_at_once_and_the_rest_say_why,
     a_release_that_overtakes_its_reservation_blocks_it,
     restock_leaves_out_what_unconfirmed_orders_hold,
     fifty_concurrent_reservations_never_oversell,
@@ -241,6 +242,62 @@ async fn confirm_and_release_are_final_and_idempotent(engine: Engine) {
         f.storage.confirm(&order("never")).await.expect("confirm"),
         Confirmed::NotFound
     );
+    f.finish().await;
+}
+
+async fn many_are_confirmed_at_once_and_the_rest_say_why(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let store = f.store(1).await.id;
+    let a = f.product(store, "A", Category::MainMenu, 100, 10).await;
+    for id in ["m-1", "m-2", "m-3", "m-released", "m-before"] {
+        f.storage
+            .reserve(&order(id), store, &lines(&[(a, 1)]))
+            .await
+            .expect("reserve");
+    }
+    f.storage
+        .release(&order("m-released"))
+        .await
+        .expect("release");
+    f.storage
+        .confirm(&order("m-before"))
+        .await
+        .expect("confirm");
+    let asked: Vec<_> = [
+        "m-2",
+        "m-1",
+        "m-released",
+        "m-never",
+        "m-before",
+        "m-3",
+        "m-1",
+    ]
+    .map(order)
+    .to_vec();
+    let outcome = f.storage.confirm_many(&asked).await.expect("confirm many");
+    assert_eq!(outcome.released, [order("m-released")]);
+    assert_eq!(outcome.unknown, [order("m-never")]);
+    for id in ["m-1", "m-2", "m-3", "m-before"] {
+        let record = f
+            .storage
+            .reservation(&order(id))
+            .await
+            .expect("read")
+            .expect("reservation");
+        assert_eq!(record.status, ReservationStatus::Confirmed, "{id}");
+    }
+    // Confirmed is final, and asking again changes nothing.
+    let again = f
+        .storage
+        .confirm_many(&[order("m-1"), order("m-3")])
+        .await
+        .expect("again");
+    assert_eq!((again.released.len(), again.unknown.len()), (0, 0));
+    assert!(matches!(
+        f.storage.release(&order("m-2")).await.expect("release"),
+        Released::AlreadyConfirmed(_)
+    ));
+    assert_eq!(f.stock(store, a).await, 6, "four sold, one given back");
     f.finish().await;
 }
 

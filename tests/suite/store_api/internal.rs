@@ -107,6 +107,15 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
             Code::PermissionDenied,
             "ROLE_NOT_ALLOWED",
         );
+        assert_error(
+            client
+                .confirm_stocks(pb::ConfirmStocksRequest {
+                    order_ids: vec!["o".into()],
+                })
+                .await,
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+        );
     }
     for role in ["trade", "edge", "settlement"] {
         assert_error(
@@ -372,6 +381,43 @@ async fn reservations_on_the_wire(engine: Engine) {
         Code::FailedPrecondition,
         "RESERVATION_CLOSED",
     );
+
+    // Many at once: each as ConfirmStock would, the answer naming what could not be.
+    reserve(&app, "o-2", store.id, vec![line(plenty.id, 1)])
+        .await
+        .expect("reserve");
+    let many = trade
+        .confirm_stocks(pb::ConfirmStocksRequest {
+            order_ids: ["o-2", "late", "never", "o-1"].map(String::from).to_vec(),
+        })
+        .await
+        .expect("confirm many")
+        .into_inner();
+    assert_eq!(
+        (many.released_order_ids, many.unknown_order_ids),
+        (vec!["late".to_string()], vec!["never".to_string()])
+    );
+    let o2 = app
+        .storage
+        .reservation(&pos_store::storage::OrderId::parse("o-2").expect("id"))
+        .await
+        .expect("read")
+        .expect("reservation");
+    assert_eq!(o2.status, pos_store::storage::ReservationStatus::Confirmed);
+    for (ids, field) in [
+        (vec![], "order_ids"),
+        (vec!["o-2".to_string(); 1_001], "order_ids"),
+        (vec!["o-2".to_string(), String::new()], "order_ids[1]"),
+    ] {
+        let status = assert_error(
+            trade
+                .confirm_stocks(pb::ConfirmStocksRequest { order_ids: ids })
+                .await,
+            Code::InvalidArgument,
+            "INVALID_ARGUMENT",
+        );
+        assert_eq!(violated_fields(&status), [field]);
+    }
     app.stop().await;
 }
 

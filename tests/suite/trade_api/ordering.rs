@@ -13,6 +13,7 @@ crate::on_both_engines!(
     trade_one_key_places_one_order_however_often_it_is_sent,
     trade_bad_orders_name_their_fields,
     trade_a_full_bill_takes_no_more_orders_until_paid,
+    trade_placed_orders_have_their_stock_confirmed_soon,
 );
 
 async fn trade_a_tablet_orders_twice_onto_one_open_bill(engine: Engine) {
@@ -269,5 +270,52 @@ async fn trade_a_full_bill_takes_no_more_orders_until_paid(engine: Engine) {
         .expect("bill");
     assert_ne!(next.id, bill.id);
     assert_eq!(shop.stock(&stack, shop.products[0]).await, 79);
+    stack.stop().await;
+}
+
+/// Confirmation runs behind the answer, batched: every placed order's reservation is
+/// confirmed within moments, long before the reconciler would look (30 s).
+async fn trade_placed_orders_have_their_stock_confirmed_soon(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let shop = Shop::open(&stack, "soon@example.com", &[("Tea", 100, 1_000)], 4).await;
+    let tea = shop.products[0];
+    let orders = (0..20).map(|i| {
+        let mut tablet = shop.tablet(&stack, i % 4);
+        async move {
+            tablet
+                .place_order(order(&[(tea, 1)], &format!("soon-{i}")))
+                .await
+                .expect("placed")
+                .into_inner()
+                .order
+                .expect("order")
+                .id
+        }
+    });
+    let ids = futures::future::join_all(orders).await;
+    let confirmed = async {
+        loop {
+            let mut pending = 0;
+            for id in &ids {
+                let reservation = stack
+                    .store_storage
+                    .reservation(&pos_store::storage::OrderId::parse(id).expect("id"))
+                    .await
+                    .expect("read")
+                    .expect("a reservation");
+                if reservation.status != pos_store::storage::ReservationStatus::Confirmed {
+                    pending += 1;
+                }
+            }
+            if pending == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), confirmed)
+        .await
+        .expect("every order's stock is confirmed within 5 s");
+    assert_eq!(shop.stock(&stack, tea).await, 980);
     stack.stop().await;
 }

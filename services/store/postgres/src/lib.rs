@@ -439,6 +439,13 @@ impl StoreStorage for PgStoreStorage {
         reservations::confirm(&self.pool, self.now(), order).await
     }
 
+    async fn confirm_many(
+        &self,
+        orders: &[pos_store_storage::OrderId],
+    ) -> StorageResult<pos_store_storage::ConfirmedMany> {
+        reservations::confirm_many(&self.pool, self.now(), orders).await
+    }
+
     async fn release(
         &self,
         order: &pos_store_storage::OrderId,

@@ -2,13 +2,13 @@
 //! size: claim the order id, lock and read its products in id order, take the stock and
 //! record the lines (one statement over `unnest`ed arrays), commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use pos_common::{domain::StoreId, storage::StorageError};
 use pos_store_storage::{
-    Confirmed, OrderId, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    StorageResult,
+    Confirmed, ConfirmedMany, OrderId, OrderLines, Released, Reservation, ReservationStatus,
+    Reserved, StorageResult,
     stored::{self, StoredLine},
 };
 use sqlx::{PgConnection, PgPool};
@@ -130,6 +130,51 @@ pub async fn confirm(
         Some(r) if r.status == ReservationStatus::Released => Confirmed::AlreadyReleased(r),
         Some(r) => Confirmed::Confirmed(r),
     })
+}
+
+/// One statement when every reservation is held (the usual case): the update confirms
+/// them; only the ids it did not confirm are read again, to say why.
+pub async fn confirm_many(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    orders: &[OrderId],
+) -> StorageResult<ConfirmedMany> {
+    let mut ids: Vec<String> = orders.iter().map(|o| o.as_str().to_string()).collect();
+    // Rows locked in one order by every batch, so two batches cannot deadlock.
+    ids.sort_unstable();
+    ids.dedup();
+    let confirmed: HashSet<String> = sqlx::query_scalar!(
+        "UPDATE stock_reservations r SET status = 'CONFIRMED', updated_at = $2
+         FROM (SELECT order_id FROM stock_reservations
+               WHERE order_id = ANY($1) AND status = 'RESERVED'
+               ORDER BY order_id FOR NO KEY UPDATE) held
+         WHERE r.order_id = held.order_id AND r.status = 'RESERVED'
+         RETURNING r.order_id",
+        &ids,
+        now,
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    if confirmed.len() == ids.len() {
+        return Ok(ConfirmedMany::default());
+    }
+    let rest: Vec<String> = ids
+        .into_iter()
+        .filter(|id| !confirmed.contains(id))
+        .collect();
+    let statuses: HashMap<String, String> = sqlx::query!(
+        r#"SELECT order_id, status::text AS "status!" FROM stock_reservations
+           WHERE order_id = ANY($1)"#,
+        &rest,
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|row| (row.order_id, row.status))
+    .collect();
+    stored::confirmed_many(orders, &confirmed, &statuses)
 }
 
 pub async fn release(

@@ -18,9 +18,9 @@ use pos_common::{
     storage::{StorageError, to_millis},
 };
 use pos_store_storage::{
-    Confirmed, Created, Device, HistoryEntry, NewProduct, OrderId, OrderLines, Page, Product,
-    ProductChange, ProductFilter, ProductLimit, Released, Reservation, Reserved, StorageResult,
-    Store, StoreStorage,
+    Confirmed, ConfirmedMany, Created, Device, HistoryEntry, NewProduct, OrderId, OrderLines, Page,
+    Product, ProductChange, ProductFilter, ProductLimit, Released, Reservation, Reserved,
+    StorageResult, Store, StoreStorage,
 };
 use sqlx::{SqlitePool, migrate::Migrator};
 
@@ -420,6 +420,10 @@ impl StoreStorage for SqliteStoreStorage {
 
     async fn confirm(&self, order: &OrderId) -> StorageResult<Confirmed> {
         reservations::confirm(&self.pool, self.now(), order).await
+    }
+
+    async fn confirm_many(&self, orders: &[OrderId]) -> StorageResult<ConfirmedMany> {
+        reservations::confirm_many(&self.pool, self.now(), orders).await
     }
 
     async fn release(&self, order: &OrderId) -> StorageResult<Released> {

@@ -2,15 +2,15 @@
 //! claim the order id (which takes the write lock), read its products, record the lines
 //! and take the stock (each one statement over the lines as a JSON array), commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use pos_common::{
     domain::StoreId,
     storage::{StorageError, from_millis},
 };
 use pos_store_storage::{
-    Confirmed, OrderId, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    StorageResult,
+    Confirmed, ConfirmedMany, OrderId, OrderLines, Released, Reservation, ReservationStatus,
+    Reserved, StorageResult,
     stored::{self, StoredLine},
 };
 use sqlx::{SqliteConnection, SqlitePool};
@@ -144,6 +144,46 @@ pub async fn confirm(pool: &SqlitePool, now: i64, order: &OrderId) -> StorageRes
         Some(r) if r.status == ReservationStatus::Released => Confirmed::AlreadyReleased(r),
         Some(r) => Confirmed::Confirmed(r),
     })
+}
+
+/// One statement when every reservation is held (the usual case): the update confirms
+/// them; only the ids it did not confirm are read again, to say why. The write lock makes
+/// the two one moment.
+pub async fn confirm_many(
+    pool: &SqlitePool,
+    now: i64,
+    orders: &[OrderId],
+) -> StorageResult<ConfirmedMany> {
+    let ids: Vec<&str> = orders.iter().map(OrderId::as_str).collect();
+    let wanted = serde_json::to_string(&ids)
+        .map_err(|_| StorageError::Inconsistent("order ids do not encode as JSON"))?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let confirmed: HashSet<String> = sqlx::query_scalar!(
+        r#"UPDATE stock_reservations SET status = 'CONFIRMED', updated_at = ?2
+           WHERE order_id IN (SELECT value FROM json_each(?1)) AND status = 'RESERVED'
+           RETURNING order_id AS "order_id!""#,
+        wanted,
+        now,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut statuses = HashMap::new();
+    if ids.iter().any(|id| !confirmed.contains(*id)) {
+        statuses = sqlx::query!(
+            r#"SELECT order_id AS "order_id!", status FROM stock_reservations
+               WHERE order_id IN (SELECT value FROM json_each(?1))"#,
+            wanted,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| (row.order_id, row.status))
+        .collect();
+    }
+    tx.commit().await?;
+    stored::confirmed_many(orders, &confirmed, &statuses)
 }
 
 pub async fn release(pool: &SqlitePool, now: i64, order: &OrderId) -> StorageResult<Released> {

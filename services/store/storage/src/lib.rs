@@ -31,8 +31,8 @@ pub use model::{
     ProductFilter, ProductLimit, ProductName, Store,
 };
 pub use reservations::{
-    Confirmed, OrderId, OrderLine, OrderLines, Released, Reservation, ReservationStatus, Reserved,
-    ReservedLine, Shortage,
+    Confirmed, ConfirmedMany, MAX_CONFIRM_BATCH, OrderId, OrderLine, OrderLines, Released,
+    Reservation, ReservationStatus, Reserved, ReservedLine, Shortage,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -138,6 +138,11 @@ pub trait StoreStorage: Send + Sync + 'static {
 
     /// Makes a reservation final.
     async fn confirm(&self, order: &OrderId) -> StorageResult<Confirmed>;
+
+    /// Makes many reservations final at once (each as [`confirm`](Self::confirm) would),
+    /// a constant number of statements however many: one when all are confirmed. At most
+    /// [`MAX_CONFIRM_BATCH`] ids (a caller's promise); duplicates are fine.
+    async fn confirm_many(&self, orders: &[OrderId]) -> StorageResult<ConfirmedMany>;
 
     /// Gives reserved stock back. For an unknown order id it records a tombstone, so a
     /// reservation that arrives late takes nothing.

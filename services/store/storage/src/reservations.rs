@@ -102,6 +102,19 @@ pub enum Confirmed {
     NotFound,
 }
 
+/// The most reservations one `confirm_many` (and one ConfirmStocks call) confirms.
+pub const MAX_CONFIRM_BATCH: usize = 1_000;
+
+/// How confirming many reservations at once went: every id not named here is confirmed
+/// (now or before).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfirmedMany {
+    /// Released reservations: they can never be confirmed.
+    pub released: Vec<OrderId>,
+    /// Ids with no reservation.
+    pub unknown: Vec<OrderId>,
+}
+
 /// How a release went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Released {

@@ -2,7 +2,7 @@
 //! domain — a value this build does not know is an error naming its column, never a
 //! default — and the verdict a reservation reaches on the products it locked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use pos_common::{
@@ -11,8 +11,8 @@ use pos_common::{
 };
 
 use crate::{
-    Amount, Category, HistoryEntry, OrderId, OrderLines, Product, ProductName, Reservation,
-    ReservationStatus, Reserved, ReservedLine, Shortage, StorageResult, Store,
+    Amount, Category, ConfirmedMany, HistoryEntry, OrderId, OrderLines, Product, ProductName,
+    Reservation, ReservationStatus, Reserved, ReservedLine, Shortage, StorageResult, Store,
 };
 
 fn unknown(column: &'static str, value: impl std::fmt::Display) -> StorageError {
@@ -157,6 +157,37 @@ pub fn reservation(
         created_at,
         lines: reserved,
     })
+}
+
+/// What `confirm_many` answers: the ids asked for (`wanted`) less those its update
+/// confirmed now, sorted by the stored status of each (`rest`; absent: no reservation). A
+/// reservation confirmed before counts as confirmed. One still RESERVED was made after
+/// the update looked: it was not there to be confirmed, so it is reported as unknown.
+pub fn confirmed_many(
+    wanted: &[OrderId],
+    confirmed_now: &HashSet<String>,
+    rest: &HashMap<String, String>,
+) -> StorageResult<ConfirmedMany> {
+    let mut outcome = ConfirmedMany::default();
+    let mut seen = HashSet::new();
+    for order in wanted {
+        if confirmed_now.contains(order.as_str()) || !seen.insert(order.as_str()) {
+            continue;
+        }
+        let status = rest
+            .get(order.as_str())
+            .map(|stored| {
+                ReservationStatus::from_name(stored)
+                    .ok_or_else(|| unknown("stock_reservations.status", stored))
+            })
+            .transpose()?;
+        match status {
+            None | Some(ReservationStatus::Reserved) => outcome.unknown.push(order.clone()),
+            Some(ReservationStatus::Released) => outcome.released.push(order.clone()),
+            Some(ReservationStatus::Confirmed) => {}
+        }
+    }
+    Ok(outcome)
 }
 
 /// What the products an order asks for, as locked (product id → stock, deleted), say:
