@@ -90,12 +90,6 @@ impl OrderRequest {
         // A hyphenated UUID is 36 visible ASCII characters: always a valid order id.
         OrderId::from_stored(id.hyphenated().to_string())
     }
-
-    /// Whether a committed order is this request (the same merged lines).
-    fn is_answered_by(&self, order: &Order) -> bool {
-        self.lines
-            .matches(order.lines.iter().map(|line| (line.product_id, line.count)))
-    }
 }
 
 fn key_reused() -> ApiError {
@@ -157,16 +151,10 @@ impl Ordering {
         tablet: DeviceCaller,
         request: &OrderRequest,
     ) -> Result<(Order, Trade), Status> {
-        if let Some((order, trade)) = self
-            .storage
-            .order_by_key(tablet.device_id, &request.key)
-            .await?
-        {
-            if !request.is_answered_by(&order) {
-                return Err(key_reused().into());
-            }
-            return Ok((order, trade));
-        }
+        // A retry (or a copy racing the first attempt) takes the same path: the store
+        // answers the same reservation and the commit finds the order already placed, or
+        // the key used for other lines. No read ahead of the reservation, so an order
+        // costs no lookup that only retries need.
         let order_id = request.order_id(&tablet);
         let wanted: Vec<(i64, i64)> = request
             .lines

@@ -22,8 +22,8 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_trade_storage::{
-    Bill, Committed, IdempotencyKey, NewOrder, NewPayment, Order, OrderId, Paid, Payment,
-    PaymentPage, StorageResult, Trade, TradeId, TradeStorage,
+    Bill, Committed, NewOrder, NewPayment, OrderId, Paid, Payment, PaymentPage, StorageResult,
+    Trade, TradeId, TradeStorage,
     stored::{self, StoredPayment},
 };
 use sqlx::{PgPool, migrate::Migrator};
@@ -116,25 +116,6 @@ impl TradeStorage for PgTradeStorage {
             }
         }
         Err(races_lost())
-    }
-
-    async fn order_by_key(
-        &self,
-        device: DeviceId,
-        key: &IdempotencyKey,
-    ) -> StorageResult<Option<(Order, Trade)>> {
-        let id = sqlx::query_scalar!(
-            "SELECT id FROM trade_orders WHERE device_id = $1 AND idempotency_key = $2",
-            device.get(),
-            key.as_str(),
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let mut conn = self.pool.acquire().await?;
-        orders::read_order(&mut conn, &OrderId::from_stored(id)).await
     }
 
     async fn settle_order(&self, order: &OrderId) -> StorageResult<bool> {

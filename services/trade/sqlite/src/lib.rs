@@ -19,8 +19,8 @@ use pos_common::{
     storage::to_millis,
 };
 use pos_trade_storage::{
-    Bill, Committed, IdempotencyKey, NewOrder, NewPayment, Order, OrderId, Paid, Payment,
-    PaymentPage, StorageResult, Trade, TradeId, TradeStorage, stored,
+    Bill, Committed, NewOrder, NewPayment, OrderId, Paid, Payment, PaymentPage, StorageResult,
+    Trade, TradeId, TradeStorage, stored,
 };
 use sqlx::{SqlitePool, migrate::Migrator};
 
@@ -98,26 +98,6 @@ impl SqliteTradeStorage {
 impl TradeStorage for SqliteTradeStorage {
     async fn commit_order(&self, order: &NewOrder) -> StorageResult<Committed> {
         orders::commit(&self.pool, || self.now(), order).await
-    }
-
-    async fn order_by_key(
-        &self,
-        device: DeviceId,
-        key: &IdempotencyKey,
-    ) -> StorageResult<Option<(Order, Trade)>> {
-        let (device_id, key) = (device.get(), key.as_str());
-        let id = sqlx::query_scalar!(
-            r#"SELECT id AS "id!" FROM trade_orders WHERE device_id = ?1 AND idempotency_key = ?2"#,
-            device_id,
-            key,
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(id) = id else {
-            return Ok(None);
-        };
-        let mut conn = self.pool.acquire().await?;
-        orders::read_order(&mut conn, &OrderId::from_stored(id)).await
     }
 
     async fn settle_order(&self, order: &OrderId) -> StorageResult<bool> {

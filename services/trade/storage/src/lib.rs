@@ -46,13 +46,6 @@ pub trait TradeStorage: Send + Sync + 'static {
     /// lines and adds its total to the bill.
     async fn commit_order(&self, order: &NewOrder) -> StorageResult<Committed>;
 
-    /// The order committed with this device's key, and its bill as it is now.
-    async fn order_by_key(
-        &self,
-        device: DeviceId,
-        key: &IdempotencyKey,
-    ) -> StorageResult<Option<(Order, Trade)>>;
-
     /// Whether the order was committed. When it was not, it never will be: the id is
     /// given up, and a commit of it still in flight or arriving later is
     /// [`Committed::Abandoned`]. The stock reconciler asks this before it gives a
