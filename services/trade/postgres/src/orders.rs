@@ -1,7 +1,7 @@
-//! Committing an order on PostgreSQL: six statements whatever its size — lock the order
-//! id against settling and check it was not given up, look for an earlier commit of its
-//! key or id, lock (or open) the device's open bill, then record the order, its lines
-//! (`unnest`ed arrays) and the bill's new total in one statement.
+//! Committing an order on PostgreSQL: five statements whatever its size — lock the order
+//! id against settling, check in one statement that it was not given up and look for an
+//! earlier commit of its key or id, lock (or open) the device's open bill, then record the
+//! order, its lines (`unnest`ed arrays) and the bill's new total in one statement.
 //!
 //! Races end at a unique index: a concurrent opener of the same bill, or a concurrent
 //! commit of the same key or order id, fails on it and the whole transaction is tried
@@ -28,25 +28,37 @@ pub async fn commit_once(
     // One at a time with settling this order id, so a commit and a "no such order" can
     // never both happen.
     lock_order_id(&mut tx, &order.order_id).await?;
-    if abandoned(&mut tx, &order.order_id).await? {
-        tx.rollback().await?;
-        return Ok(Some(Committed::Abandoned));
-    }
-    // The key's own commit first (a retry may bring a new order id), then the order id's.
-    let earlier = sqlx::query!(
-        r#"SELECT id, device_id, fingerprint FROM trade_orders
-           WHERE (device_id = $1 AND idempotency_key = $2) OR id = $3
-           ORDER BY (device_id = $1 AND idempotency_key = $2) DESC
-           LIMIT 1"#,
+    // Given up for good (the reconciler or a failed attempt settled it), or committed
+    // before: the key's own commit first (a retry may bring a new order id), then the
+    // order id's. One statement, read after the lock above was granted.
+    let seen = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = $3)
+                    AS "abandoned!",
+                  e.id AS "id?", e.device_id AS "device_id?", e.fingerprint AS "fingerprint?"
+           FROM (SELECT 1) AS one
+           LEFT JOIN LATERAL (
+             SELECT id, device_id, fingerprint FROM trade_orders
+             WHERE (device_id = $1 AND idempotency_key = $2) OR id = $3
+             ORDER BY (device_id = $1 AND idempotency_key = $2) DESC
+             LIMIT 1
+           ) AS e ON true"#,
         order.device_id.get(),
         order.idempotency_key.as_str(),
         order.order_id.as_str(),
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    if let Some(earlier) = earlier {
-        let verdict = if stored::is_retry(order, earlier.device_id, &earlier.fingerprint) {
-            let id = OrderId::from_stored(earlier.id);
+    if seen.abandoned {
+        tx.rollback().await?;
+        return Ok(Some(Committed::Abandoned));
+    }
+    let earlier = match (seen.id, seen.device_id, seen.fingerprint) {
+        (Some(id), Some(device_id), Some(fingerprint)) => Some((id, device_id, fingerprint)),
+        _ => None,
+    };
+    if let Some((earlier_id, earlier_device, fingerprint)) = earlier {
+        let verdict = if stored::is_retry(order, earlier_device, &fingerprint) {
+            let id = OrderId::from_stored(earlier_id);
             match read_order(&mut tx, &id).await? {
                 Some((order, trade)) => Committed::Existing { order, trade },
                 None => Committed::KeyReused,
@@ -210,16 +222,6 @@ async fn lock_order_id(conn: &mut PgConnection, order: &OrderId) -> StorageResul
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-async fn abandoned(conn: &mut PgConnection, order: &OrderId) -> StorageResult<bool> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = $1)
-           AS "abandoned!""#,
-        order.as_str(),
-    )
-    .fetch_one(&mut *conn)
-    .await?)
 }
 
 /// An order with its lines and its bill's head, in one statement.

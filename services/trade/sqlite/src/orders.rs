@@ -20,32 +20,35 @@ pub async fn commit(
     let (device_id, store_id) = (order.device_id.get(), order.store_id.get());
     let (key, order_id) = (order.idempotency_key.as_str(), order.order_id.as_str());
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let abandoned = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = ?1)
-           AS "abandoned!: bool""#,
-        order_id,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if abandoned {
-        tx.rollback().await?;
-        return Ok(Committed::Abandoned);
-    }
-    // The key's own commit first (a retry may bring a new order id), then the order id's.
-    let earlier = sqlx::query!(
-        r#"SELECT id AS "id!", device_id, fingerprint FROM trade_orders
-           WHERE (device_id = ?1 AND idempotency_key = ?2) OR id = ?3
-           ORDER BY (device_id = ?1 AND idempotency_key = ?2) DESC
-           LIMIT 1"#,
+    // Given up for good, or committed before: the key's own commit first (a retry may
+    // bring a new order id), then the order id's. One statement.
+    let seen = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = ?3)
+                    AS "abandoned!: bool",
+                  e.id AS "id?: String", e.device_id AS "device_id?: i64",
+                  e.fingerprint AS "fingerprint?: String"
+           FROM (SELECT 1) AS one
+           LEFT JOIN (
+             SELECT id, device_id, fingerprint FROM trade_orders
+             WHERE (device_id = ?1 AND idempotency_key = ?2) OR id = ?3
+             ORDER BY (device_id = ?1 AND idempotency_key = ?2) DESC
+             LIMIT 1
+           ) AS e ON 1"#,
         device_id,
         key,
         order_id,
     )
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    if let Some(earlier) = earlier {
-        let verdict = if stored::is_retry(order, earlier.device_id, &earlier.fingerprint) {
-            match read_order(&mut tx, &OrderId::from_stored(earlier.id)).await? {
+    if seen.abandoned {
+        tx.rollback().await?;
+        return Ok(Committed::Abandoned);
+    }
+    if let (Some(earlier_id), Some(earlier_device), Some(fingerprint)) =
+        (seen.id, seen.device_id, seen.fingerprint)
+    {
+        let verdict = if stored::is_retry(order, earlier_device, &fingerprint) {
+            match read_order(&mut tx, &OrderId::from_stored(earlier_id)).await? {
                 Some((order, trade)) => Committed::Existing { order, trade },
                 None => Committed::KeyReused,
             }
