@@ -1,5 +1,10 @@
 //! `pos`: the one binary of the POS settlement mesh. See `pos --help`.
 
+/// Every call allocates and frees many small buffers (HTTP/2 frames, messages, rows);
+/// mimalloc does that with less CPU than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let matches = pos::cli::command().get_matches();
