@@ -24,7 +24,10 @@ use pos_trade_storage::{
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::stock::{ReserveError, StoreStock, holds_stock};
+use crate::{
+    faults::Faults,
+    stock::{ReserveError, StoreStock, holds_stock},
+};
 
 /// The namespace of order ids (a fixed random UUID): ids of this system never collide
 /// with UUIDs derived for anything else.
@@ -131,11 +134,17 @@ fn snapshot(reservation: &pb::Reservation) -> Result<Vec<SnapshotLine>, Invalid>
 pub struct Ordering {
     storage: Arc<dyn TradeStorage>,
     stock: StoreStock,
+    /// Where tests make an order stop half-way (nothing without `fault-injection`).
+    faults: Faults,
 }
 
 impl Ordering {
-    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock) -> Self {
-        Self { storage, stock }
+    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock, faults: Faults) -> Self {
+        Self {
+            storage,
+            stock,
+            faults,
+        }
     }
 
     /// Places the order on the tablet's open bill (opening one), or answers the order a
@@ -176,6 +185,7 @@ impl Ordering {
             // Given up by the reconciler or by an earlier attempt of this request.
             return Err(cancelled(&order_id).into());
         }
+        self.faults.after_reserve(&order_id)?;
         let new_order = snapshot(&reservation).and_then(|lines| {
             NewOrder::new(
                 order_id.clone(),
