@@ -47,7 +47,7 @@ enum Outcome {
 fn lines(products: &[i64], tablet: usize, index: usize) -> Vec<(i64, i64)> {
     let first = products[(tablet + index) % products.len()];
     let count = 1 + (index % 3) as i64;
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         let second = products[(tablet + index + 1) % products.len()];
         vec![(first, count), (second, 1)]
     } else {
