@@ -15,6 +15,7 @@ use pos_common::{
     events::{LocalBus, RedisBus, SharedEventBus},
     peer::{ServiceCredential, connect_lazy},
     role::{PeerRole, RoleContext},
+    stopping::Stopping,
     storage::Database,
 };
 
@@ -30,6 +31,7 @@ pub async fn serve(
     matches: &ArgMatches,
 ) -> anyhow::Result<()> {
     let (context, database) = context(role, &flags).await?;
+    let stopping = context.stopping.clone();
     let served = role
         .build(matches, context)
         .await
@@ -37,7 +39,7 @@ pub async fn serve(
         .with_context(|| format!("cannot start the {} role", role.name()))?;
     let mut running = startup::serve(flags.serve.listen, served).await?;
     startup::announce(running.addr);
-    startup::wait_for_shutdown(&mut running, flags.serve.shutdown.grace_secs).await?;
+    startup::wait_for_shutdown(&mut running, &stopping, flags.serve.shutdown.grace_secs).await?;
     if let Some(database) = database {
         database.close().await;
     }
@@ -184,6 +186,7 @@ async fn context(
         clock,
         listen: flags.serve.listen,
         embedded: false,
+        stopping: Stopping::new(),
     };
     Ok((context, database))
 }

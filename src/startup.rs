@@ -12,6 +12,7 @@ use pos_common::{
     introspection::add_health_and_reflection,
     peer::{self, Peer},
     role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
+    stopping::Stopping,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -161,11 +162,17 @@ pub fn announce(addr: SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-/// Runs until a fatal error or a stop signal, then stops within the grace period.
-pub async fn wait_for_shutdown(running: &mut Running, grace_secs: u64) -> anyhow::Result<()> {
+/// Runs until a fatal error or a stop signal, then tells the process's long-lived calls
+/// and stops within the grace period.
+pub async fn wait_for_shutdown(
+    running: &mut Running,
+    stopping: &Stopping,
+    grace_secs: u64,
+) -> anyhow::Result<()> {
     tokio::select! {
         result = running.wait() => return result,
         _ = shutdown_signal() => {}
     }
+    stopping.stop();
     running.stop_in_place(Duration::from_secs(grace_secs)).await
 }

@@ -16,6 +16,7 @@ use pos_common::{
     events::{LocalBus, SharedEventBus},
     peer::{LateBinding, ServiceCredential},
     role::{KeySource, PeerRole, RoleContext, Served},
+    stopping::Stopping,
     storage::Database,
 };
 use pos_deny_list_sqlite::SqliteDenyList;
@@ -89,6 +90,8 @@ pub struct Stack {
     pub issuer: TokenIssuer,
     /// Every role that serves gRPC, as the others reach it in this process.
     pub peers: HashMap<&'static str, PeerRole>,
+    /// Told when the stack starts to stop (every role of it shares one).
+    pub stopping: Stopping,
     plumbing: Plumbing,
     keys: Arc<KeyCache>,
     databases: Vec<Database>,
@@ -121,10 +124,19 @@ impl Stack {
         role: &dyn RegisteredRole,
         peers: HashMap<&'static str, PeerRole>,
     ) -> anyhow::Result<RoleContext> {
-        context(&self.plumbing, &self.issuer, &self.keys, role, peers).await
+        context(
+            &self.plumbing,
+            &self.issuer,
+            &self.keys,
+            &self.stopping,
+            role,
+            peers,
+        )
+        .await
     }
 
     pub async fn stop(mut self, grace: std::time::Duration) -> anyhow::Result<()> {
+        self.stopping.stop();
         self.running.stop_in_place(grace).await?;
         self.close_databases().await;
         Ok(())
@@ -141,6 +153,7 @@ async fn context(
     plumbing: &Plumbing,
     issuer: &TokenIssuer,
     keys: &Arc<KeyCache>,
+    stopping: &Stopping,
     role: &dyn RegisteredRole,
     peers: HashMap<&'static str, PeerRole>,
 ) -> anyhow::Result<RoleContext> {
@@ -163,6 +176,7 @@ async fn context(
         clock: plumbing.clock.clone(),
         listen: plumbing.listen,
         embedded: true,
+        stopping: stopping.clone(),
     })
 }
 
@@ -181,6 +195,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
         )
         .await,
     );
+    let stopping = Stopping::new();
     let mut peers: HashMap<&'static str, PeerRole> = HashMap::new();
     let mut unbound: HashMap<&'static str, Vec<LateBinding>> = HashMap::new();
     let mut databases = Vec::new();
@@ -216,7 +231,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
             );
             unbound.entry(*name).or_default().push(binding);
         }
-        let context = context(&plumbing, &issuer, &keys, *role, reachable).await?;
+        let context = context(&plumbing, &issuer, &keys, &stopping, *role, reachable).await?;
         databases.extend(context.database.clone());
         let served = role
             .build(matches, context)
@@ -249,6 +264,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
         running,
         issuer,
         peers,
+        stopping,
         plumbing,
         keys,
         databases,
@@ -294,7 +310,8 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     }
     let mut stack = stack;
     startup::announce(stack.running.addr);
-    startup::wait_for_shutdown(&mut stack.running, flags.shutdown.grace_secs).await?;
+    let stopping = stack.stopping.clone();
+    startup::wait_for_shutdown(&mut stack.running, &stopping, flags.shutdown.grace_secs).await?;
     stack.close_databases().await;
     deny_list.close().await;
     Ok(())

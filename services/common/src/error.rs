@@ -47,6 +47,9 @@ pub enum Reason {
     MessageTooLarge,
     RateLimited,
     DependencyUnavailable,
+    /// The server is stopping: a long-lived call (a watch) ends so its client reconnects
+    /// to a replica that stays.
+    ServerStopping,
     Internal,
 }
 
@@ -80,6 +83,7 @@ impl Reason {
             Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
             Reason::RateLimited => "RATE_LIMITED",
             Reason::DependencyUnavailable => "DEPENDENCY_UNAVAILABLE",
+            Reason::ServerStopping => "SERVER_STOPPING",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -101,7 +105,7 @@ impl Reason {
             | IdempotencyKeyReused | ProductLimitReached => Code::FailedPrecondition,
             InvalidArgument | MalformedRequest => Code::InvalidArgument,
             RateLimited | MessageTooLarge => Code::ResourceExhausted,
-            DependencyUnavailable => Code::Unavailable,
+            DependencyUnavailable | ServerStopping => Code::Unavailable,
             Internal => Code::Internal,
         }
     }

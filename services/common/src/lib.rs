@@ -1,8 +1,8 @@
 //! Shared plumbing for every role: the typed API error, domain ids and values shared
 //! between services, the clock, opening a database, ephemeral state on Redis or in
 //! memory, token verification into a [`auth::Principal`], reaching other roles, health
-//! and reflection, the framing check of requests, telemetry, and the [`role::Role`]
-//! every service crate exports.
+//! and reflection, the framing check of requests, telemetry, the process's
+//! [`stopping::Stopping`] signal, and the [`role::Role`] every service crate exports.
 
 pub mod auth;
 pub mod clock;
@@ -15,6 +15,7 @@ pub mod introspection;
 pub mod paging;
 pub mod peer;
 pub mod role;
+pub mod stopping;
 pub mod storage;
 pub mod telemetry;
 pub mod time;

@@ -113,6 +113,9 @@ pub struct RoleContext {
     pub listen: SocketAddr,
     /// `pos up`: one process on a laptop, with development conveniences.
     pub embedded: bool,
+    /// Fired when the process starts to stop, before its servers drain: long-lived calls
+    /// and background work end on it.
+    pub stopping: crate::stopping::Stopping,
 }
 
 /// A role asked for something its context lacks: a wiring mistake of the binary or a

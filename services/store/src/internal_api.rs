@@ -31,22 +31,11 @@ const MAX_PAGE: i64 = 1000;
 #[derive(Clone)]
 pub struct StoreInternalApi {
     storage: Arc<dyn StoreStorage>,
-    /// The reservation reconciler, running as long as this API is served.
-    _reconciler: Option<Arc<crate::reconciler::Running>>,
 }
 
 impl StoreInternalApi {
     pub fn new(storage: Arc<dyn StoreStorage>) -> Self {
-        Self {
-            storage,
-            _reconciler: None,
-        }
-    }
-
-    /// Keeps `reconciler` running until the API is no longer served.
-    pub fn running(mut self, reconciler: crate::reconciler::Running) -> Self {
-        self._reconciler = Some(Arc::new(reconciler));
-        self
+        Self { storage }
     }
 }
 

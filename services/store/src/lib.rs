@@ -120,7 +120,7 @@ impl Role for StoreRole {
                 .with_devices(Arc::new(devices::LocalDeviceCredentials::new(
                     storage.clone(),
                 )));
-        let mut internal = StoreInternalApi::new(storage.clone());
+        let internal = StoreInternalApi::new(storage.clone());
         match (context.peers.get("trade"), &context.service_credential) {
             (Some(trade), Some(credential)) => {
                 let timeout = Duration::from_secs(args.reservation_timeout);
@@ -130,15 +130,14 @@ impl Role for StoreRole {
                 )));
                 // Rounds often enough that a reservation waits at most half a timeout more.
                 let every = (timeout / 2).max(Duration::from_secs(1));
-                internal = internal.running(
-                    Reconciler::new(
-                        storage.clone(),
-                        Arc::new(ledger),
-                        context.clock.clone(),
-                        timeout,
-                    )
-                    .spawn(every),
+                let reconciler = Reconciler::new(
+                    storage.clone(),
+                    Arc::new(ledger),
+                    context.clock.clone(),
+                    timeout,
                 );
+                // A background task of the role, beside its API, until the process stops.
+                tokio::spawn(reconciler.run(every, context.stopping.clone()));
             }
             (Some(_), None) => tracing::warn!(
                 "no key for a service token (POS_SIGNING_KEY_FILE or POS_SERVICE_KEY_FILE): \

@@ -14,7 +14,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use pos_common::{clock::SharedClock, peer::Peer, storage::StorageError};
+use pos_common::{clock::SharedClock, peer::Peer, stopping::Stopping, storage::StorageError};
 use pos_proto::v1::{
     CheckOrderExistsRequest, trade_internal_service_client::TradeInternalServiceClient,
 };
@@ -74,15 +74,6 @@ impl OrderLedger for TradeLedger {
                 order: order.as_str().to_string(),
                 source: Box::new(status),
             })
-    }
-}
-
-/// A reconciler running in the background; dropping it stops it.
-pub struct Running(tokio::task::JoinHandle<()>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -168,19 +159,23 @@ impl Reconciler {
         Ok(round)
     }
 
-    /// Runs rounds in the background every `every`, until the handle is dropped.
-    pub fn spawn(self, every: Duration) -> Running {
-        Running(tokio::spawn(self.run(every)))
-    }
-
-    /// Runs a round every `every` until the task is dropped or aborted; a failed round
-    /// is logged and the next one tries again.
-    pub async fn run(self, every: Duration) {
+    /// Runs a round every `every` until the process stops; a failed round is logged and
+    /// the next one tries again. A round cut short by the stop leaves no step half-done
+    /// (each is one store transaction or one question to trade); what it did not reach,
+    /// a later round does.
+    pub async fn run(self, every: Duration, stopping: Stopping) {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            match self.round().await {
+            tokio::select! {
+                () = stopping.stopped() => return,
+                _ = ticks.tick() => {}
+            }
+            let round = tokio::select! {
+                () = stopping.stopped() => return,
+                round = self.round() => round,
+            };
+            match round {
                 Ok(round) if round != Round::default() => {
                     tracing::info!(?round, "stale reservations resolved");
                 }

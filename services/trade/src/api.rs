@@ -25,7 +25,7 @@ use crate::{
     convert,
     ordering::{OrderRequest, Ordering},
     paging::PaymentsPage,
-    watch::Watches,
+    watch::{Caller, Watches},
 };
 
 /// How far back ListPayments looks when the request names no start.
@@ -186,13 +186,13 @@ impl TradeService for TradeApi {
     ) -> RpcResult<pb::PlaceOrderResponse> {
         let tablet = Principal::of(&request)?.require_device()?;
         let wanted = OrderRequest::parse(request.get_ref())?;
-        let (order, bill) = self.ordering.place(tablet, &wanted).await?;
+        let (order, trade) = self.ordering.place(tablet, &wanted).await?;
         self.watches
-            .announce(tablet.store_id, tablet.device_id, bill.trade.id)
+            .announce(tablet.store_id, tablet.device_id, trade.id)
             .await;
         Ok(Response::new(pb::PlaceOrderResponse {
             order: Some(convert::order(order)),
-            trade: Some(convert::bill(bill, None)),
+            trade: Some(convert::trade(trade, None)),
         }))
     }
 
@@ -216,11 +216,11 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::WatchCurrentTradeRequest>,
     ) -> RpcResult<Self::WatchCurrentTradeStream> {
-        let principal = Principal::of(&request)?;
-        let tablet = principal.require_device()?;
+        let caller = Caller::of(&request)?;
+        let tablet = caller.principal.require_device()?;
         let stream = self
             .watches
-            .current_trade(principal.clone(), tablet.store_id, tablet.device_id)
+            .current_trade(caller, tablet.store_id, tablet.device_id)
             .await?;
         Ok(Response::new(stream))
     }
@@ -230,11 +230,11 @@ impl TradeService for TradeApi {
         request: Request<pb::ListOpenTradesRequest>,
     ) -> RpcResult<pb::ListOpenTradesResponse> {
         let store = owner_store(Principal::of(&request)?)?;
-        let bills = self.storage.open_trades(store).await?;
+        let heads = self.storage.open_trade_heads(store).await?;
         Ok(Response::new(pb::ListOpenTradesResponse {
-            trades: bills
+            trades: heads
                 .into_iter()
-                .map(|bill| convert::bill(bill, None))
+                .map(|trade| convert::trade(trade, None))
                 .collect(),
         }))
     }
@@ -352,9 +352,9 @@ impl TradeService for TradeApi {
         &self,
         request: Request<pb::WatchOpenTradesRequest>,
     ) -> RpcResult<Self::WatchOpenTradesStream> {
-        let principal = Principal::of(&request)?;
-        let store = owner_store(principal)?;
-        let stream = self.watches.open_trades(principal.clone(), store).await?;
+        let caller = Caller::of(&request)?;
+        let store = owner_store(&caller.principal)?;
+        let stream = self.watches.open_trades(caller, store).await?;
         Ok(Response::new(stream))
     }
 }

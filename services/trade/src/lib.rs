@@ -117,7 +117,13 @@ impl TradeRole {
         let auth = context.authenticator().with_devices(devices.clone());
         let stock = StoreStock::new(store, &credential);
         // Watchers check their tablet's credential again while they stream.
-        let watches = Watches::new(storage.clone(), context.events.clone(), auth.clone());
+        let watches = Watches::new(
+            storage.clone(),
+            context.events.clone(),
+            auth.clone(),
+            context.clock.clone(),
+            context.stopping.clone(),
+        );
         let mut services = GrpcServices::default();
         services
             .add(

@@ -19,7 +19,8 @@ use pos_common::{
 };
 use pos_proto::v1 as pb;
 use pos_trade_storage::{
-    Bill, Category, Committed, IdempotencyKey, NewOrder, Order, OrderId, SnapshotLine, TradeStorage,
+    Category, Committed, IdempotencyKey, MAX_BILL_LINES, NewOrder, Order, OrderId, SnapshotLine,
+    Trade, TradeStorage,
 };
 use tonic::Status;
 use uuid::Uuid;
@@ -148,13 +149,14 @@ impl Ordering {
     }
 
     /// Places the order on the tablet's open bill (opening one), or answers the order a
-    /// retry of the same request placed. Answers the order and its bill as it is now.
+    /// retry of the same request placed. Answers the order and its bill's head (total and
+    /// status) as it is now: the bill's orders are not read again for every order.
     pub async fn place(
         &self,
         tablet: DeviceCaller,
         request: &OrderRequest,
-    ) -> Result<(Order, Bill), Status> {
-        if let Some((order, _)) = self
+    ) -> Result<(Order, Trade), Status> {
+        if let Some((order, trade)) = self
             .storage
             .order_by_key(tablet.device_id, &request.key)
             .await?
@@ -162,7 +164,7 @@ impl Ordering {
             if !request.is_answered_by(&order) {
                 return Err(key_reused().into());
             }
-            return Ok((order.clone(), self.bill_of(&order).await?));
+            return Ok((order, trade));
         }
         let order_id = request.order_id(&tablet);
         let wanted: Vec<(i64, i64)> = request
@@ -221,8 +223,10 @@ impl Ordering {
                 return Err(err.into());
             }
         };
-        let order = match committed {
-            Committed::Placed { order, .. } | Committed::Existing { order, .. } => order,
+        let (order, trade) = match committed {
+            Committed::Placed { order, trade } | Committed::Existing { order, trade } => {
+                (order, trade)
+            }
             Committed::KeyReused => {
                 self.cancel(&order_id).await;
                 return Err(key_reused().into());
@@ -235,21 +239,23 @@ impl Ordering {
                 )
                 .into());
             }
+            Committed::BillFull => {
+                self.cancel(&order_id).await;
+                return Err(ApiError::invalid(
+                    "lines",
+                    format!(
+                        "the bill would hold more than {MAX_BILL_LINES} order lines; pay it first"
+                    ),
+                )
+                .into());
+            }
             Committed::Abandoned => {
                 self.cancel(&order_id).await;
                 return Err(cancelled(&order_id).into());
             }
         };
         self.confirm(&order_id).await;
-        Ok((order.clone(), self.bill_of(&order).await?))
-    }
-
-    /// The bill an order is on, with its orders.
-    async fn bill_of(&self, order: &Order) -> Result<Bill, ApiError> {
-        self.storage
-            .trade(order.store_id, order.trade_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("a committed order's bill is missing"))
+        Ok((order, trade))
     }
 
     /// Confirms the reservation of a committed order. The order stands whatever the

@@ -352,13 +352,9 @@ impl UserService for UserApi {
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> RpcResult<pb::LogoutResponse> {
         let (user_id, _) = Principal::of(&request)?.require_owner()?;
-        let claims = request
-            .extensions()
-            .get::<Claims>()
-            .cloned()
-            .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))?;
+        let claims = Claims::of(&request)?;
         self.tokens
-            .logout(user_id, &request.get_ref().refresh_token, &claims)
+            .logout(user_id, &request.get_ref().refresh_token, claims)
             .await?;
         Ok(Response::new(pb::LogoutResponse {}))
     }

@@ -2,7 +2,9 @@
 //! are answered, reused keys refused, overflowing bills refused, and racing commits
 //! settle on one bill and one order per key.
 
-use pos_trade_storage::{Category, Committed, IdempotencyKey, OrderId, TradeStatus};
+use pos_trade_storage::{
+    Category, Committed, IdempotencyKey, MAX_BILL_LINES, OrderId, Paid, PaymentMethod, TradeStatus,
+};
 
 use super::{Fixture, device};
 use crate::support::Engine;
@@ -13,6 +15,7 @@ crate::on_both_engines!(
     ten_concurrent_commits_of_one_key_make_one_order,
     twenty_concurrent_orders_of_one_device_share_one_bill,
     an_order_past_the_largest_amount_changes_nothing,
+    a_bill_takes_at_most_its_line_limit_and_a_paid_one_makes_room,
     settling_an_order_id_says_whether_it_was_committed_and_fences_it_off,
     commits_racing_settlements_agree_on_every_order_id,
 );
@@ -254,6 +257,62 @@ async fn an_order_past_the_largest_amount_changes_nothing(engine: Engine) {
         let id = OrderId::parse(id).expect("id");
         assert!(!f.storage.settle_order(&id).await.expect("settle"));
     }
+    f.finish().await;
+}
+
+async fn a_bill_takes_at_most_its_line_limit_and_a_paid_one_makes_room(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let table = device(1);
+    // Orders of 100 lines fill the bill to one line short of the limit...
+    let full_orders = (MAX_BILL_LINES - 1) / 100;
+    let lines: Vec<(i64, &str, i64, i64)> = (1..=100).map(|p| (p, "Tteok", 10, 1)).collect();
+    for i in 0..full_orders {
+        let id = format!("o-{i}");
+        let placed = f.order(table, &id, &id, &lines).await;
+        assert!(matches!(placed, Committed::Placed { .. }), "{placed:?}");
+    }
+    let short = MAX_BILL_LINES - 1 - full_orders * 100;
+    let rest: Vec<(i64, &str, i64, i64)> = (1..=short).map(|p| (p, "Tteok", 10, 1)).collect();
+    if !rest.is_empty() {
+        let placed = f.order(table, "o-rest", "o-rest", &rest).await;
+        assert!(matches!(placed, Committed::Placed { .. }), "{placed:?}");
+    }
+    // ...one more line fits, two do not, and a refused order changes nothing.
+    let before = f.open_bill(table).await.expect("bill");
+    let two = [(1, "Tteok", 10, 1), (2, "Tteok", 10, 1)];
+    assert_eq!(
+        f.order(table, "o-two", "o-two", &two).await,
+        Committed::BillFull
+    );
+    assert_eq!(f.open_bill(table).await.as_ref(), Some(&before));
+    let one = [(1, "Tteok", 10, 1)];
+    let Committed::Placed { trade, .. } = f.order(table, "o-one", "o-one", &one).await else {
+        panic!("the last line fits");
+    };
+    let lines_on_bill = |bill: &pos_trade_storage::Bill| -> i64 {
+        bill.orders.iter().map(|o| o.lines.len() as i64).sum()
+    };
+    let bill = f.open_bill(table).await.expect("bill");
+    assert_eq!(lines_on_bill(&bill), MAX_BILL_LINES);
+    assert_eq!(trade.amount, MAX_BILL_LINES * 10);
+    assert_eq!(
+        f.order(table, "o-more", "o-more", &one).await,
+        Committed::BillFull
+    );
+    // Paying it makes room: the next order opens a new bill.
+    let paid = f
+        .pay(table, "pay", PaymentMethod::Cash, Some(MAX_BILL_LINES * 10))
+        .await;
+    assert!(matches!(paid, Paid::Paid { .. }), "{paid:?}");
+    let Committed::Placed { trade: next, .. } = f.order(table, "o-next", "o-next", &two).await
+    else {
+        panic!("a new bill");
+    };
+    assert_ne!(next.id, trade.id);
+    assert_eq!(next.amount, 20);
+    // Refused orders were never committed: their ids can be given up.
+    let refused = OrderId::parse("o-two").expect("id");
+    assert!(!f.storage.settle_order(&refused).await.expect("settle"));
     f.finish().await;
 }
 

@@ -11,11 +11,11 @@ use super::{CARD_H, Fixture, STORE_ID, device, new_order, new_payment, store};
 use crate::support::Engine;
 
 crate::on_both_engines!(
-    open_trades_lists_only_the_stores_open_bills_with_their_orders,
+    open_trades_lists_only_the_stores_open_bills_with_their_orders_or_heads,
     payments_are_listed_in_their_range_newest_first_in_pages,
 );
 
-async fn open_trades_lists_only_the_stores_open_bills_with_their_orders(engine: Engine) {
+async fn open_trades_lists_only_the_stores_open_bills_with_their_orders_or_heads(engine: Engine) {
     let f = Fixture::new(engine).await;
     // Device 3 orders twice, device 2 once, device 1 orders and pays; device 9 is
     // another store's.
@@ -59,9 +59,21 @@ async fn open_trades_lists_only_the_stores_open_bills_with_their_orders(engine: 
         open.iter()
             .all(|b| b.orders.iter().all(|o| o.lines.len() == 2))
     );
+    // The heads are the same bills without their orders.
+    let heads = f
+        .storage
+        .open_trade_heads(store(STORE_ID))
+        .await
+        .expect("heads");
+    let bills: Vec<_> = open.iter().map(|bill| bill.trade.clone()).collect();
+    assert_eq!(heads, bills);
     assert_eq!(f.open_bill(device(1)).await, None);
     assert_eq!(
         f.storage.open_trades(store(3)).await.expect("none"),
+        Vec::new()
+    );
+    assert_eq!(
+        f.storage.open_trade_heads(store(3)).await.expect("none"),
         Vec::new()
     );
     f.finish().await;

@@ -76,6 +76,7 @@ impl TestApp {
             clock: clock.clone(),
             listen,
             embedded: false,
+            stopping: Default::default(),
         };
         let served = StoreRole::build(args, context)
             .await

@@ -67,11 +67,12 @@ async fn trade_owners_reach_only_their_own_stores_bills(engine: Engine) {
         .into_inner()
         .trades;
     assert_eq!(mine.len(), 1);
-    assert_eq!(
-        current(&mut tablet).await,
-        mine.into_iter().next(),
-        "still open"
-    );
+    // The list carries each bill's head, the tablet's bill without its orders.
+    let still_open = current(&mut tablet).await.map(|bill| pb::Trade {
+        orders: Vec::new(),
+        ..bill
+    });
+    assert_eq!(still_open, mine.into_iter().next(), "still open");
     stack.stop().await;
 }
 

@@ -12,6 +12,7 @@ crate::on_both_engines!(
     trade_refused_orders_change_nothing,
     trade_one_key_places_one_order_however_often_it_is_sent,
     trade_bad_orders_name_their_fields,
+    trade_a_full_bill_takes_no_more_orders_until_paid,
 );
 
 async fn trade_a_tablet_orders_twice_onto_one_open_bill(engine: Engine) {
@@ -60,9 +61,10 @@ async fn trade_a_tablet_orders_twice_onto_one_open_bill(engine: Engine) {
     );
     let first_bill = first.trade.expect("bill");
     let bill = first_bill.clone();
+    // The answer carries the bill's head; its orders are read with GetCurrentTrade.
     assert_eq!(
         (bill.amount, bill.status, bill.orders.len()),
-        (3500, TradeStatus::Open as i32, 1)
+        (3500, TradeStatus::Open as i32, 0)
     );
     assert_eq!(
         (bill.store_id, bill.device_id),
@@ -84,13 +86,19 @@ async fn trade_a_tablet_orders_twice_onto_one_open_bill(engine: Engine) {
         .expect("second order")
         .into_inner();
     assert_eq!(second.order.expect("order").amount, 1600);
-    let bill = second.trade.expect("bill");
-    assert_eq!(
-        (bill.id, bill.amount, bill.orders.len()),
-        (first_bill.id, 5100, 2)
-    );
+    let head = second.trade.expect("bill");
+    assert_eq!((head.id, head.amount), (first_bill.id, 5100));
+    let bill = current(&mut tablet).await.expect("the bill");
+    assert_eq!(bill.orders.len(), 2);
     assert_eq!(bill.orders[0].lines[1].unit_price, 500);
-    assert_eq!(current(&mut tablet).await, Some(bill));
+    assert_eq!(bill.orders[1].lines[0].unit_price, 800);
+    assert_eq!(
+        pb::Trade {
+            orders: Vec::new(),
+            ..bill
+        },
+        head
+    );
     assert_eq!(shop.stock(&stack, bibimbap).await, 97);
     assert_eq!(shop.stock(&stack, kimchi).await, 97);
     stack.stop().await;
@@ -214,5 +222,52 @@ async fn trade_bad_orders_name_their_fields(engine: Engine) {
     }
     assert_eq!(shop.stock(&stack, p).await, 5);
     assert_eq!(current(&mut tablet).await, None);
+    stack.stop().await;
+}
+
+async fn trade_a_full_bill_takes_no_more_orders_until_paid(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let menu: Vec<(String, i64, i64)> = (0..100).map(|i| (format!("Dish {i}"), 10, 100)).collect();
+    let menu: Vec<(&str, i64, i64)> = menu.iter().map(|(n, p, s)| (n.as_str(), *p, *s)).collect();
+    let shop = Shop::open(&stack, "full@example.com", &menu, 1).await;
+    let mut tablet = shop.tablet(&stack, 0);
+    // Twenty orders of a hundred lines fill the bill to its 2,000 lines.
+    let every_dish: Vec<(i64, i64)> = shop.products.iter().map(|&p| (p, 1)).collect();
+    for i in 0..20 {
+        tablet
+            .place_order(order(&every_dish, &format!("full-{i}")))
+            .await
+            .expect("fits on the bill");
+    }
+    let status = assert_error(
+        tablet
+            .place_order(order(&every_dish[..1], "one-more"))
+            .await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["lines"]);
+    // The refused order took no stock and is not on the bill.
+    assert_eq!(shop.stock(&stack, shop.products[0]).await, 80);
+    let bill = current(&mut tablet).await.expect("bill");
+    assert_eq!((bill.orders.len(), bill.amount), (20, 20_000));
+    shop.as_owner(&stack)
+        .pay_cash(pb::PayCashRequest {
+            device_id: shop.device(0),
+            expected_amount: Some(20_000),
+            idempotency_key: "pay-full".into(),
+        })
+        .await
+        .expect("paid");
+    // A new request (a refused one's key stays refused) goes onto a new bill.
+    let next = tablet
+        .place_order(order(&every_dish[..1], "after-paying"))
+        .await
+        .expect("a new bill takes it")
+        .into_inner()
+        .trade
+        .expect("bill");
+    assert_ne!(next.id, bill.id);
+    assert_eq!(shop.stock(&stack, shop.products[0]).await, 79);
     stack.stop().await;
 }

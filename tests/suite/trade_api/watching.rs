@@ -1,7 +1,7 @@
 //! Live bills through the edge: a tablet watching its bill and an owner watching the
 //! store's open bills see every order and payment within a second, from whichever trade
-//! replica made it; a revoked tablet's stream ends, and a quiet stream outlives the
-//! edge's idle timeout.
+//! replica made it; a revoked tablet's or logged-out owner's stream ends, a quiet stream outlives the edge's
+//! idle timeout, and every stream ends when the server stops.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -20,7 +20,9 @@ crate::on_both_engines!(
     trade_watch_open_trades_follows_the_stores_bills_only,
     trade_watch_hears_changes_made_by_another_replica,
     trade_watch_ends_when_the_tablet_is_revoked,
+    trade_an_owners_watch_ends_at_logout,
     trade_watch_outlives_the_edges_idle_timeout,
+    trade_watches_end_when_the_server_stops,
 );
 
 /// How soon a change must reach a watcher.
@@ -108,6 +110,8 @@ async fn trade_watch_current_trade_follows_the_tablets_bill(engine: Engine) {
     let paid = next_bill(&mut bills).await.expect("the paid bill");
     assert_eq!((paid.id, paid.amount), (first.id, 3000));
     assert_eq!(paid.status, TradeStatus::Paid as i32);
+    let payment = paid.payment.expect("the paid bill shows its payment");
+    assert_eq!((payment.trade_id, payment.amount), (first.id, 3000));
     assert_eq!(
         next_bill(&mut bills).await,
         None,
@@ -168,6 +172,7 @@ async fn trade_watch_open_trades_follows_the_stores_bills_only(engine: Engine) {
         .expect("order");
     let grown = next_store_bill(&mut bills).await;
     assert_eq!((grown.id, grown.amount), (open.id, 2000));
+    assert_eq!(grown.orders.len(), 2, "a changed bill comes whole");
 
     owner
         .pay_cash(cash(shop.device(0), 2000, "p1"))
@@ -175,6 +180,9 @@ async fn trade_watch_open_trades_follows_the_stores_bills_only(engine: Engine) {
         .expect("pay");
     let paid = next_store_bill(&mut bills).await;
     assert_eq!((paid.id, paid.status), (open.id, TradeStatus::Paid as i32));
+    assert_eq!(paid.orders.len(), 2);
+    let payment = paid.payment.expect("the paid bill shows its payment");
+    assert_eq!((payment.trade_id, payment.amount), (open.id, 2000));
     nothing_within(&mut bills, Duration::from_millis(300)).await;
     drop(bills);
     stack.stop().await;
@@ -263,6 +271,71 @@ async fn trade_watch_ends_when_the_tablet_is_revoked(engine: Engine) {
     stack.stop().await;
 }
 
+async fn trade_an_owners_watch_ends_at_logout(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let signed = crate::support::dev_signup(
+        stack.channel(),
+        "logout@example.com",
+        "Counter",
+        pb::PosGrade::Bronze,
+    )
+    .await;
+    let tokens = signed.tokens.expect("tokens");
+    let mut counter = super::trade_client(&stack, &tokens.access_token)
+        .watch_open_trades(pb::WatchOpenTradesRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let listed = next_within(&mut counter, PROMPTLY).await.expect("listed");
+    assert_eq!(listed.trade, None);
+    pos_proto::v1::user_service_client::UserServiceClient::with_interceptor(
+        stack.channel(),
+        bearer(&tokens.access_token),
+    )
+    .logout(pb::LogoutRequest {
+        refresh_token: tokens.refresh_token,
+    })
+    .await
+    .expect("logout");
+    // Checked again within a few seconds even though no bill changes.
+    let ended = next_within(&mut counter, Duration::from_secs(8)).await;
+    assert_error(ended, Code::Unauthenticated, "TOKEN_REVOKED");
+    stack.stop().await;
+}
+
+/// Not about storage: on SQLite only.
+#[tokio::test]
+async fn trade_a_watch_ends_when_its_token_expires() {
+    let stack = TestStack::start(Engine::Sqlite).await;
+    let shop = Shop::open(&stack, "expiry@example.com", &[("Tea", 1000, 100)], 0).await;
+    let me = pos_proto::v1::user_service_client::UserServiceClient::with_interceptor(
+        stack.channel(),
+        bearer(&shop.owner),
+    )
+    .get_me(pb::GetMeRequest {})
+    .await
+    .expect("me")
+    .into_inner()
+    .user
+    .expect("user");
+    let short_lived = stack.issuer.owner_access(
+        pos_common::domain::UserId::from_stored(me.id),
+        Some(pos_common::domain::StoreId::from_stored(shop.store_id)),
+        1,
+    );
+    let mut counter = super::trade_client(&stack, &short_lived)
+        .watch_open_trades(pb::WatchOpenTradesRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let listed = next_within(&mut counter, PROMPTLY).await.expect("listed");
+    assert_eq!(listed.trade, None);
+    // Past its expiry and the clock leeway (5 s), the next check ends the stream.
+    let ended = next_within(&mut counter, Duration::from_secs(15)).await;
+    assert_error(ended, Code::Unauthenticated, "TOKEN_EXPIRED");
+    stack.stop().await;
+}
+
 async fn trade_watch_outlives_the_edges_idle_timeout(engine: Engine) {
     let mut options = StackOptions::default();
     options
@@ -283,4 +356,33 @@ async fn trade_watch_outlives_the_edges_idle_timeout(engine: Engine) {
     assert_eq!(bill.amount, 1000);
     drop(bills);
     stack.stop().await;
+}
+
+async fn trade_watches_end_when_the_server_stops(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let shop = Shop::open(&stack, "stopping@example.com", &[("Tea", 1000, 100)], 1).await;
+    let mut bills = watch(&mut shop.tablet(&stack, 0)).await;
+    assert_eq!(next_bill(&mut bills).await, None);
+    let mut counter = shop
+        .as_owner(&stack)
+        .watch_open_trades(pb::WatchOpenTradesRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    let listed = next_within(&mut counter, PROMPTLY).await.expect("listed");
+    assert_eq!(listed.trade, None);
+    // The streams are told, rather than held until the shutdown's grace runs out and
+    // then cut: their clients know to reconnect elsewhere.
+    let stopping = tokio::spawn(stack.stop());
+    for ended in [
+        next_within(&mut bills, Duration::from_secs(4))
+            .await
+            .map(|_| ()),
+        next_within(&mut counter, Duration::from_secs(4))
+            .await
+            .map(|_| ()),
+    ] {
+        assert_error(ended, Code::Unavailable, "SERVER_STOPPING");
+    }
+    stopping.await.expect("stopped");
 }

@@ -47,6 +47,14 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// The verified claims attached by [`super::AuthLayer`], or `TOKEN_MISSING`.
+    pub fn of<T>(request: &Request<T>) -> ApiResult<&Claims> {
+        request
+            .extensions()
+            .get::<Claims>()
+            .ok_or_else(|| ApiError::new(Reason::TokenMissing, "authorization token missing"))
+    }
+
     /// Claims for `sub` of the given type, valid for `ttl_secs` from now (negative: already expired).
     pub fn new(iss: &str, aud: &str, sub: &str, typ: TokenType, ttl_secs: i64) -> Self {
         let now = chrono::Utc::now().timestamp();

@@ -1,18 +1,67 @@
 //! The event bus on Redis pub/sub, so every replica hears every other. Channels are
-//! namespaced by the key prefix. Each subscription has a connection of its own: the
-//! stream ends when that connection is lost, which tells its subscriber to read the
-//! state again and subscribe anew.
+//! namespaced by the key prefix.
+//!
+//! A replica has one subscriber connection however many watchers it serves: a tablet
+//! per table and a counter screen per store would otherwise cost Redis a connection
+//! each. A topic is subscribed when its first local subscriber comes and unsubscribed when
+//! its last one goes; subscribing and unsubscribing take turns under one lock, so a
+//! topic that is left and joined again at once is never left unsubscribed. When the
+//! connection is lost every subscription's stream ends, which tells its subscriber to
+//! read the state again and subscribe anew (on a new connection).
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+};
 
 use async_trait::async_trait;
-use redis::{AsyncCommands, aio::ConnectionManager};
-use tokio_stream::StreamExt;
+use redis::{
+    AsyncCommands,
+    aio::{ConnectionManager, PubSubSink, PubSubStream},
+};
+use tokio::{sync::broadcast, task::JoinHandle};
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{BroadcastStream, errors::BroadcastStreamRecvError},
+};
 
 use super::{Event, EventBus, EventError, Events};
+
+/// Events a subscriber may be behind before it is told it missed some.
+const BACKLOG: usize = 256;
+
+/// The local subscribers of each channel this replica listens to.
+type Topics = Arc<Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>>;
+
+fn locked(
+    topics: &Topics,
+) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Vec<u8>>>> {
+    // Every change to the map is one insert, removal or clear: a panic cannot tear it.
+    topics.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 pub struct RedisBus {
     client: redis::Client,
     publisher: ConnectionManager,
     prefix: String,
+    /// The shared subscriber connection, made when first needed and again after it is
+    /// lost. The lock orders every SUBSCRIBE and UNSUBSCRIBE on it.
+    hub: Arc<tokio::sync::Mutex<Option<Hub>>>,
+}
+
+/// One subscriber connection and the task that hands its messages to local subscribers.
+struct Hub {
+    sink: PubSubSink,
+    topics: Topics,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl RedisBus {
@@ -25,12 +74,41 @@ impl RedisBus {
             client,
             publisher,
             prefix: prefix.to_string(),
+            hub: Arc::default(),
         })
     }
 
     fn channel(&self, topic: &str) -> String {
         format!("{}:events:{topic}", self.prefix)
     }
+
+    async fn connect_hub(&self) -> Result<Hub, EventError> {
+        let (sink, stream) = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(EventError::Unavailable)?
+            .split();
+        let topics = Topics::default();
+        let reader = tokio::spawn(deliver(stream, topics.clone()));
+        Ok(Hub {
+            sink,
+            topics,
+            reader,
+        })
+    }
+}
+
+/// Hands each message to the local subscribers of its channel, until the connection is
+/// lost; then ends every subscription.
+async fn deliver(mut stream: PubSubStream, channels: Topics) {
+    while let Some(message) = stream.next().await {
+        if let Some(sender) = locked(&channels).get(message.get_channel_name()) {
+            // No receiver left: the last one's leaving unsubscribes it.
+            let _ = sender.send(message.get_payload_bytes().to_vec());
+        }
+    }
+    locked(&channels).clear();
 }
 
 #[async_trait]
@@ -45,49 +123,190 @@ impl EventBus for RedisBus {
     }
 
     async fn subscribe(&self, topic: &str) -> Result<Events, EventError> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(EventError::Unavailable)?;
-        pubsub
-            .subscribe(self.channel(topic))
-            .await
-            .map_err(EventError::Unavailable)?;
-        Ok(Box::pin(pubsub.into_on_message().map(|message| {
-            Event::Published(message.get_payload_bytes().to_vec())
-        })))
+        let channel = self.channel(topic);
+        let mut hub = self.hub.lock().await;
+        if hub.as_ref().is_some_and(|hub| hub.reader.is_finished()) {
+            *hub = None; // Its connection was lost.
+        }
+        let current = match &mut *hub {
+            Some(current) => current,
+            none => none.insert(self.connect_hub().await?),
+        };
+        let joined = locked(&current.topics).get(&channel).map(|s| s.subscribe());
+        let receiver = match joined {
+            Some(receiver) => receiver,
+            None => {
+                if let Err(err) = current.sink.subscribe(&channel).await {
+                    // The connection is likely gone: the next subscriber makes a new one.
+                    *hub = None;
+                    return Err(EventError::Unavailable(err));
+                }
+                let (sender, receiver) = broadcast::channel(BACKLOG);
+                locked(&current.topics).insert(channel.clone(), sender);
+                receiver
+            }
+        };
+        let leave = Leave {
+            hub: self.hub.clone(),
+            topics: current.topics.clone(),
+            channel,
+        };
+        let events = BroadcastStream::new(receiver).map(|received| match received {
+            Ok(payload) => Event::Published(payload),
+            Err(BroadcastStreamRecvError::Lagged(_)) => Event::Missed,
+        });
+        Ok(Box::pin(Subscription {
+            events: Box::pin(events),
+            _leave: leave,
+        }))
+    }
+}
+
+/// A subscriber's events; dropping it leaves the topic.
+struct Subscription {
+    // Declared first, so its receiver is gone before `_leave` counts the rest.
+    events: Events,
+    _leave: Leave,
+}
+
+impl Stream for Subscription {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.events.as_mut().poll_next(cx)
+    }
+}
+
+/// Unsubscribes a channel when its last local subscriber is gone.
+struct Leave {
+    hub: Arc<tokio::sync::Mutex<Option<Hub>>>,
+    /// Which connection the subscription was on: a later one is none of its business.
+    topics: Topics,
+    channel: String,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // The process is ending; so is the connection.
+        };
+        let (hub, on, channel) = (
+            self.hub.clone(),
+            self.topics.clone(),
+            std::mem::take(&mut self.channel),
+        );
+        runtime.spawn(async move {
+            let mut hub = hub.lock().await;
+            let Some(current) = hub.as_mut().filter(|h| Arc::ptr_eq(&h.topics, &on)) else {
+                return;
+            };
+            // Someone may have joined since; checked under the lock subscribers take.
+            let unused = {
+                let mut channels = locked(&current.topics);
+                let unused = channels
+                    .get(&channel)
+                    .is_some_and(|sender| sender.receiver_count() == 0);
+                if unused {
+                    channels.remove(&channel);
+                }
+                unused
+            };
+            if unused && let Err(err) = current.sink.unsubscribe(&channel).await {
+                tracing::debug!(%channel, error = %err, "could not unsubscribe; the connection is likely gone");
+            }
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    /// Against the Redis of `POS_TEST_REDIS_URL` (default localhost), on channels under
-    /// this run's prefix.
+    fn redis_url() -> String {
+        std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+    }
+
+    /// Channels under this run's prefix, so parallel runs never hear each other.
+    fn prefix() -> String {
+        let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".to_string());
+        format!("{run}:{}", uuid::Uuid::new_v4())
+    }
+
+    async fn subscribers(bus: &RedisBus, topic: &str) -> i64 {
+        let mut connection = bus.publisher.clone();
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(bus.channel(topic))
+            .query_async(&mut connection)
+            .await
+            .expect("PUBSUB NUMSUB");
+        counts.first().map_or(0, |(_, count)| *count)
+    }
+
+    /// Against the Redis of `POS_TEST_REDIS_URL` (default localhost).
     #[tokio::test]
     async fn redis_bus_honours_the_contract() {
-        let url = std::env::var("POS_TEST_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
-        let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".to_string());
-        let prefix = format!("{run}:{}", uuid::Uuid::new_v4());
-        let bus = RedisBus::connect(&url, &prefix)
+        let prefix = prefix();
+        let bus = RedisBus::connect(&redis_url(), &prefix)
             .await
             .expect("Redis must be reachable for the test suite (see README)");
         super::super::contract::check(&bus).await;
         // Two buses (two replicas) on one Redis hear each other.
-        let other = RedisBus::connect(&url, &prefix).await.expect("connect");
+        let other = RedisBus::connect(&redis_url(), &prefix)
+            .await
+            .expect("connect");
         let mut events = other.subscribe("bill:9").await.expect("subscribe");
         bus.publish("bill:9", b"from the other replica")
             .await
             .expect("publish");
-        let heard = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+        let heard = tokio::time::timeout(Duration::from_secs(5), events.next())
             .await
             .expect("within 5 s");
         assert_eq!(
             heard,
             Some(Event::Published(b"from the other replica".to_vec()))
         );
+    }
+
+    #[tokio::test]
+    async fn subscribers_of_a_replica_share_one_redis_subscription() {
+        let bus = RedisBus::connect(&redis_url(), &prefix())
+            .await
+            .expect("Redis must be reachable for the test suite (see README)");
+        let first = bus.subscribe("bill:1").await.expect("subscribe");
+        let mut second = bus.subscribe("bill:1").await.expect("subscribe");
+        let third = bus.subscribe("store:1").await.expect("subscribe");
+        assert_eq!(subscribers(&bus, "bill:1").await, 1, "one connection");
+        assert_eq!(subscribers(&bus, "store:1").await, 1);
+        // The topic stays while anyone listens...
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(subscribers(&bus, "bill:1").await, 1);
+        bus.publish("bill:1", b"still here").await.expect("publish");
+        let heard = tokio::time::timeout(Duration::from_secs(5), second.next())
+            .await
+            .expect("within 5 s");
+        assert_eq!(heard, Some(Event::Published(b"still here".to_vec())));
+        // ...and goes with its last subscriber; others stay.
+        drop(second);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while subscribers(&bus, "bill:1").await != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "unsubscribed in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(subscribers(&bus, "store:1").await, 1);
+        // Left and joined again: heard again.
+        let mut again = bus.subscribe("bill:1").await.expect("subscribe");
+        bus.publish("bill:1", b"back").await.expect("publish");
+        let heard = tokio::time::timeout(Duration::from_secs(5), again.next())
+            .await
+            .expect("within 5 s");
+        assert_eq!(heard, Some(Event::Published(b"back".to_vec())));
+        drop(third);
     }
 }

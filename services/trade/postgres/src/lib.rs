@@ -28,7 +28,7 @@ use pos_trade_storage::{
 };
 use sqlx::{PgPool, migrate::Migrator};
 
-use rows::BillRow;
+use rows::{BillRow, TradeRow};
 
 /// How many times a transaction that lost a race at a unique index is tried again. One
 /// retry settles any single race (the winner has committed); the rest absorb bursts.
@@ -153,6 +153,21 @@ impl TradeStorage for PgTradeStorage {
         self.bills(store, None, None, false).await
     }
 
+    async fn open_trade_heads(&self, store: StoreId) -> StorageResult<Vec<Trade>> {
+        let rows = sqlx::query_as!(
+            TradeRow,
+            r#"SELECT id, store_id, device_id, amount, status::text AS "status!", opened_at,
+                      paid_at
+               FROM trades
+               WHERE store_id = $1 AND status = 'OPEN'
+               ORDER BY device_id"#,
+            store.get(),
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TradeRow::decode).collect()
+    }
+
     async fn trade(&self, store: StoreId, trade: TradeId) -> StorageResult<Option<Bill>> {
         Ok(self
             .bills(store, None, Some(trade), true)
@@ -168,6 +183,26 @@ impl TradeStorage for PgTradeStorage {
             }
         }
         Err(races_lost())
+    }
+
+    async fn trade_payment(
+        &self,
+        store: StoreId,
+        trade: TradeId,
+    ) -> StorageResult<Option<Payment>> {
+        let row = sqlx::query_as!(
+            StoredPayment,
+            r#"SELECT id, trade_id, store_id, device_id, method::text AS "method!",
+                      card_company::text AS card_company, amount, card_fee, fingerprint,
+                      paid_at
+               FROM trade_payments
+               WHERE store_id = $1 AND trade_id = $2"#,
+            store.get(),
+            trade.get(),
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(StoredPayment::decode).transpose()
     }
 
     async fn payments(

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use pos_trade_storage::{
-    Committed, NewOrder, Order, OrderId, StorageResult,
+    Committed, MAX_BILL_LINES, NewOrder, Order, OrderId, StorageResult,
     stored::{self, order_with_trade},
 };
 use sqlx::{PgConnection, PgPool};
@@ -65,16 +65,22 @@ pub async fn commit_once(
     // Hold the open bill: a payment of it waits for this order, or this order waits for
     // the payment and then finds no open bill and opens a new one.
     let open = sqlx::query!(
-        "SELECT id, amount FROM trades WHERE device_id = $1 AND status = 'OPEN' FOR UPDATE",
+        "SELECT id, amount, line_count FROM trades
+         WHERE device_id = $1 AND status = 'OPEN' FOR UPDATE",
         order.device_id.get(),
     )
     .fetch_optional(&mut *tx)
     .await?;
     let at = now();
+    let line_count = order.lines().len() as i64;
     let trade_id = match open {
         Some(open) if open.amount.checked_add(total).is_none() => {
             tx.rollback().await?;
             return Ok(Some(Committed::Overflow));
+        }
+        Some(open) if i64::from(open.line_count) + line_count > MAX_BILL_LINES => {
+            tx.rollback().await?;
+            return Ok(Some(Committed::BillFull));
         }
         Some(open) => open.id,
         None => {
@@ -122,7 +128,7 @@ pub async fn commit_once(
                          $14::bigint[])
                     AS l (product_id, product_name, category, unit_price, count, amount)
            )
-           UPDATE trades SET amount = amount + $5
+           UPDATE trades SET amount = amount + $5, line_count = line_count + $15
            WHERE id = $2 AND EXISTS (SELECT 1 FROM placed)
            RETURNING id, store_id, device_id, amount, status::text AS "status!", opened_at,
                      paid_at"#,
@@ -140,6 +146,7 @@ pub async fn commit_once(
         &unit_prices,
         &counts,
         &amounts,
+        line_count as i32,
     )
     .fetch_optional(&mut *tx)
     .await;

@@ -24,7 +24,7 @@ use pos_trade_storage::{
 };
 use sqlx::{SqlitePool, migrate::Migrator};
 
-use rows::{BillRow, PaymentRow};
+use rows::{BillRow, PaymentRow, TradeRow};
 
 /// This engine's migrations (tracked per service, in `trade_migrations`).
 pub fn migrator() -> Migrator {
@@ -136,6 +136,23 @@ impl TradeStorage for SqliteTradeStorage {
         self.bills(store, None, None, false).await
     }
 
+    async fn open_trade_heads(&self, store: StoreId) -> StorageResult<Vec<Trade>> {
+        let store_id = store.get();
+        let rows = sqlx::query_as!(
+            TradeRow,
+            r#"SELECT id AS "id!", store_id AS "store_id!", device_id AS "device_id!",
+                      amount AS "amount!", status AS "status!", opened_at AS "opened_at!",
+                      paid_at
+               FROM trades
+               WHERE store_id = ?1 AND status = 'OPEN'
+               ORDER BY device_id"#,
+            store_id,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(TradeRow::decode).collect()
+    }
+
     async fn trade(&self, store: StoreId, trade: TradeId) -> StorageResult<Option<Bill>> {
         Ok(self
             .bills(store, None, Some(trade), true)
@@ -146,6 +163,26 @@ impl TradeStorage for SqliteTradeStorage {
 
     async fn pay(&self, payment: &NewPayment) -> StorageResult<Paid> {
         payments::pay(&self.pool, || self.now(), payment).await
+    }
+
+    async fn trade_payment(
+        &self,
+        store: StoreId,
+        trade: TradeId,
+    ) -> StorageResult<Option<Payment>> {
+        let (store_id, trade_id) = (store.get(), trade.get());
+        let row = sqlx::query_as!(
+            PaymentRow,
+            r#"SELECT id AS "id!", trade_id, store_id, device_id, method, card_company, amount,
+                      card_fee, fingerprint, paid_at
+               FROM trade_payments
+               WHERE store_id = ?1 AND trade_id = ?2"#,
+            store_id,
+            trade_id,
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(PaymentRow::decode).transpose()
     }
 
     async fn payments(

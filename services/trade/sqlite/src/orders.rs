@@ -5,7 +5,7 @@
 
 use pos_common::storage::{StorageError, from_millis, to_millis};
 use pos_trade_storage::{
-    Committed, NewOrder, Order, OrderId, StorageResult, Trade,
+    Committed, MAX_BILL_LINES, NewOrder, Order, OrderId, StorageResult, Trade,
     stored::{self, order_with_trade},
 };
 use sqlx::{SqliteConnection, SqlitePool};
@@ -60,17 +60,22 @@ pub async fn commit(
         return Ok(Committed::Overflow);
     };
     let open = sqlx::query!(
-        "SELECT id, amount FROM trades WHERE device_id = ?1 AND status = 'OPEN'",
+        "SELECT id, amount, line_count FROM trades WHERE device_id = ?1 AND status = 'OPEN'",
         device_id,
     )
     .fetch_optional(&mut *tx)
     .await?;
     let at = now();
     let at_millis = to_millis(at);
+    let line_count = order.lines().len() as i64;
     let trade_id = match open {
         Some(open) if open.amount.checked_add(total).is_none() => {
             tx.rollback().await?;
             return Ok(Committed::Overflow);
+        }
+        Some(open) if open.line_count + line_count > MAX_BILL_LINES => {
+            tx.rollback().await?;
+            return Ok(Committed::BillFull);
         }
         Some(open) => open.id,
         None => {
@@ -139,12 +144,13 @@ pub async fn commit(
     }
     let trade = sqlx::query_as!(
         TradeRow,
-        r#"UPDATE trades SET amount = amount + ?2 WHERE id = ?1
+        r#"UPDATE trades SET amount = amount + ?2, line_count = line_count + ?3 WHERE id = ?1
            RETURNING id AS "id!", store_id AS "store_id!", device_id AS "device_id!",
                      amount AS "amount!", status AS "status!", opened_at AS "opened_at!",
                      paid_at"#,
         trade_id,
         total,
+        line_count,
     )
     .fetch_one(&mut *tx)
     .await?

@@ -30,9 +30,9 @@ use pos_common::{
 
 pub use fee::card_fee;
 pub use model::{
-    Bill, CardCompany, Category, Committed, IdempotencyKey, NewOrder, NewPayment, Order, OrderId,
-    OrderLine, Paid, Payment, PaymentCursor, PaymentMethod, PaymentPage, SnapshotLine, Trade,
-    TradeId, TradeStatus,
+    Bill, CardCompany, Category, Committed, IdempotencyKey, MAX_BILL_LINES, NewOrder, NewPayment,
+    Order, OrderId, OrderLine, Paid, Payment, PaymentCursor, PaymentMethod, PaymentPage,
+    SnapshotLine, Trade, TradeId, TradeStatus,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -65,6 +65,10 @@ pub trait TradeStorage: Send + Sync + 'static {
     /// Every open bill of the store with its orders, by device id, read in one statement.
     async fn open_trades(&self, store: StoreId) -> StorageResult<Vec<Bill>>;
 
+    /// Every open bill of the store without its orders (total, status, when opened), by
+    /// device id: the overview, small however much the tables have ordered.
+    async fn open_trade_heads(&self, store: StoreId) -> StorageResult<Vec<Trade>>;
+
     /// A bill of the store, open or paid, with its orders.
     async fn trade(&self, store: StoreId, trade: TradeId) -> StorageResult<Option<Bill>>;
 
@@ -73,6 +77,10 @@ pub trait TradeStorage: Send + Sync + 'static {
     /// checks the expected amount, records the payment (its card fee computed here) and
     /// marks the bill paid.
     async fn pay(&self, payment: &NewPayment) -> StorageResult<Paid>;
+
+    /// The payment of a bill of the store, when it was paid.
+    async fn trade_payment(&self, store: StoreId, trade: TradeId)
+    -> StorageResult<Option<Payment>>;
 
     /// A page of the store's payments made in `[from, to)`, newest first.
     async fn payments(

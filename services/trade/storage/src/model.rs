@@ -272,6 +272,11 @@ pub struct Payment {
     pub paid_at: DateTime<Utc>,
 }
 
+/// The most order lines one bill holds. A bill is read and sent whole (to the tablet,
+/// the counter screen and every watcher), so it must stay well inside one gRPC message
+/// (4 MiB) even with the longest product names; a table that orders more pays first.
+pub const MAX_BILL_LINES: i64 = 2_000;
+
 /// What committing an order came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
@@ -284,6 +289,8 @@ pub enum Committed {
     KeyReused,
     /// The bill would pass the largest amount kept; nothing changed.
     Overflow,
+    /// The bill would pass [`MAX_BILL_LINES`]; nothing changed.
+    BillFull,
     /// The order id was given up (its stock went back); nothing changed.
     Abandoned,
 }
