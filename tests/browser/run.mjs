@@ -394,8 +394,15 @@ async function main() {
     const pos = await startPos(args.posBin, dataDir);
     const serverUrl = `http://${pos.host}:${pos.port}`;
     const demo = JSON.parse(readFileSync(join(dataDir, "demo.json"), "utf8"));
-    if (!demo.owner_token || !demo.device_tokens?.length || demo.store_id === undefined) {
-      throw new Error(`demo.json lacks owner_token / device_tokens / store_id: ${JSON.stringify(Object.keys(demo))}`);
+    if (
+      !demo.owner_token ||
+      !demo.device_tokens?.length ||
+      !demo.device_ids?.length ||
+      demo.store_id === undefined
+    ) {
+      throw new Error(
+        `demo.json lacks owner_token / device_tokens / device_ids / store_id: ${JSON.stringify(Object.keys(demo))}`,
+      );
     }
 
     const pageServer = await startPageServer();
@@ -425,6 +432,7 @@ async function main() {
     await browserChecks(context, `${pageOrigin}/`, {
       baseUrl: serverUrl,
       tabletToken: demo.device_tokens[0],
+      deviceId: String(demo.device_ids[0]),
       ownerToken: demo.owner_token,
       storeId: String(demo.store_id),
     });

@@ -2,7 +2,9 @@
 """Runs the README's grpcurl examples against a fresh `pos up --demo`.
 
 grpcurl itself is not needed: this script is a small grpcurl-compatible client
-built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
+built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf), with
+grpcurl_emulation.py (its command line, reflection) and readme_streams.py (streams)
+beside it.
 
 * Takes the first ```sh block after each of the headings in HEADINGS in
   README.md (or `--readme PATH`), joining backslash-continued lines, and runs
@@ -26,7 +28,12 @@ built on the stock Python gRPC packages (grpcio, grpcio-reflection; protobuf).
   failure, so the README cannot drift into untested commands.
 * Supported grpcurl syntax: `-plaintext`, `-H 'key: value'` (repeatable),
   `-d JSON`, then the address, then `list [SERVICE]` or `package.Service/Method`
-  (unary). Unknown flags and other forms (e.g. `describe`) are failures.
+  (unary or server-streaming). Unknown flags and other forms (e.g. `describe`)
+  are failures.
+* A server-streaming call is what the README runs in a second terminal: it runs in
+  the background from its line to the end of its block, printing each message
+  as grpcurl does, while the block's later lines run; the comments above it name
+  the messages it must print (see readme_streams.py).
 * Starts `<pos-bin> up --demo --listen 127.0.0.1:0 --data-dir <tmp>`, waits for
   `listening on HOST:PORT`, and runs every command against that address in
   place of the README's 127.0.0.1:8080.
@@ -50,16 +57,14 @@ import sys
 from pathlib import Path
 
 import grpc
-from google.protobuf import descriptor_pool, json_format, message_factory
-from grpc_reflection.v1alpha import reflection_pb2
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
-    ProtoReflectionDescriptorDatabase,
-)
+from google.protobuf import json_format, message_factory
 
 # pos_harness.py sits next to this script; sys.path[0] is normally this folder
 # already, but not under `python -P` / PYTHONSAFEPATH.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grpcurl_emulation import CommandError, Grpcurl, Reflection  # noqa: E402
 from pos_harness import Checks, run_with_pos, stop_pos  # noqa: E402
+from readme_streams import Watch, expected_messages, say  # noqa: E402
 
 try:  # optional: decodes google.rpc.Status details (ErrorInfo, BadRequest, ...)
     from google.rpc import error_details_pb2 as _error_details_pb2  # noqa: F401
@@ -76,7 +81,6 @@ HEADINGS = [
     "## Try the API with grpcurl",
     "## Order at a table and take payment",
 ]
-README_ADDRESSES = {"127.0.0.1:8080", "localhost:8080"}
 README_DEMO_JSON = "pos-data/demo.json"
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")
 GRPCURL_WORD = re.compile(r"^(?:grpcurl|[A-Za-z_][A-Za-z0-9_]*=\$\(grpcurl)\s")
@@ -91,10 +95,6 @@ PREFIX = "readme-examples"
 
 class ReadmeError(Exception):
     pass
-
-
-class CommandError(Exception):
-    """The command cannot be run as written (bad syntax, unknown flag, ...)."""
 
 
 # --------------------------------------------------------------------------- README
@@ -313,160 +313,6 @@ def substitute(text, variables):
     return VARIABLE.sub(replace, text)
 
 
-class Grpcurl:
-    """A parsed grpcurl command line."""
-
-    def __init__(self, argv):
-        if not argv or argv[0] != "grpcurl":
-            raise CommandError("not a grpcurl command")
-        self.plaintext = False
-        self.headers = []
-        self.data = None
-        args = argv[1:]
-        i = 0
-        while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
-            flag, value = args[i].lstrip("-"), None
-            if "=" in flag:
-                flag, value = flag.split("=", 1)
-            if flag == "plaintext":
-                if value not in (None, "true", "false"):
-                    raise CommandError(f"bad value for -plaintext: {value!r}")
-                self.plaintext = value != "false"
-            elif flag in ("H", "d"):
-                if value is None:
-                    i += 1
-                    if i == len(args):
-                        raise CommandError(f"-{flag} needs a value")
-                    value = args[i]
-                if flag == "H":
-                    if ":" not in value:
-                        raise CommandError(f"-H {value!r} is not 'key: value'")
-                    key, val = value.split(":", 1)
-                    self.headers.append((key.strip().lower(), val.lstrip()))
-                else:
-                    if value.startswith("@"):
-                        raise CommandError("-d @ (read from stdin) is not supported")
-                    self.data = value
-            else:
-                raise CommandError(
-                    f"unknown grpcurl flag {args[i]!r} (supported: -plaintext, -H, -d)"
-                )
-            i += 1
-        if i < len(args) and args[i] == "--":
-            i += 1
-        positional = args[i:]
-        if not positional:
-            raise CommandError("missing the server address")
-        self.address = positional[0]
-        rest = positional[1:]
-        if not rest:
-            raise CommandError("missing `list` or a method name")
-        self.verb, self.symbol = rest[0], None
-        if self.verb == "describe":  # not used by the README, so not implemented
-            raise CommandError(
-                "grpcurl `describe` is not supported "
-                "(supported: `list [SERVICE]` and unary `package.Service/Method` calls)"
-            )
-        if self.verb == "list":
-            if len(rest) > 2:
-                raise CommandError(f"unexpected arguments {rest[2:]}")
-            self.symbol = rest[1] if len(rest) == 2 else None
-        else:
-            if len(rest) > 1:
-                raise CommandError(f"unexpected arguments after the method: {rest[1:]}")
-            self.verb, self.symbol = "call", rest[0]
-        if self.data is not None and self.verb != "call":
-            raise CommandError(f"-d makes no sense with `{self.verb}`")
-        if not self.plaintext:
-            raise CommandError("without -plaintext grpcurl uses TLS, but `pos up` serves plaintext")
-        if self.address not in README_ADDRESSES:
-            raise CommandError(f"address {self.address!r} is not `pos up`'s default 127.0.0.1:8080")
-
-
-# ---------------------------------------------------------------------- reflection
-
-
-class _V1ReflectionStub:
-    """grpc.reflection.v1 with the v1alpha message classes (same wire format)."""
-
-    def __init__(self, channel):
-        self.ServerReflectionInfo = channel.stream_stream(
-            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
-            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
-        )
-
-
-class Reflection:
-    def __init__(self, channel):
-        self.db = ProtoReflectionDescriptorDatabase(channel)
-        self.pool = descriptor_pool.DescriptorPool(self.db)
-        self._services = None
-        try:
-            self._services = list(self.db.get_services())
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise
-            print(f"{PREFIX}: v1alpha reflection unimplemented; using grpc.reflection.v1")
-            self.db._stub = _V1ReflectionStub(channel)
-
-    def services(self):
-        if self._services is None:
-            self._services = list(self.db.get_services())
-        return sorted(self._services)
-
-    def find_symbol(self, symbol):
-        """(kind, descriptor) for a service, method, message or enum name."""
-        symbol = symbol.lstrip(".").replace("/", ".")
-        # Loads the defining file (and its imports) into the pool, so that the
-        # lookups below hit the pool's own tables. KeyError: the Python database
-        # does not index method names (handled below); TypeError: see _lookup.
-        _lookup(self.pool.FindFileContainingSymbol, symbol)
-        for kind, find in [
-            ("service", self.pool.FindServiceByName),
-            ("message", self.pool.FindMessageTypeByName),
-            ("enum", self.pool.FindEnumTypeByName),
-        ]:
-            desc = _lookup(find, symbol)
-            if desc is not None:
-                return kind, desc
-        if "." in symbol:
-            service, method = symbol.rsplit(".", 1)
-            svc = _lookup(self.pool.FindServiceByName, service)
-            if svc is not None and method in svc.methods_by_name:
-                return "method", svc.methods_by_name[method]
-        raise CommandError(f"symbol {symbol!r} not found via reflection")
-
-    def method(self, name):
-        if "/" in name:
-            service, method = name.rsplit("/", 1)
-        elif "." in name:
-            service, method = name.rsplit(".", 1)
-        else:
-            raise CommandError(f"{name!r} is not package.Service/Method")
-        service = service.lstrip(".")
-        svc = _lookup(self.pool.FindServiceByName, service)
-        if svc is None:
-            raise CommandError(f"service {service!r} not found via reflection")
-        desc = svc.methods_by_name.get(method)
-        if desc is None:
-            raise CommandError(f"service {service!r} has no method {method!r}")
-        return service, desc
-
-
-def _lookup(find, name):
-    """find(name), or None if the pool has no such symbol of that kind.
-
-    A miss falls back to the reflection database; when the server answers with a
-    file the pool already holds, the C++/upb pool raises TypeError (duplicate
-    file) rather than KeyError.
-    """
-    try:
-        return find(name)
-    except (KeyError, TypeError):
-        return None
-
-
 # -------------------------------------------------------------------------- running
 
 
@@ -527,39 +373,99 @@ def run_command(cmd, reflection, channel, expected_code, expected_details):
                 return False, f"{code} as expected, but details lack {names}", None
         note = "" if detail_types is None else f" with {', '.join(detail_types) or 'no details'}"
         return True, f"{code} as expected{note}", None
-    print(output, flush=True)
+    say(output)
     if expected_code is not None:
         return False, f"expected {expected_code}, but the call succeeded", output
     return True, "", output
 
 
-def call(cmd, reflection, channel):
-    service, method = reflection.method(cmd.symbol)
-    if method.client_streaming or method.server_streaming:
-        raise CommandError(f"{cmd.symbol} is a streaming method; only unary calls are supported")
-    request_class = message_factory.GetMessageClass(method.input_type)
-    response_class = message_factory.GetMessageClass(method.output_type)
-    request = request_class()
+def request_of(cmd, method, reflection):
+    """The request message of `cmd` (from -d, else empty) for `method`."""
+    request = message_factory.GetMessageClass(method.input_type)()
     if cmd.data is not None:
         try:
             json_format.Parse(cmd.data, request, descriptor_pool=reflection.pool)
         except json_format.ParseError as err:
             raise CommandError(f"-d is not a valid {method.input_type.full_name}: {err}") from None
+    return request
+
+
+def server_streaming(cmd, reflection):
+    """Whether `cmd` calls a server-streaming method."""
+    if cmd.verb != "call":
+        return False
+    _, method = reflection.method(cmd.symbol)
+    if method.client_streaming:
+        raise CommandError(f"{cmd.symbol} is a client-streaming method; not supported")
+    return method.server_streaming
+
+
+def call(cmd, reflection, channel):
+    service, method = reflection.method(cmd.symbol)
+    if method.client_streaming or method.server_streaming:
+        raise CommandError(
+            f"{cmd.symbol} is a streaming method: only a line of its own can run it"
+        )
+    request = request_of(cmd, method, reflection)
+    response_class = message_factory.GetMessageClass(method.output_type)
     stub = channel.unary_unary(
         f"/{service}/{method.name}",
-        request_serializer=request_class.SerializeToString,
+        request_serializer=type(request).SerializeToString,
         response_deserializer=response_class.FromString,
     )
     response = stub(request, metadata=cmd.headers or None, timeout=RPC_TIMEOUT)
     return json_format.MessageToJson(response, indent=2, descriptor_pool=reflection.pool)
 
 
+def start_watch(entry, cmd, reflection, channel):
+    """Starts the server-streaming call of `entry` in the background, as in a second
+    terminal; returns the Watch once its first message came, else raises."""
+    expected_code, _ = expectation(entry.comments)
+    if expected_code is not None:
+        raise CommandError(f"a streaming call cannot be expected to fail ({expected_code})")
+    expected = expected_messages(entry.comments)
+    if not expected:
+        raise CommandError(
+            "the comments above a streaming call must name what it prints, "
+            "as backticked grpcurl output such as `{}`"
+        )
+    service, method = reflection.method(cmd.symbol)
+    request = request_of(cmd, method, reflection)
+    response_class = message_factory.GetMessageClass(method.output_type)
+    stub = channel.unary_stream(
+        f"/{service}/{method.name}",
+        request_serializer=type(request).SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+    responses = stub(request, metadata=cmd.headers or None)
+    return Watch(entry.label(), responses, reflection.pool, expected)
+
+
 def run_grpcurl(text, variables, expected_code, expected_details, reflection, channel):
     """Substitutes, parses and runs one grpcurl command line (printing it and its
     output); returns (ok, detail, output)."""
-    print(f"\n$ {text}", flush=True)
+    say(f"\n$ {text}")
     cmd = Grpcurl(shlex.split(substitute(text, variables)))
     return run_command(cmd, reflection, channel, expected_code, expected_details)
+
+
+def run_line(entry, variables, reflection, channel, watches):
+    """Runs one grpcurl line: (ok, detail), or None for a streaming call that is now
+    running in the background (appended to `watches`, judged at the block's end)."""
+    cmd = Grpcurl(shlex.split(substitute(entry.text, variables)))
+    if server_streaming(cmd, reflection):
+        say(f"\n$ {entry.text} &   # in a second terminal")
+        watch = start_watch(entry, cmd, reflection, channel)
+        ok, detail = watch.first_message()
+        if not ok:
+            watch.stop()
+            return False, detail
+        watches.append((watch, detail))
+        return None
+    expected_code, expected_details = expectation(entry.comments)
+    return run_grpcurl(
+        entry.text, variables, expected_code, expected_details, reflection, channel
+    )[:2]
 
 
 def run_assignment(entry, variables, demo_json, reflection, channel):
@@ -606,25 +512,31 @@ def run_readme(checks, blocks, target, demo_json):
         for block in blocks:
             print(f"\n{PREFIX}: === {block.heading} (README:{block.lineno}) ===", flush=True)
             variables = {}  # a fresh shell per block
-            for entry in block.entries:
-                try:
-                    if ASSIGNMENT.match(entry.text):
-                        ok, detail = run_assignment(
-                            entry, variables, demo_json, reflection, channel
-                        )
-                    else:
-                        expected_code, expected_details = expectation(entry.comments)
-                        ok, detail, _ = run_grpcurl(
-                            entry.text, variables, expected_code, expected_details,
-                            reflection, channel,
-                        )
-                except CommandError as err:
-                    ok, detail = False, str(err)
-                except ValueError as err:  # shlex, json
-                    ok, detail = False, f"cannot parse: {err}"
-                except Exception as err:  # noqa: BLE001 - this line fails; go on with the rest
-                    ok, detail = False, f"unexpected error: {type(err).__name__}: {err}"
-                checks.check(entry.label(), ok, detail)
+            watches = []  # (Watch, detail of its start): streams of this block
+            try:
+                for entry in block.entries:
+                    result = run_entry(entry, variables, demo_json, reflection, channel, watches)
+                    if result is not None:
+                        checks.check(entry.label(), *result)
+            finally:
+                # The block is over: the second terminal's streams are judged and stopped.
+                for watch, started in watches:
+                    ok, detail = watch.finish()
+                    checks.check(watch.label, ok, f"{started}; {detail}")
+
+
+def run_entry(entry, variables, demo_json, reflection, channel, watches):
+    """(ok, detail) of one line, or None for a stream judged at the block's end."""
+    try:
+        if ASSIGNMENT.match(entry.text):
+            return run_assignment(entry, variables, demo_json, reflection, channel)
+        return run_line(entry, variables, reflection, channel, watches)
+    except CommandError as err:
+        return False, str(err)
+    except ValueError as err:  # shlex, json
+        return False, f"cannot parse: {err}"
+    except Exception as err:  # noqa: BLE001 - this line fails; go on with the rest
+        return False, f"unexpected error: {type(err).__name__}: {err}"
 
 
 # ---------------------------------------------------------------------- pos process

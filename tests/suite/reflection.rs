@@ -1,5 +1,6 @@
 //! Server reflection, both protocol versions grpcurl and other tools use: the server
-//! lists exactly the services it serves and can describe them.
+//! lists exactly the services it serves and can describe them; and health answers for
+//! each of them.
 
 use crate::support::{Engine, app::TestApp};
 use tonic_reflection::pb::{v1, v1alpha};
@@ -82,4 +83,69 @@ async fn reflection_v1_and_v1alpha_list_and_describe_served_services() {
     };
     assert!(list.service.iter().any(|s| s.name == "pos.v1.StoreService"));
     app.stop().await;
+}
+
+/// The trade role served alone, as `pos serve trade` serves it.
+#[tokio::test]
+async fn the_trade_role_lists_its_services_and_reports_them_healthy() {
+    let stack = crate::support::stack::TestStack::start(Engine::Sqlite).await;
+    let trade = crate::trade_api::trade_replica(&stack).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", trade.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let listed = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("read")
+        .expect("list response");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        listed.message_response
+    else {
+        panic!("unexpected response: {listed:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.retain(|n| !n.starts_with("grpc.reflection."));
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "pos.v1.TradeInternalService",
+            "pos.v1.TradeService"
+        ]
+    );
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for service in ["", "pos.v1.TradeService", "pos.v1.TradeInternalService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health")
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service:?}"
+        );
+    }
+    trade
+        .stop(std::time::Duration::from_secs(5))
+        .await
+        .expect("stop");
+    stack.stop().await;
 }

@@ -14,18 +14,27 @@
 // (possibly several padded chunks). It fails unless the server answers in
 // grpc-web-text.
 //
+// The tablet's live bill is a server stream over grpc-web (WatchCurrentTrade):
+// it must bring the bill at once, each change within 1 s of the call that made
+// it (timed from the moment that call was sent, so the time includes the call
+// itself), and after payment the PAID bill with its payment, then a message
+// without a bill.
+//
 // Configuration comes from `window.__POS_CONFIG` (set by run.mjs before the
 // page loads) or else from the page URL's query string:
-//   ?base=http://127.0.0.1:PORT&tablet=TOKEN&owner=TOKEN&store=STORE_ID
+//   ?base=http://127.0.0.1:PORT&tablet=TOKEN&device=DEVICE_ID&owner=TOKEN&store=STORE_ID
 
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb";
 import { StoreService } from "../gen/pos/v1/store_pb";
+import { TradeService, TradeStatus, type WatchCurrentTradeResponse } from "../gen/pos/v1/trade_pb";
 
 interface Config {
   baseUrl: string;
   tabletToken: string;
+  /** The device id of the tablet of `tabletToken`. */
+  deviceId: string;
   ownerToken: string;
   storeId: string;
 }
@@ -56,6 +65,7 @@ function config(): Config {
   const cfg: Config = {
     baseUrl: given.baseUrl ?? query.get("base") ?? "",
     tabletToken: given.tabletToken ?? query.get("tablet") ?? "",
+    deviceId: String(given.deviceId ?? query.get("device") ?? ""),
     ownerToken: given.ownerToken ?? query.get("owner") ?? "",
     storeId: String(given.storeId ?? query.get("store") ?? ""),
   };
@@ -149,6 +159,184 @@ async function grpcWebTextFetch(input: RequestInfo | URL, init?: RequestInit): P
   return new Response(body, { status: res.status, statusText: res.statusText, headers: decodedHeaders });
 }
 
+/** The longest a change may take to reach a watching tablet. */
+const DELIVERY_LIMIT_MS = 1_000;
+/** How long to wait for a stream message before calling it lost (well past the
+ * limit, so a slow delivery is measured and reported rather than cut off). */
+const STREAM_WAIT_MS = 10_000;
+
+interface Arrival<T> {
+  message: T;
+  /** performance.now() when the page had it. */
+  at: number;
+}
+
+/** Reads a server stream in the background so that a check can wait for its
+ * next message with a timeout, and knows when each one arrived. */
+class StreamReader<T> {
+  private readonly arrived: Arrival<T>[] = [];
+  private ended: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(stream: AsyncIterable<T>) {
+    void this.pump(stream);
+  }
+
+  private async pump(stream: AsyncIterable<T>): Promise<void> {
+    try {
+      for await (const message of stream) {
+        this.arrived.push({ message, at: performance.now() });
+        this.wake?.();
+      }
+      this.ended = new Error("the stream ended");
+    } catch (e) {
+      const err = ConnectError.from(e);
+      this.ended = new Error(`the stream failed: code=${Code[err.code]} message=${err.message}`);
+    }
+    this.wake?.();
+  }
+
+  /** The next message, or an error when none comes within `timeoutMs`. */
+  async next(timeoutMs: number): Promise<Arrival<T>> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const first = this.arrived.shift();
+      if (first !== undefined) return first;
+      if (this.ended !== undefined) throw this.ended;
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`no stream message within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
+type BillMessage = Arrival<WatchCurrentTradeResponse>;
+
+/** What a bill message shows, for check details. */
+function describe(arrival: BillMessage): string {
+  const trade = arrival.message.trade;
+  if (trade === undefined) return "no bill";
+  const payment = trade.payment === undefined ? "" : `, paid ${trade.payment.amount}`;
+  return `bill ${trade.id} ${TradeStatus[trade.status]} amount ${trade.amount} with ${trade.orders.length} order(s)${payment}`;
+}
+
+/** `ms` rounded, and whether it is within the delivery limit. */
+function timely(ms: number): [boolean, string] {
+  return [ms <= DELIVERY_LIMIT_MS, `${Math.round(ms)} ms (limit ${DELIVERY_LIMIT_MS} ms)`];
+}
+
+/** The tablet watches its bill while it orders and the owner takes payment:
+ * three checks, the later ones failing when an earlier step could not run. */
+async function watchBillChecks(transport: Transport, cfg: Config): Promise<void> {
+  const tablet = createClient(TradeService, transport);
+  const owner = createClient(TradeService, transport);
+  const tabletCall = { headers: bearer(cfg.tabletToken), timeoutMs: CALL_TIMEOUT_MS };
+  const products = await createClient(StoreService, transport).listProducts(
+    { page: { pageSize: 0, pageToken: "" } },
+    tabletCall,
+  );
+  const product = products.products[0];
+  if (product === undefined) throw new Error("the demo menu is empty");
+  // A first order before watching, so "the bill at once" is a bill with an order.
+  const first = await tablet.placeOrder(
+    { lines: [{ productId: product.id, count: 1n }], idempotencyKey: "browser-watch-1" },
+    tabletCall,
+  );
+  const firstId = first.order?.id ?? "";
+
+  const stop = new AbortController();
+  const opened = performance.now();
+  const stream = new StreamReader(
+    tablet.watchCurrentTrade({}, { headers: bearer(cfg.tabletToken), signal: stop.signal }),
+  );
+  const steps: [string, () => Promise<[boolean, string]>][] = [
+    [
+      "tablet WatchCurrentTrade (grpc-web stream): its bill at once",
+      async () => {
+        const got = await stream.next(STREAM_WAIT_MS);
+        const orders = got.message.trade?.orders.map((o) => o.id) ?? [];
+        const [fast, took] = timely(got.at - opened);
+        const ok = fast && orders.length === 1 && orders[0] === firstId;
+        return [ok, `${describe(got)} after ${took} (want the bill with order ${firstId})`];
+      },
+    ],
+    [
+      "tablet WatchCurrentTrade: a new order arrives within 1 s",
+      async () => {
+        const sent = performance.now();
+        const placed = await tablet.placeOrder(
+          { lines: [{ productId: product.id, count: 2n }], idempotencyKey: "browser-watch-2" },
+          tabletCall,
+        );
+        const answered = performance.now() - sent;
+        const id = placed.order?.id ?? "";
+        const got = await stream.next(STREAM_WAIT_MS);
+        const orders = got.message.trade?.orders.map((o) => o.id) ?? [];
+        const [fast, took] = timely(got.at - sent);
+        const ok = fast && orders.includes(id) && got.message.trade?.status === TradeStatus.OPEN;
+        return [
+          ok,
+          `${describe(got)} ${took} after PlaceOrder was sent (its answer took ${Math.round(answered)} ms; want order ${id} on it)`,
+        ];
+      },
+    ],
+    [
+      "tablet WatchCurrentTrade: payment -> the PAID bill, then no bill, within 1 s",
+      async () => {
+        const bill = await owner.getOpenTrade(
+          { deviceId: BigInt(cfg.deviceId) },
+          { headers: bearer(cfg.ownerToken), timeoutMs: CALL_TIMEOUT_MS },
+        );
+        const sent = performance.now();
+        await owner.payCash(
+          {
+            deviceId: BigInt(cfg.deviceId),
+            expectedAmount: bill.trade?.amount,
+            idempotencyKey: "browser-watch-pay",
+          },
+          { headers: bearer(cfg.ownerToken), timeoutMs: CALL_TIMEOUT_MS },
+        );
+        const paid = await stream.next(STREAM_WAIT_MS);
+        const cleared = await stream.next(STREAM_WAIT_MS);
+        const [paidFast, paidTook] = timely(paid.at - sent);
+        const [clearedFast, clearedTook] = timely(cleared.at - sent);
+        const ok =
+          paidFast &&
+          clearedFast &&
+          paid.message.trade?.status === TradeStatus.PAID &&
+          paid.message.trade.id === bill.trade?.id &&
+          paid.message.trade.payment?.amount === bill.trade?.amount &&
+          cleared.message.trade === undefined;
+        return [
+          ok,
+          `${describe(paid)} after ${paidTook}, then ${describe(cleared)} after ${clearedTook} (want bill ${bill.trade?.id} PAID with its payment, then no bill)`,
+        ];
+      },
+    ],
+  ];
+  try {
+    let broken: string | undefined;
+    for (const [name, step] of steps) {
+      if (broken !== undefined) {
+        record(name, false, `not run: ${broken}`);
+        continue;
+      }
+      await check(name, step);
+      const last = window.__results.at(-1);
+      if (last !== undefined && !last.ok) broken = `"${name}" failed`;
+    }
+  } finally {
+    stop.abort();
+  }
+}
+
 async function main(): Promise<void> {
   const cfg = config();
   const binary = createGrpcWebTransport({ baseUrl: cfg.baseUrl, useBinaryFormat: true });
@@ -220,6 +408,12 @@ async function main(): Promise<void> {
       const ok = err.code === Code.Unauthenticated && reasons.includes("TOKEN_MISSING");
       return [ok, `code=${Code[err.code]} (${err.code}) ErrorInfo reasons ${JSON.stringify(reasons)}`];
     }
+  });
+
+  // (e) The tablet's live bill over grpc-web (binary): a server stream.
+  await watchBillChecks(binary, cfg).catch((e: unknown) => {
+    const err = ConnectError.from(e);
+    record("tablet WatchCurrentTrade (grpc-web stream)", false, `setup failed: ${err.message}`);
   });
 }
 

@@ -1,5 +1,6 @@
 //! The `pos` binary as a child process: start it, wait for its `listening on` line, and
-//! stop it with SIGTERM expecting a clean exit. A child never outlives its test (it is
+//! stop it with SIGTERM expecting a clean exit (or kill it with SIGKILL, as a crash or an
+//! evicted pod would end it). A child never outlives its test (it is
 //! killed when its handle drops, a failing test included), and what it wrote to stderr
 //! is printed when the test fails, so the failure says why.
 
@@ -125,6 +126,17 @@ impl PosProcess {
             self.name,
             self.stderr()
         );
+    }
+
+    /// Kills the process with SIGKILL (no chance to finish anything, as in a crash) and
+    /// waits until it is gone, so its port is free again.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        let exit = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("pos {} outlived SIGKILL", self.name))
+            .expect("wait");
+        assert!(!exit.success(), "pos {} was killed, not stopped", self.name);
     }
 }
 

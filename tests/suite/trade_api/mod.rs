@@ -11,6 +11,9 @@ mod racing;
 mod reconciling;
 mod watching;
 
+use std::collections::HashMap;
+
+use pos::startup::{self, Running};
 use pos_proto::v1::{
     self as pb, PosGrade, ProductCategory, store_service_client::StoreServiceClient,
     trade_service_client::TradeServiceClient,
@@ -41,10 +44,20 @@ impl Shop {
         products: &[(&str, i64, i64)],
         tablets: usize,
     ) -> Self {
-        let signed_up = dev_signup(stack.channel(), email, "Shop", PosGrade::Bronze).await;
+        Self::open_through(stack.channel(), email, products, tablets).await
+    }
+
+    /// [`Shop::open`] through any edge: `channel` reaches it.
+    pub async fn open_through(
+        channel: Channel,
+        email: &str,
+        products: &[(&str, i64, i64)],
+        tablets: usize,
+    ) -> Self {
+        let signed_up = dev_signup(channel.clone(), email, "Shop", PosGrade::Bronze).await;
         let owner = signed_up.tokens.expect("tokens").access_token;
         let store_id = signed_up.store.expect("store").id;
-        let mut store = store_client(stack, &owner);
+        let mut store = StoreServiceClient::with_interceptor(channel, bearer(&owner));
         let mut ids = Vec::new();
         for &(name, price, stock) in products {
             let created = store
@@ -101,7 +114,12 @@ impl Shop {
 
     /// The product's stock as the owner sees it.
     pub async fn stock(&self, stack: &TestStack, product_id: i64) -> i64 {
-        let products = store_client(stack, &self.owner)
+        self.stock_through(stack.channel(), product_id).await
+    }
+
+    /// [`Shop::stock`] through any edge: `channel` reaches it.
+    pub async fn stock_through(&self, channel: Channel, product_id: i64) -> i64 {
+        let products = StoreServiceClient::with_interceptor(channel, bearer(&self.owner))
             .list_products(pb::ListProductsRequest {
                 include_deleted: true,
                 ..Default::default()
@@ -145,4 +163,26 @@ pub async fn current(client: &mut TradeClient) -> Option<pb::Trade> {
         .expect("current trade")
         .into_inner()
         .trade
+}
+
+/// Another trade replica beside the stack's, sharing its database, store role and event
+/// bus (Redis on PostgreSQL), on a port of its own.
+pub async fn trade_replica(stack: &TestStack) -> Running {
+    let store = stack
+        .stack
+        .peers
+        .get("store")
+        .expect("the store role")
+        .clone();
+    let context = stack
+        .context("trade", HashMap::from([("store", store)]))
+        .await;
+    let role = pos::registry::role("trade").expect("the trade role");
+    let served = role
+        .build(&pos::up::matches(&[]).expect("flags"), context)
+        .await
+        .expect("build the trade role");
+    startup::serve("127.0.0.1:0".parse().expect("addr"), served)
+        .await
+        .expect("serve the trade role")
 }

@@ -3,9 +3,8 @@
 //! replica made it; a revoked tablet's or logged-out owner's stream ends, a quiet stream outlives the edge's
 //! idle timeout, and every stream ends when the server stops.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
-use pos::startup::{self, Running};
 use pos_proto::v1::{self as pb, TradeStatus};
 use tonic::{Code, Status, Streaming, transport::Channel};
 
@@ -188,33 +187,11 @@ async fn trade_watch_open_trades_follows_the_stores_bills_only(engine: Engine) {
     stack.stop().await;
 }
 
-/// Another trade replica beside the stack's, sharing its database, store role and event
-/// bus (Redis on PostgreSQL), on a port of its own.
-async fn second_trade_replica(stack: &TestStack) -> Running {
-    let store = stack
-        .stack
-        .peers
-        .get("store")
-        .expect("the store role")
-        .clone();
-    let context = stack
-        .context("trade", HashMap::from([("store", store)]))
-        .await;
-    let role = pos::registry::role("trade").expect("the trade role");
-    let served = role
-        .build(&pos::up::matches(&[]).expect("flags"), context)
-        .await
-        .expect("build the trade role");
-    startup::serve("127.0.0.1:0".parse().expect("addr"), served)
-        .await
-        .expect("serve the trade role")
-}
-
 async fn trade_watch_hears_changes_made_by_another_replica(engine: Engine) {
     let stack = TestStack::start(engine).await;
     let shop = Shop::open(&stack, "replicas@example.com", &[("Tea", 1000, 100)], 1).await;
     let tea = shop.products[0];
-    let replica = second_trade_replica(&stack).await;
+    let replica = super::trade_replica(&stack).await;
     let channel = Channel::from_shared(format!("http://{}", replica.addr))
         .expect("uri")
         .connect()

@@ -1,6 +1,9 @@
-//! The Kubernetes shape on one machine: `pos serve store`, `pos serve user` and
-//! `pos serve edge` as separate processes over one database and Redis,
-//! and an owner going from signup to a tablet's menu through the edge.
+//! The Kubernetes shape on one machine: `pos serve store`, `pos serve user`, `pos serve
+//! trade` and `pos serve edge` as separate processes over one database and Redis. Here an
+//! owner goes from signup to a tablet's menu through the edge; [`trade_crash`] kills the
+//! trade role in the middle of a burst of orders.
+
+mod trade_crash;
 
 use crate::support::{
     Engine, TestDb, bearer,
@@ -14,13 +17,14 @@ use tonic::transport::Channel;
 
 crate::on_both_engines!(three_roles_serve_a_signup_through_the_edge);
 
-async fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
+/// Starts `pos serve <name>` on `listen` (port 0: any free port) with `envs`.
+async fn role(name: &str, listen: &str, envs: &[(&str, String)]) -> PosProcess {
     let mut command = pos();
     command.args([
         "serve",
         name,
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--shutdown-grace-secs",
         "2",
     ]);
@@ -30,13 +34,45 @@ async fn role(name: &str, envs: &[(&str, String)]) -> PosProcess {
     PosProcess::spawn(name, command).await
 }
 
+/// Applies every role's migrations to the database at `url`, as a deployment's job would.
+async fn migrate(url: &str) {
+    let mut migrate = pos();
+    migrate.args(["migrate", "--database-url", url]);
+    let (status, _, stderr) = output(migrate).await;
+    assert!(status.success(), "{stderr}");
+}
+
+/// What every role of one mesh shares: JSON logs, and Redis under a key prefix of its
+/// own (separate processes share logins, limits and bill events through it).
+fn shared_settings() -> Vec<(&'static str, String)> {
+    vec![
+        ("POS_LOG_FORMAT", "json".to_string()),
+        ("POS_REDIS_URL", crate::support::redis_url()),
+        ("POS_REDIS_KEY_PREFIX", crate::support::redis_prefix()),
+    ]
+}
+
+/// `shared` followed by `extra`.
+fn settings(
+    shared: &[(&'static str, String)],
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    shared.iter().chain(extra).cloned().collect()
+}
+
+/// A channel to the edge at `addr`.
+async fn connect(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     let (test_db, db) = TestDb::create(engine).await;
     let url = test_db.url();
-    let mut migrate = pos();
-    migrate.args(["migrate", "--database-url", &url]);
-    let (status, _, stderr) = output(migrate).await;
-    assert!(status.success(), "{stderr}");
+    migrate(&url).await;
 
     let files = tempfile::tempdir().expect("dir");
     let (_, key_file, jwks_file) = crate::support::key_files(files.path());
@@ -46,26 +82,12 @@ async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     // Service tokens get a key of their own, so the edge holds no signing key.
     let service_dir = tempfile::tempdir().expect("dir");
     let (_, service_key, service_jwks) = crate::support::key_files(service_dir.path());
-    let mut shared: Vec<(&'static str, String)> = vec![("POS_LOG_FORMAT", "json".to_string())];
-    // Separate processes share logins and limits through Redis (required by user and edge).
-    let redis =
-        std::env::var("POS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let run = std::env::var("POS_TEST_RUN_ID").unwrap_or_else(|_| "pos_t_local".into());
-    shared.push(("POS_REDIS_URL", redis));
-    shared.push((
-        "POS_REDIS_KEY_PREFIX",
-        format!("{run}:{}", uuid::Uuid::new_v4().simple()),
-    ));
-    let with = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
-        shared
-            .iter()
-            .cloned()
-            .chain(extra.iter().cloned())
-            .collect()
-    };
+    let shared = shared_settings();
+    let with = |extra: &[(&'static str, String)]| settings(&shared, extra);
 
     let store = role(
         "store",
+        "127.0.0.1:0",
         &with(&[
             ("POS_DATABASE_URL", url.clone()),
             ("POS_JWKS_FILE", jwks_file.display().to_string()),
@@ -76,6 +98,7 @@ async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     .await;
     let user = role(
         "user",
+        "127.0.0.1:0",
         &with(&[
             ("POS_DATABASE_URL", url.clone()),
             ("POS_STORE_ADDR", format!("http://{}", store.addr)),
@@ -88,6 +111,7 @@ async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     .await;
     let edge = role(
         "edge",
+        "127.0.0.1:0",
         &with(&[
             ("POS_STORE_ADDR", format!("http://{}", store.addr)),
             ("POS_USER_ADDR", format!("http://{}", user.addr)),
@@ -97,11 +121,7 @@ async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     )
     .await;
 
-    let channel = Channel::from_shared(format!("http://{}", edge.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(&edge.addr).await;
     let mut users = UserServiceClient::new(channel.clone());
     let signed = crate::support::dev_signup(
         channel.clone(),
