@@ -104,11 +104,14 @@ fn key_reused() -> ApiError {
     )
 }
 
+/// The answer to a request whose order id was given up — by an earlier attempt with its
+/// key that was refused, or by the reconciler because it took too long: that key cannot
+/// place an order any more.
 fn cancelled(order: &OrderId) -> ApiError {
     ApiError::new(
         Reason::ReservationClosed,
-        "the order took too long and was cancelled; nothing was ordered: place it again \
-         with a new idempotency key",
+        "this order (or an earlier attempt with its idempotency key) failed or took too \
+         long and was cancelled; nothing was ordered: place it again with a new idempotency key",
     )
     .with_metadata("order_id", order.as_str())
 }
