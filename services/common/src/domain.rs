@@ -1,7 +1,9 @@
 //! Domain values shared by more than one service, parsed once (parse, don't validate):
-//! ids, and the store a signup asks for (validated by the user service before the store
-//! service creates it). A failed parse is an [`Invalid`] saying why, which handlers turn
-//! into a field violation.
+//! ids (`OrderId` and `TradeId` included), the store a signup asks for (validated by the
+//! user service before the store service creates it), product categories and names, and
+//! an order's lines with their limits (`OrderLines`, read by the trade role from a tablet
+//! and by the store role from trade). A failed parse is an [`Invalid`] saying why, which
+//! handlers turn into a field violation.
 
 use std::borrow::Cow;
 
