@@ -14,7 +14,7 @@ use pos_common::{
     clock, ephemeral,
     events::{LocalBus, RedisBus, SharedEventBus},
     peer::{ServiceCredential, connect_lazy},
-    role::{PeerRole, RoleContext},
+    role::{PeerRole, Requirement, RoleContext},
     stopping::Stopping,
     storage::Database,
 };
@@ -91,7 +91,16 @@ async fn context(
             ),
         ),
         // Without Redis this process is the only replica: its watchers hear it alone.
-        None => (None, Arc::new(LocalBus::new())),
+        None => {
+            if needs.shared_state == Requirement::Optional {
+                tracing::warn!(
+                    role = role.name(),
+                    "no POS_REDIS_URL: revoked logins are not refused by this role, and \
+                     live bills hear only this replica's changes; run one replica only"
+                );
+            }
+            (None, Arc::new(LocalBus::new()))
+        }
     };
     let tokens = &flags.tokens;
     let signing = flags

@@ -1,6 +1,7 @@
 //! The edge pipeline in isolation, with recording backends instead of services: what it
 //! strips and adds before forwarding, limits shared by replicas through Redis, the JWKS
-//! document, CORS, and reflection that shows public services only.
+//! document, CORS, reflection that shows public services only, and the streams in flight
+//! ended when the edge stops.
 
 use std::{
     collections::HashMap,
@@ -23,6 +24,7 @@ use pos_common::{
     ephemeral::{self, MemoryStore, SharedEphemeral},
     peer::{self, Peer},
     role::{ConnectionLimits, Front},
+    stopping::Stopping,
 };
 use pos_edge::{EdgeConfig, EdgeDeps};
 use tonic::{Code, Status, body::Body, transport::Channel};
@@ -75,6 +77,26 @@ fn recording() -> (Peer, Seen) {
     (peer::in_process(service), seen)
 }
 
+/// Records like the recording backend, but holds WatchOpenTrades open: its answer is
+/// headers and then a body that never ends, as a quiet watch's is.
+fn with_an_endless_watch(record: Peer) -> Peer {
+    peer::in_process(tower::service_fn(move |request: http::Request<Body>| {
+        let record = record.clone();
+        async move {
+            if request.uri().path() == "/pos.v1.TradeService/WatchOpenTrades" {
+                let endless =
+                    futures::stream::pending::<Result<hyper::body::Frame<bytes::Bytes>, Status>>();
+                let response = http::Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Body::new(http_body_util::StreamBody::new(endless)))
+                    .expect("response");
+                return Ok(response);
+            }
+            tower::ServiceExt::oneshot(record, request).await
+        }
+    }))
+}
+
 /// A backend that never answers in time.
 fn slow() -> Peer {
     peer::in_process(tower::service_fn(|_request: http::Request<Body>| async {
@@ -87,6 +109,8 @@ pub(crate) struct Edge {
     pub addr: std::net::SocketAddr,
     pub issuer: TokenIssuer,
     seen: Seen,
+    /// Stops the edge's streams, as the process's stop signal would.
+    pub stopping: Stopping,
     /// Serving until the test ends.
     _running: pos::startup::Running,
 }
@@ -100,6 +124,7 @@ pub(crate) async fn edge(
     let jwks = Arc::new(StaticJwks(issuer.jwks()));
     let keys = Arc::new(KeyCache::new(jwks.clone(), "pos-mesh", "pos-mesh").await);
     let (store, seen) = recording();
+    let stopping = Stopping::new();
     let router = pos_edge::router(
         &EdgeConfig {
             cors_allowed_origins: vec!["https://tablet.example".into()],
@@ -110,7 +135,7 @@ pub(crate) async fn edge(
         EdgeDeps {
             backends: HashMap::from([
                 ("pos.v1.StoreService", store.clone()),
-                ("pos.v1.TradeService", store),
+                ("pos.v1.TradeService", with_an_endless_watch(store)),
                 ("pos.v1.SettlementService", slow()),
             ]),
             auth: Authenticator::new(keys)
@@ -119,6 +144,7 @@ pub(crate) async fn edge(
             ephemeral,
             jwks,
             clock,
+            stopping: stopping.clone(),
         },
     )
     .await
@@ -136,6 +162,7 @@ pub(crate) async fn edge(
         addr: running.addr,
         issuer,
         seen,
+        stopping,
         _running: running,
     }
 }
@@ -253,6 +280,45 @@ async fn internal_metadata_is_stripped_and_unary_calls_get_a_deadline() {
             .map(|v| v.to_str().expect("ascii")),
         Some("250m")
     );
+}
+
+#[tokio::test]
+async fn a_stopping_edge_ends_the_streams_it_forwards() {
+    let edge = edge(memory(), 1000, issuer(), clock::system()).await;
+    let channel = Channel::from_shared(format!("http://{}", edge.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(Anything {});
+    request.metadata_mut().insert(
+        "authorization",
+        owner_bearer(&edge.issuer, 1).parse().expect("value"),
+    );
+    let path = http::uri::PathAndQuery::from_static("/pos.v1.TradeService/WatchOpenTrades");
+    let mut stream = grpc
+        .server_streaming::<Anything, Anything, _>(
+            request,
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect("the watch is open")
+        .into_inner();
+    // Quiet, as a watch with nothing to say is...
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), stream.message())
+            .await
+            .is_err()
+    );
+    // ...until the edge starts to stop: the client is told to go elsewhere.
+    edge.stopping.stop();
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("ended promptly");
+    crate::support::assert_error(ended, Code::Unavailable, "SERVER_STOPPING");
 }
 
 #[tokio::test]

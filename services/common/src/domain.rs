@@ -1,7 +1,9 @@
 //! Domain values shared by more than one service, parsed once (parse, don't validate):
-//! ids, and the store a signup asks for (validated by the user service before the store
-//! service creates it). A failed parse is an [`Invalid`] saying why, which handlers turn
-//! into a field violation.
+//! ids (`OrderId` and `TradeId` included), the store a signup asks for (validated by the
+//! user service before the store service creates it), product categories and names, and
+//! an order's lines with their limits (`OrderLines`, read by the trade role from a tablet
+//! and by the store role from trade). A failed parse is an [`Invalid`] saying why, which
+//! handlers turn into a field violation.
 
 use std::borrow::Cow;
 
@@ -123,7 +125,8 @@ pub struct OrderLine {
 
 /// An order's lines: 1-100 lines of counts 1-10,000,000, lines of the same product
 /// merged (stock is checked on the total, and the limit holds for it), in product id
-/// order — the order rows are locked in, so concurrent reservations never deadlock. The
+/// order — the order in which the store locks product rows, so concurrent reservations
+/// never deadlock. The
 /// trade role parses a tablet's order with it, and the store role the reservation the
 /// trade role asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,17 +134,19 @@ pub struct OrderLines(Vec<OrderLine>);
 
 impl OrderLines {
     /// Parses `(product_id, count)` pairs as a request sent them, recording a violation
-    /// per bad field (`lines`, `lines[i].product_id`, `lines[i].count`).
+    /// per bad field (`lines`, `lines[i].product_id`, `lines[i].count`). Too many lines
+    /// is the one violation of an overlong list: its lines are not read, so a request
+    /// of millions of tiny bad lines costs no more than any other refusal.
     pub fn parse(raw: &[(i64, i64)], violations: &mut crate::error::Violations) -> Option<Self> {
-        let mut valid = true;
         if raw.is_empty() {
             violations.add("lines", "at least one line is required");
-            valid = false;
+            return None;
         }
         if raw.len() > MAX_ORDER_LINES {
             violations.add("lines", format!("at most {MAX_ORDER_LINES} lines"));
-            valid = false;
+            return None;
         }
+        let mut valid = true;
         let mut merged: std::collections::BTreeMap<ProductId, i64> = Default::default();
         for (i, &(product_id, count)) in raw.iter().enumerate() {
             let product = violations.check(
@@ -508,6 +513,14 @@ mod tests {
             let err = violations.into_result().unwrap_err();
             assert!(err.message().contains("lines[1].count"), "{raw:?}");
         }
+
+        // An overlong list is refused as such; its (bad) lines are not each reported.
+        let mut violations = crate::error::Violations::new();
+        let flood = vec![(0, 0); 100_000];
+        assert!(OrderLines::parse(&flood, &mut violations).is_none());
+        let err = violations.into_result().unwrap_err();
+        let fields: Vec<&str> = err.violations().iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["lines"]);
     }
 
     #[test]

@@ -254,20 +254,31 @@ impl From<ApiError> for Status {
     }
 }
 
-/// Collects field violations so a handler reports every bad field in one error.
+/// Collects field violations so a handler reports every bad field in one error — up to
+/// [`Violations::MAX_REPORTED`]: a request of many bad fields costs no more to refuse.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
 
 impl Violations {
+    /// The most violations one error names; the rest are dropped unnamed.
+    pub const MAX_REPORTED: usize = 50;
+
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn add(&mut self, field: &str, why: impl std::fmt::Display) {
-        self.0.push(FieldViolation {
-            field: field.to_string(),
-            description: why.to_string(),
-        });
+        if self.0.len() < Self::MAX_REPORTED {
+            self.0.push(FieldViolation {
+                field: field.to_string(),
+                description: why.to_string(),
+            });
+        } else if self.0.len() == Self::MAX_REPORTED {
+            self.0.push(FieldViolation {
+                field: "...".to_string(),
+                description: "more fields are invalid".to_string(),
+            });
+        }
     }
 
     /// Records the error of a parse, keeping the parsed value when it succeeded.
@@ -310,6 +321,18 @@ mod tests {
         assert_eq!(info.domain, ERROR_DOMAIN);
         let bad = details.bad_request().expect("bad request");
         assert_eq!(bad.field_violations[0].field, "name");
+    }
+
+    #[test]
+    fn a_flood_of_bad_fields_is_reported_in_part() {
+        let mut violations = Violations::new();
+        for i in 0..10_000 {
+            violations.add(&format!("lines[{i}].count"), "must be positive");
+        }
+        let err = violations.into_result().expect_err("invalid");
+        assert_eq!(err.violations().len(), Violations::MAX_REPORTED + 1);
+        assert_eq!(err.violations()[Violations::MAX_REPORTED].field, "...");
+        assert!(err.message().len() < 2_000, "{}", err.message().len());
     }
 
     #[test]

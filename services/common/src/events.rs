@@ -35,6 +35,8 @@ pub type Events = Pin<Box<dyn Stream<Item = Event> + Send>>;
 pub enum EventError {
     #[error("the event bus is unreachable")]
     Unavailable(#[source] redis::RedisError),
+    #[error("the event bus did not answer in time")]
+    TimedOut,
     /// A subscription's stream ended: its connection to the bus was lost.
     #[error("the subscription to the event bus was lost")]
     Ended,

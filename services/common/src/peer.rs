@@ -243,6 +243,22 @@ pub fn attested_by_edge(peer: Peer, edge: &ServiceCredential) -> Peer {
     )
 }
 
+/// What a failed call to another role means for our caller. A failure of the call itself
+/// (the role down, slow, or broken) is UNAVAILABLE, retryable; anything else means the
+/// mesh is miswired, which a caller cannot fix, and is INTERNAL (its cause logged, not
+/// sent).
+pub fn call_failure(role: &str, status: tonic::Status) -> crate::ApiError {
+    use tonic::Code;
+    match status.code() {
+        Code::Unavailable
+        | Code::Unknown
+        | Code::Internal
+        | Code::DeadlineExceeded
+        | Code::Cancelled => crate::ApiError::unavailable(&format!("the {role} service"), status),
+        _ => crate::ApiError::internal(status),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

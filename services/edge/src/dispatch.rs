@@ -1,7 +1,10 @@
 //! The innermost edge service: forwards a vetted request to the backend that serves its
 //! gRPC service (in-process in `pos up`, over the network in Kubernetes). Health and
 //! reflection calls, which anyone may make without a rate limit, live at most the
-//! default deadline, their streams included, so they cannot hold connections open.
+//! default deadline, their streams included, so they cannot hold connections open. A
+//! streaming call in flight when the edge starts to stop ends at once with UNAVAILABLE
+//! (`SERVER_STOPPING`), so its client reconnects through another edge replica instead
+//! of being held for the shutdown's grace period and then cut.
 
 use std::{
     collections::HashMap,
@@ -13,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use pos_common::peer::Peer;
+use pos_common::{ApiError, Reason, peer::Peer, stopping::Stopping};
 use tonic::{Status, body::Body};
 use tower::{Service, ServiceExt};
 
@@ -25,6 +28,7 @@ pub struct Dispatch {
     max_message_bytes: usize,
     /// How long a health or reflection call may last, its response stream included.
     infrastructure_lifetime: Duration,
+    stopping: Stopping,
 }
 
 impl Dispatch {
@@ -32,13 +36,23 @@ impl Dispatch {
         backends: HashMap<&'static str, Peer>,
         max_message_bytes: usize,
         infrastructure_lifetime: Duration,
+        stopping: Stopping,
     ) -> Self {
         Self {
             backends: Arc::new(backends),
             max_message_bytes,
             infrastructure_lifetime,
+            stopping,
         }
     }
+}
+
+/// How a response stream may be cut short.
+enum Cut {
+    /// Health and reflection: after this long.
+    After(Duration),
+    /// A public streaming RPC: when the edge starts to stop.
+    OnStop(Stopping),
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -53,12 +67,19 @@ impl Service<http::Request<Body>> for Dispatch {
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let (service, lifetime) = match request.extensions().get::<Route>() {
+        let (service, cut) = match request.extensions().get::<Route>() {
+            Some(Route::Rpc { service, rule }) if rule.streaming => {
+                (*service, Some(Cut::OnStop(self.stopping.clone())))
+            }
             Some(Route::Rpc { service, .. }) => (*service, None),
             Some(Route::Infrastructure { service }) => {
-                (*service, Some(self.infrastructure_lifetime))
+                (*service, Some(Cut::After(self.infrastructure_lifetime)))
             }
             _ => ("", None),
+        };
+        let lifetime = match &cut {
+            Some(Cut::After(lifetime)) => Some(*lifetime),
+            _ => None,
         };
         let backend = self.backends.get(service).cloned();
         // A client cannot make the edge buffer more than one maximal message plus framing.
@@ -93,8 +114,8 @@ impl Service<http::Request<Body>> for Dispatch {
                 None => call.await,
             };
             match answer {
-                Ok(response) => Ok(match lifetime {
-                    Some(lifetime) => response.map(|body| Body::new(Bounded::new(body, lifetime))),
+                Ok(response) => Ok(match cut {
+                    Some(cut) => response.map(|body| Body::new(Bounded::new(body, cut))),
                     None => response,
                 }),
                 Err(err) => {
@@ -109,18 +130,35 @@ impl Service<http::Request<Body>> for Dispatch {
     }
 }
 
-/// A response body that ends with DEADLINE_EXCEEDED once its lifetime is over.
+/// A response body that ends early with a status of its own: DEADLINE_EXCEEDED once its
+/// lifetime is over, or UNAVAILABLE `SERVER_STOPPING` once the edge starts to stop.
 struct Bounded {
     inner: Body,
-    over: Pin<Box<tokio::time::Sleep>>,
+    over: Pin<Box<dyn Future<Output = ()> + Send>>,
+    why: Status,
     ended: bool,
 }
 
 impl Bounded {
-    fn new(inner: Body, lifetime: Duration) -> Self {
+    fn new(inner: Body, cut: Cut) -> Self {
+        let (over, why): (Pin<Box<dyn Future<Output = ()> + Send>>, Status) = match cut {
+            Cut::After(lifetime) => (
+                Box::pin(tokio::time::sleep(lifetime)),
+                Status::deadline_exceeded("the call outlived the edge's deadline"),
+            ),
+            Cut::OnStop(stopping) => (
+                Box::pin(async move { stopping.stopped().await }),
+                ApiError::new(
+                    Reason::ServerStopping,
+                    "this edge is stopping; call again to reach another",
+                )
+                .into(),
+            ),
+        };
         Self {
             inner,
-            over: Box::pin(tokio::time::sleep(lifetime)),
+            over,
+            why,
             ended: false,
         }
     }
@@ -147,11 +185,9 @@ impl http_body::Body for Bounded {
         }
         this.ended = true;
         let mut trailers = http::HeaderMap::new();
-        trailers.insert("grpc-status", http::HeaderValue::from_static("4"));
-        trailers.insert(
-            "grpc-message",
-            http::HeaderValue::from_static("the call outlived the edge's deadline"),
-        );
+        if let Err(unencodable) = this.why.add_header(&mut trailers) {
+            return Poll::Ready(Some(Err(unencodable)));
+        }
         Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
     }
 

@@ -28,6 +28,7 @@ use pos_common::{
         ConnectionLimits, Front, KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds,
         Requirement, Role, RoleContext, Served, StartError,
     },
+    stopping::Stopping,
 };
 use tower::{Layer, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -67,6 +68,8 @@ pub struct EdgeDeps {
     /// The public keys served at `/.well-known/jwks.json`.
     pub jwks: Arc<dyn JwksSource>,
     pub clock: SharedClock,
+    /// Ends the streams in flight when the edge starts to stop.
+    pub stopping: Stopping,
 }
 
 /// Builds the edge as an HTTP router; serve it with connect info so anonymous callers
@@ -99,6 +102,7 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Refle
             backends,
             config.max_message_bytes,
             config.default_deadline,
+            deps.stopping,
         ));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
 
@@ -233,6 +237,7 @@ impl Role for EdgeRole {
                 ephemeral,
                 jwks: context.key_source.clone(),
                 clock: context.clock.clone(),
+                stopping: context.stopping.clone(),
             },
         )
         .await?;

@@ -143,8 +143,9 @@ impl Role for StoreRole {
                 "no key for a service token (POS_SIGNING_KEY_FILE or POS_SERVICE_KEY_FILE): \
                  stale stock reservations are not resolved"
             ),
-            (None, _) => tracing::info!(
-                "no trade role to ask (POS_TRADE_ADDR): stale stock reservations are not resolved"
+            (None, _) => tracing::warn!(
+                "no trade role to ask (POS_TRADE_ADDR): stale stock reservations are not \
+                 resolved; set it wherever a trade role is deployed"
             ),
         }
         let mut services = GrpcServices::default();

@@ -25,7 +25,6 @@ use crate::{
     convert,
     ordering::{OrderRequest, Ordering},
     paging::PaymentsPage,
-    stock::StoreStock,
     watch::{Caller, Watches},
 };
 
@@ -47,13 +46,13 @@ impl TradeApi {
     pub fn new(
         storage: Arc<dyn TradeStorage>,
         devices: Arc<dyn DeviceCredentials>,
-        stock: StoreStock,
+        ordering: Ordering,
         watches: Watches,
         clock: SharedClock,
     ) -> Self {
         Self {
             devices,
-            ordering: Ordering::new(storage.clone(), stock),
+            ordering,
             storage,
             watches,
             clock,

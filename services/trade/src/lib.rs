@@ -7,6 +7,7 @@
 pub mod api;
 mod confirming;
 mod convert;
+pub mod faults;
 pub mod internal_api;
 pub mod ordering;
 pub mod paging;
@@ -33,7 +34,9 @@ pub use pos_trade_storage as storage;
 use pos_trade_storage::TradeStorage;
 
 pub use api::TradeApi;
+use faults::Faults;
 pub use internal_api::TradeInternalApi;
+use ordering::Ordering;
 use stock::StoreStock;
 use watch::Watches;
 
@@ -83,6 +86,22 @@ impl Role for TradeRole {
     type Args = TradeArgs;
 
     async fn build(_args: TradeArgs, context: RoleContext) -> Result<Served, StartError> {
+        Self::serve(context, Faults::none())
+    }
+}
+
+impl TradeRole {
+    /// The role with `orders` deciding where ordering stops as if the process died: for
+    /// tests of what such a crash leaves behind.
+    #[cfg(feature = "fault-injection")]
+    pub fn build_with_faults(
+        context: RoleContext,
+        orders: Arc<dyn faults::OrderFaults>,
+    ) -> Result<Served, StartError> {
+        Self::serve(context, Faults::injected(orders))
+    }
+
+    fn serve(context: RoleContext, faults: Faults) -> Result<Served, StartError> {
         let missing = |what| Missing {
             role: Self::NAME,
             what,
@@ -112,7 +131,7 @@ impl Role for TradeRole {
                 TradeServiceServer::new(TradeApi::new(
                     storage.clone(),
                     devices,
-                    stock,
+                    Ordering::new(storage.clone(), stock, faults),
                     watches,
                     context.clock.clone(),
                 ))

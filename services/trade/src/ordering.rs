@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     confirming::Confirmations,
+    faults::Faults,
     stock::{ReserveError, StoreStock, holds_stock},
 };
 
@@ -99,11 +100,14 @@ fn key_reused() -> ApiError {
     )
 }
 
+/// The answer to a request whose order id was given up — by an earlier attempt with its
+/// key that was refused, or by the reconciler because it took too long: that key cannot
+/// place an order any more.
 fn cancelled(order: &OrderId) -> ApiError {
     ApiError::new(
         Reason::ReservationClosed,
-        "the order took too long and was cancelled; nothing was ordered: place it again \
-         with a new idempotency key",
+        "this order (or an earlier attempt with its idempotency key) failed or took too \
+         long and was cancelled; nothing was ordered: place it again with a new idempotency key",
     )
     .with_metadata("order_id", order.as_str())
 }
@@ -131,15 +135,18 @@ pub struct Ordering {
     storage: Arc<dyn TradeStorage>,
     stock: StoreStock,
     confirmations: Confirmations,
+    /// Where tests make an order stop half-way (nothing without `fault-injection`).
+    faults: Faults,
 }
 
 impl Ordering {
     /// Must be called within the runtime: it starts confirming in the background.
-    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock) -> Self {
+    pub fn new(storage: Arc<dyn TradeStorage>, stock: StoreStock, faults: Faults) -> Self {
         Self {
             storage,
             confirmations: Confirmations::start(stock.clone()),
             stock,
+            faults,
         }
     }
 
@@ -176,6 +183,7 @@ impl Ordering {
             // Given up by the reconciler or by an earlier attempt of this request.
             return Err(cancelled(&order_id).into());
         }
+        self.faults.after_reserve(&order_id)?;
         let new_order = snapshot(&reservation).and_then(|lines| {
             NewOrder::new(
                 order_id.clone(),

@@ -3,30 +3,33 @@
 //! service token.
 
 use pos_common::{
-    ApiError,
-    peer::{Peer, ServiceCredential, WithServiceToken, with_service_token},
+    ApiError, Reason,
+    peer::{Peer, ServiceCredential, WithServiceToken, call_failure, with_service_token},
 };
 use pos_proto::v1::{
     self as pb, ReservationStatus, store_internal_service_client::StoreInternalServiceClient,
 };
 use pos_trade_storage::OrderId;
-use tonic::{Code, Status};
+use tonic::Status;
 use tonic_types::StatusExt;
 
 /// Reasons of the store's refusals a tablet is told as they are: they are about its
 /// order (what is short, which product is unknown), not about the mesh.
-const REFUSALS_FOR_THE_CALLER: &[&str] = &["OUT_OF_STOCK", "PRODUCT_NOT_FOUND"];
+const REFUSALS_FOR_THE_CALLER: [Reason; 2] = [Reason::OutOfStock, Reason::ProductNotFound];
 
 /// Why the store did not reserve.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReserveError {
     /// The store refused the order itself (short, unknown product): the store's status,
     /// passed through to the tablet.
+    #[error("the store refused the order: {0}")]
     Refused(Status),
     /// The order id holds another request's reservation.
+    #[error("the order id holds another request's reservation")]
     KeyReused,
     /// The store could not be asked, or answered something unexpected.
-    Failed(ApiError),
+    #[error("the store could not reserve: {0}")]
+    Failed(#[source] ApiError),
 }
 
 #[derive(Clone)]
@@ -40,19 +43,6 @@ fn reason(status: &Status) -> String {
         .error_info()
         .map(|info| info.reason.clone())
         .unwrap_or_default()
-}
-
-/// A failure of the call itself (the store down, slow, or broken): retryable. Anything
-/// else means the mesh is miswired, which a caller cannot fix.
-pub fn store_failure(status: Status) -> ApiError {
-    match status.code() {
-        Code::Unavailable
-        | Code::Unknown
-        | Code::Internal
-        | Code::DeadlineExceeded
-        | Code::Cancelled => ApiError::unavailable("store service", status),
-        _ => ApiError::internal(status),
-    }
 }
 
 impl StoreStock {
@@ -87,12 +77,15 @@ impl StoreStock {
             }),
             Err(status) => {
                 let why = reason(&status);
-                if REFUSALS_FOR_THE_CALLER.contains(&why.as_str()) {
+                if REFUSALS_FOR_THE_CALLER
+                    .iter()
+                    .any(|refusal| refusal.as_str() == why)
+                {
                     Err(ReserveError::Refused(status))
-                } else if why == "IDEMPOTENCY_KEY_REUSED" {
+                } else if why == Reason::IdempotencyKeyReused.as_str() {
                     Err(ReserveError::KeyReused)
                 } else {
-                    Err(ReserveError::Failed(store_failure(status)))
+                    Err(ReserveError::Failed(call_failure("store", status)))
                 }
             }
         }

@@ -3,10 +3,11 @@
 //! (`bill:<device id>` and `store:<store id>`); every watcher hears it, wherever it is
 //! connected, and reads again from storage: a tablet's watcher its one bill, a counter's
 //! watcher the bill the event names (every open bill of the store when it may have
-//! missed events). The events only ever prompt a read, so a lost or late one costs at
-//! most a stale moment, never a wrong bill: a watcher that fell behind reads everything
-//! again, and one whose subscription is lost (its Redis connection) ends with
-//! UNAVAILABLE so its client reconnects and reads afresh. When the server stops, every
+//! missed events, and every 30 s in any case). The events only ever prompt a read, so a
+//! lost or late one costs at most a stale moment (30 s at worst), never a wrong bill: a
+//! watcher that fell behind reads everything again, and one whose subscription is lost
+//! (its Redis connection) ends with UNAVAILABLE so its client reconnects and reads
+//! afresh. When the server stops, every
 //! stream ends with UNAVAILABLE (`SERVER_STOPPING`) instead of holding the shutdown.
 //!
 //! A watcher sends a bill only when it differs from what it last sent, so retries and
@@ -36,6 +37,13 @@ use crate::convert;
 
 /// How often an idle watcher checks that its caller's token would still be let in.
 pub const CREDENTIAL_RECHECK: Duration = Duration::from_secs(3);
+
+/// How long a credential check may take before it is put off to the next one.
+const CHECK_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Every this many quiet checks ([`CREDENTIAL_RECHECK`] apart, so 30 s) a watcher reads
+/// everything again, whatever the events said.
+const RESYNC_EVERY_CHECKS: u32 = 10;
 
 /// Messages a watcher may have ready before it waits for its client to take them.
 const BUFFERED_MESSAGES: usize = 16;
@@ -202,6 +210,7 @@ impl<M: Send + 'static> Watcher<M> {
             tokio::time::interval_at(Instant::now() + CREDENTIAL_RECHECK, CREDENTIAL_RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut changed = Changed::Anything;
+        let mut quiet_checks = 0u32;
         loop {
             match view.refresh(changed).await {
                 Ok(messages) => {
@@ -231,6 +240,13 @@ impl<M: Send + 'static> Watcher<M> {
                         if let Err(err) = self.still_allowed().await {
                             return self.end(err.into()).await;
                         }
+                        // An announcement that was never published (the bus was down
+                        // when the change committed) is caught up with here.
+                        quiet_checks += 1;
+                        if quiet_checks.is_multiple_of(RESYNC_EVERY_CHECKS) {
+                            changed = Changed::Anything;
+                            break;
+                        }
                     }
                 }
             }
@@ -240,9 +256,25 @@ impl<M: Send + 'static> Watcher<M> {
         }
     }
 
+    /// [`Watcher::allowed`] within [`CHECK_DEADLINE`]. A check that could not be made
+    /// (the store role down or slow) does not end the stream: the next one asks again.
+    async fn still_allowed(&self) -> ApiResult<()> {
+        match tokio::time::timeout(CHECK_DEADLINE, self.allowed()).await {
+            Ok(Err(err)) if err.reason() == Reason::DependencyUnavailable => {
+                tracing::debug!(error = %err, "a watcher's credential check was put off");
+                Ok(())
+            }
+            Ok(checked) => checked,
+            Err(_) => {
+                tracing::debug!("a watcher's credential check timed out; put off");
+                Ok(())
+            }
+        }
+    }
+
     /// Whether a new call with the caller's token would still be let in: not expired,
     /// its login not logged out or revoked, a tablet's credential still current.
-    async fn still_allowed(&self) -> ApiResult<()> {
+    async fn allowed(&self) -> ApiResult<()> {
         let now = self.clock.now().timestamp();
         if now
             > self
@@ -261,8 +293,8 @@ impl<M: Send + 'static> Watcher<M> {
     }
 
     async fn end(self, status: Status) {
-        // The client may be gone already; then nobody needs to hear why.
-        let _ = self.sender.send(Err(status)).await;
+        // The client may be gone already, or not reading; then nobody needs to hear why.
+        let _ = tokio::time::timeout(CHECK_DEADLINE, self.sender.send(Err(status))).await;
     }
 }
 

@@ -15,7 +15,7 @@ use pos_proto::v1::{
     store_internal_service_client::StoreInternalServiceClient, user_service_server::UserService,
 };
 use pos_user_storage::{User, UserStorage};
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use crate::{
     provider::{ProviderProfile, Providers},
@@ -128,7 +128,7 @@ impl UserApi {
                 settlement_day: wanted.settlement_day.get(),
             })
             .await
-            .map_err(store_failure)?
+            .map_err(|status| pos_common::peer::call_failure("store", status))?
             .into_inner()
             .store
             .ok_or_else(|| ApiError::internal("store service returned no store"))?;
@@ -167,18 +167,6 @@ fn email_taken() -> ApiError {
         Reason::EmailAlreadyUsed,
         "an account of another login already uses this e-mail address",
     )
-}
-
-/// The store service's own errors are already client-safe; a transport failure is not.
-fn store_failure(status: Status) -> ApiError {
-    match status.code() {
-        Code::Unavailable
-        | Code::Unknown
-        | Code::Internal
-        | Code::DeadlineExceeded
-        | Code::Cancelled => ApiError::unavailable("store service", status),
-        _ => ApiError::internal(status),
-    }
 }
 
 fn validate_store_request(request: &pb::SignUpRequest) -> ApiResult<StoreRequest> {

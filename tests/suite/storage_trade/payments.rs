@@ -34,6 +34,16 @@ async fn paying_closes_the_bill_and_the_next_order_opens_a_new_one(engine: Engin
         Paid::AmountChanged { actual: 3_900 }
     );
     assert_eq!(f.open_bill(table).await.expect("still open").trade, open);
+    let payment_of = |store_id: i64| {
+        let storage = f.storage.clone();
+        async move {
+            storage
+                .trade_payment(store(store_id), open.id)
+                .await
+                .expect("read")
+        }
+    };
+    assert_eq!(payment_of(STORE_ID).await, None, "an open bill has none");
 
     let Paid::Paid { payment, trade } = f.pay(table, "p-1", CARD_H, Some(3_900)).await else {
         panic!("paid");
@@ -54,6 +64,8 @@ async fn paying_closes_the_bill_and_the_next_order_opens_a_new_one(engine: Engin
         .expect("read")
         .expect("bill");
     assert_eq!(stored.trade, trade);
+    assert_eq!(payment_of(STORE_ID).await, Some(payment.clone()));
+    assert_eq!(payment_of(STORE_ID + 1).await, None, "another store's bill");
 
     // The same payment again: answered; the key for another request: refused.
     assert_eq!(

@@ -3,8 +3,11 @@
 //! API answers only the store.
 
 mod access;
+mod consistency;
+mod faults;
 mod ordering;
 mod paying;
+mod racing;
 mod reconciling;
 mod watching;
 

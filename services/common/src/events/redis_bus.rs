@@ -14,6 +14,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -32,13 +33,30 @@ use super::{Event, EventBus, EventError, Events};
 /// Events a subscriber may be behind before it is told it missed some.
 const BACKLOG: usize = 256;
 
-/// The local subscribers of each channel this replica listens to.
-type Topics = Arc<Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>>;
+/// How long connecting or subscribing may take: a Redis that does not answer must not
+/// hold every new watch (they queue behind the hub's lock).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn locked(
-    topics: &Topics,
-) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Vec<u8>>>> {
-    // Every change to the map is one insert, removal or clear: a panic cannot tear it.
+/// The local subscribers of each channel one connection listens to.
+type Topics = Arc<Mutex<Channels>>;
+
+#[derive(Default)]
+struct Channels {
+    /// Set once the connection is lost or given up: nothing joins it any more.
+    closed: bool,
+    senders: HashMap<String, broadcast::Sender<Vec<u8>>>,
+}
+
+impl Channels {
+    /// Ends every subscription of the connection: their senders go, so their streams end.
+    fn close(&mut self) {
+        self.closed = true;
+        self.senders.clear();
+    }
+}
+
+fn locked(topics: &Topics) -> std::sync::MutexGuard<'_, Channels> {
+    // Every change is one insert, removal or close: a panic cannot tear the map.
     topics.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -59,8 +77,11 @@ struct Hub {
 }
 
 impl Drop for Hub {
+    /// A hub given up (its connection lost, or a SUBSCRIBE on it failed) ends every
+    /// subscription on it, so none waits for events that can no longer come.
     fn drop(&mut self) {
         self.reader.abort();
+        locked(&self.topics).close();
     }
 }
 
@@ -103,12 +124,12 @@ impl RedisBus {
 /// lost; then ends every subscription.
 async fn deliver(mut stream: PubSubStream, channels: Topics) {
     while let Some(message) = stream.next().await {
-        if let Some(sender) = locked(&channels).get(message.get_channel_name()) {
+        if let Some(sender) = locked(&channels).senders.get(message.get_channel_name()) {
             // No receiver left: the last one's leaving unsubscribes it.
             let _ = sender.send(message.get_payload_bytes().to_vec());
         }
     }
-    locked(&channels).clear();
+    locked(&channels).close();
 }
 
 #[async_trait]
@@ -125,24 +146,45 @@ impl EventBus for RedisBus {
     async fn subscribe(&self, topic: &str) -> Result<Events, EventError> {
         let channel = self.channel(topic);
         let mut hub = self.hub.lock().await;
-        if hub.as_ref().is_some_and(|hub| hub.reader.is_finished()) {
+        if hub.as_ref().is_some_and(|hub| locked(&hub.topics).closed) {
             *hub = None; // Its connection was lost.
         }
         let current = match &mut *hub {
             Some(current) => current,
-            none => none.insert(self.connect_hub().await?),
+            none => {
+                let connected = tokio::time::timeout(REDIS_TIMEOUT, self.connect_hub())
+                    .await
+                    .map_err(|_| EventError::TimedOut)??;
+                none.insert(connected)
+            }
         };
-        let joined = locked(&current.topics).get(&channel).map(|s| s.subscribe());
+        let joined = locked(&current.topics)
+            .senders
+            .get(&channel)
+            .map(|s| s.subscribe());
         let receiver = match joined {
             Some(receiver) => receiver,
             None => {
-                if let Err(err) = current.sink.subscribe(&channel).await {
-                    // The connection is likely gone: the next subscriber makes a new one.
+                let subscribed =
+                    tokio::time::timeout(REDIS_TIMEOUT, current.sink.subscribe(&channel)).await;
+                let failed = match subscribed {
+                    Ok(Ok(())) => None,
+                    Ok(Err(err)) => Some(EventError::Unavailable(err)),
+                    Err(_) => Some(EventError::TimedOut),
+                };
+                if let Some(err) = failed {
+                    // The connection is likely gone: give it up (which ends every
+                    // subscription on it); the next subscriber makes a new one.
                     *hub = None;
-                    return Err(EventError::Unavailable(err));
+                    return Err(err);
                 }
                 let (sender, receiver) = broadcast::channel(BACKLOG);
-                locked(&current.topics).insert(channel.clone(), sender);
+                let mut channels = locked(&current.topics);
+                if channels.closed {
+                    // Lost while subscribing: the caller reads afresh and tries again.
+                    return Err(EventError::Ended);
+                }
+                channels.senders.insert(channel.clone(), sender);
                 receiver
             }
         };
@@ -204,10 +246,11 @@ impl Drop for Leave {
             let unused = {
                 let mut channels = locked(&current.topics);
                 let unused = channels
+                    .senders
                     .get(&channel)
                     .is_some_and(|sender| sender.receiver_count() == 0);
                 if unused {
-                    channels.remove(&channel);
+                    channels.senders.remove(&channel);
                 }
                 unused
             };

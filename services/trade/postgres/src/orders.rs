@@ -16,6 +16,12 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::rows::{BillRow, TradeRow};
 
+/// Committing and settling an order id take its advisory lock first, then read whether
+/// the other happened: that read must see what committed while the lock was awaited,
+/// which READ COMMITTED guarantees and a snapshot taken earlier (REPEATABLE READ or
+/// SERIALIZABLE, were either the database's default) would not.
+const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
 /// What one try at committing came to: `None` when it lost a race and must be tried again.
 type Attempt = Option<Committed>;
 
@@ -24,7 +30,7 @@ pub async fn commit_once(
     now: impl Fn() -> DateTime<Utc>,
     order: &NewOrder,
 ) -> StorageResult<Attempt> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(READ_COMMITTED).await?;
     // One at a time with settling this order id, so a commit and a "no such order" can
     // never both happen.
     lock_order_id(&mut tx, &order.order_id).await?;
@@ -189,7 +195,7 @@ pub async fn commit_once(
 /// Whether `order` was committed; if not, gives its id up for good (see
 /// `TradeStorage::settle_order`), under the same lock as committing it.
 pub async fn settle(pool: &PgPool, at: DateTime<Utc>, order: &OrderId) -> StorageResult<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(READ_COMMITTED).await?;
     lock_order_id(&mut tx, order).await?;
     let exists = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM trade_orders WHERE id = $1) AS "exists!""#,
