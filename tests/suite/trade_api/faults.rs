@@ -189,10 +189,15 @@ async fn trade_a_crash_after_reserving_leaves_stock_for_the_reconciler(engine: E
         .order
         .expect("order");
     assert_eq!(placed.id, retried.as_str());
-    assert_eq!(
-        reservation(&stack, &retried).await,
-        ReservationStatus::Confirmed
-    );
+    // Its stock is confirmed behind the answer.
+    let confirmed = async {
+        while reservation(&stack, &retried).await != ReservationStatus::Confirmed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), confirmed)
+        .await
+        .expect("the retried order's stock is confirmed within 5 s");
     assert_eq!(shop.stock(&stack, rice).await, 3);
 
     // Nobody retries the other: the reconciler asks the trade role and gives it back.
