@@ -49,6 +49,9 @@ pub struct Resources {
     pub rate_limit_per_minute: u32,
 }
 
+/// Environment variables of a role: name and value.
+type Settings = Vec<(&'static str, String)>;
+
 /// A PostgreSQL database created for this run.
 struct ScratchDatabase {
     admin_url: String,
@@ -238,14 +241,14 @@ impl System {
         let addr = |port: u16| format!("http://127.0.0.1:{port}");
         let (store_port, user_port, trade_port, edge_port) =
             (ports[0], ports[1], ports[2], ports[3]);
-        let shared = vec![
+        let shared = [
             ("POS_REDIS_URL", resources.redis_url.clone()),
             ("POS_REDIS_KEY_PREFIX", redis_prefix),
             ("POS_SHUTDOWN_GRACE_SECS", "5".to_string()),
             ("POS_SERVICE_JWKS_FILE", service_jwks),
             ("POS_SERVICE_KEY_FILE", service_key),
         ];
-        let roles: [(&str, u16, Vec<(&str, String)>); 4] = [
+        let roles: [(&str, u16, Settings); 4] = [
             (
                 "store",
                 store_port,
