@@ -1,7 +1,8 @@
-//! Committing an order on PostgreSQL: five statements whatever its size — lock the order
-//! id against settling, check in one statement that it was not given up and look for an
-//! earlier commit of its key or id, lock (or open) the device's open bill, then record the
-//! order, its lines (`unnest`ed arrays) and the bill's new total in one statement.
+//! Committing an order on PostgreSQL: three statements whatever its size (four for a
+//! bill's first order) — lock the order id against settling; in one statement check that
+//! it was not given up, look for an earlier commit of its key or id and lock the device's
+//! open bill; (open a bill when there is none;) then record the order, its lines
+//! (`unnest`ed arrays) and the bill's new total in one statement.
 //!
 //! Races end at a unique index: a concurrent opener of the same bill, or a concurrent
 //! commit of the same key or order id, fails on it and the whole transaction is tried
@@ -25,6 +26,13 @@ const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// What one try at committing came to: `None` when it lost a race and must be tried again.
 type Attempt = Option<Committed>;
 
+/// The device's open bill, held for the order.
+struct OpenBill {
+    id: i64,
+    amount: i64,
+    line_count: i32,
+}
+
 pub async fn commit_once(
     pool: &PgPool,
     now: impl Fn() -> DateTime<Utc>,
@@ -35,19 +43,28 @@ pub async fn commit_once(
     // never both happen.
     lock_order_id(&mut tx, &order.order_id).await?;
     // Given up for good (the reconciler or a failed attempt settled it), or committed
-    // before: the key's own commit first (a retry may bring a new order id), then the
-    // order id's. One statement, read after the lock above was granted.
+    // before — the key's own commit first (a retry may bring a new order id), then the
+    // order id's — and the device's open bill, held: a payment of it waits for this
+    // order, or this order waits for the payment and then finds no open bill and opens a
+    // new one. One statement, after the lock above was granted.
     let seen = sqlx::query!(
-        r#"SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = $3)
+        r#"WITH open AS MATERIALIZED (
+             SELECT id, amount, line_count FROM trades
+             WHERE device_id = $1 AND status = 'OPEN' FOR UPDATE
+           )
+           SELECT EXISTS (SELECT 1 FROM trade_abandoned_orders WHERE order_id = $3)
                     AS "abandoned!",
-                  e.id AS "id?", e.device_id AS "device_id?", e.fingerprint AS "fingerprint?"
+                  e.id AS "id?", e.device_id AS "device_id?", e.fingerprint AS "fingerprint?",
+                  o.id AS "open_id?", o.amount AS "open_amount?",
+                  o.line_count AS "open_line_count?"
            FROM (SELECT 1) AS one
            LEFT JOIN LATERAL (
              SELECT id, device_id, fingerprint FROM trade_orders
              WHERE (device_id = $1 AND idempotency_key = $2) OR id = $3
              ORDER BY (device_id = $1 AND idempotency_key = $2) DESC
              LIMIT 1
-           ) AS e ON true"#,
+           ) AS e ON true
+           LEFT JOIN open AS o ON true"#,
         order.device_id.get(),
         order.idempotency_key.as_str(),
         order.order_id.as_str(),
@@ -79,16 +96,14 @@ pub async fn commit_once(
         tx.rollback().await?;
         return Ok(Some(Committed::Overflow));
     };
-
-    // Hold the open bill: a payment of it waits for this order, or this order waits for
-    // the payment and then finds no open bill and opens a new one.
-    let open = sqlx::query!(
-        "SELECT id, amount, line_count FROM trades
-         WHERE device_id = $1 AND status = 'OPEN' FOR UPDATE",
-        order.device_id.get(),
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let open = match (seen.open_id, seen.open_amount, seen.open_line_count) {
+        (Some(id), Some(amount), Some(line_count)) => Some(OpenBill {
+            id,
+            amount,
+            line_count,
+        }),
+        _ => None,
+    };
     let at = now();
     let line_count = order.lines().len() as i64;
     let trade_id = match open {
