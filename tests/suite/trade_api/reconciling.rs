@@ -117,12 +117,29 @@ async fn stale_reservations_are_settled_with_the_trade_role(engine: Engine) {
         "the 4 never ordered came back"
     );
 
-    // The order that never came cannot come now.
+    // The order that never came cannot come now: its late commit changes nothing.
     let late = trades
-        .settle_order(&OrderId::parse("never-committed").expect("id"))
+        .commit_order(
+            &NewOrder::new(
+                OrderId::parse("never-committed").expect("id"),
+                StoreId::from_stored(shop.store_id),
+                DeviceId::from_stored(shop.device(0)),
+                IdempotencyKey::parse("k-never").expect("key"),
+                "rice:4".into(),
+                vec![SnapshotLine {
+                    product_id: pos_common::domain::ProductId::from_stored(rice),
+                    product_name: "Rice".into(),
+                    category: Category::MainMenu,
+                    unit_price: 1_000,
+                    count: 4,
+                }],
+            )
+            .expect("order"),
+        )
         .await
-        .expect("settle");
-    assert!(!late);
+        .expect("commit");
+    assert_eq!(late, Committed::Abandoned);
+    assert_eq!(shop.stock(&stack, rice).await, 7);
     // And ordering goes on as usual.
     shop.tablet(&stack, 0)
         .place_order(order(&[(rice, 2)], "after"))
