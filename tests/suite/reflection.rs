@@ -95,30 +95,7 @@ async fn the_trade_role_lists_its_services_and_reports_them_healthy() {
         .connect()
         .await
         .expect("connect");
-    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let listed = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .expect("reflection")
-        .into_inner()
-        .message()
-        .await
-        .expect("read")
-        .expect("list response");
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        listed.message_response
-    else {
-        panic!("unexpected response: {listed:?}");
-    };
-    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    names.retain(|n| !n.starts_with("grpc.reflection."));
-    names.sort();
+    let names = listed_services(channel.clone()).await;
     assert_eq!(
         names,
         [
@@ -148,4 +125,33 @@ async fn the_trade_role_lists_its_services_and_reports_them_healthy() {
         .await
         .expect("stop");
     stack.stop().await;
+}
+
+/// The services a server lists by v1 reflection, sorted, without reflection itself.
+async fn listed_services(channel: tonic::transport::Channel) -> Vec<String> {
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let listed = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("read")
+        .expect("list response");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        listed.message_response
+    else {
+        panic!("unexpected response: {listed:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.retain(|n| !n.starts_with("grpc.reflection."));
+    names.sort();
+    names
 }

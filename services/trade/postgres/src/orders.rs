@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use pos_trade_storage::{
-    Committed, MAX_BILL_LINES, NewOrder, Order, OrderId, StorageResult,
+    Committed, NewOrder, Order, OrderId, StorageResult,
     stored::{self, order_with_trade},
 };
 use sqlx::{PgConnection, PgPool};
@@ -107,15 +107,14 @@ pub async fn commit_once(
     let at = now();
     let line_count = order.lines().len() as i64;
     let trade_id = match open {
-        Some(open) if open.amount.checked_add(total).is_none() => {
-            tx.rollback().await?;
-            return Ok(Some(Committed::Overflow));
+        Some(open) => {
+            let lines = i64::from(open.line_count);
+            if let Some(refused) = stored::open_bill_refuses(open.amount, lines, order, total) {
+                tx.rollback().await?;
+                return Ok(Some(refused));
+            }
+            open.id
         }
-        Some(open) if i64::from(open.line_count) + line_count > MAX_BILL_LINES => {
-            tx.rollback().await?;
-            return Ok(Some(Committed::BillFull));
-        }
-        Some(open) => open.id,
         None => {
             let opened = sqlx::query_scalar!(
                 "INSERT INTO trades (store_id, device_id, amount, status, opened_at)

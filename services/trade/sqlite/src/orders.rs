@@ -5,7 +5,7 @@
 
 use pos_common::storage::{StorageError, from_millis, to_millis};
 use pos_trade_storage::{
-    Committed, MAX_BILL_LINES, NewOrder, Order, OrderId, StorageResult, Trade,
+    Committed, NewOrder, Order, OrderId, StorageResult, Trade,
     stored::{self, order_with_trade},
 };
 use sqlx::{SqliteConnection, SqlitePool};
@@ -72,15 +72,15 @@ pub async fn commit(
     let at_millis = to_millis(at);
     let line_count = order.lines().len() as i64;
     let trade_id = match open {
-        Some(open) if open.amount.checked_add(total).is_none() => {
-            tx.rollback().await?;
-            return Ok(Committed::Overflow);
+        Some(open) => {
+            if let Some(refused) =
+                stored::open_bill_refuses(open.amount, open.line_count, order, total)
+            {
+                tx.rollback().await?;
+                return Ok(refused);
+            }
+            open.id
         }
-        Some(open) if open.line_count + line_count > MAX_BILL_LINES => {
-            tx.rollback().await?;
-            return Ok(Committed::BillFull);
-        }
-        Some(open) => open.id,
         None => {
             sqlx::query_scalar!(
                 r#"INSERT INTO trades (store_id, device_id, amount, status, opened_at)

@@ -9,8 +9,8 @@ use pos_common::{
 };
 
 use crate::{
-    Bill, CardCompany, Category, NewOrder, NewPayment, Order, OrderId, OrderLine, Paid, Payment,
-    PaymentMethod, StorageResult, Trade, TradeId, TradeStatus,
+    Bill, CardCompany, Category, Committed, MAX_BILL_LINES, NewOrder, NewPayment, Order, OrderId,
+    OrderLine, Paid, Payment, PaymentMethod, StorageResult, Trade, TradeId, TradeStatus,
 };
 
 fn unknown(column: &'static str, value: impl std::fmt::Display) -> StorageError {
@@ -181,6 +181,24 @@ impl StoredPayment {
 /// (a retry to answer with it) rather than another one reusing the key (refused).
 pub fn is_retry(order: &NewOrder, earlier_device_id: i64, earlier_fingerprint: &str) -> bool {
     earlier_device_id == order.device_id.get() && earlier_fingerprint == order.fingerprint
+}
+
+/// Why the device's open bill cannot take `order` (of `total`), if it cannot: its total
+/// would pass the largest amount kept, or its lines [`MAX_BILL_LINES`]. A refusal changes
+/// nothing; both engines ask this under the bill's lock.
+pub fn open_bill_refuses(
+    open_amount: i64,
+    open_lines: i64,
+    order: &NewOrder,
+    total: i64,
+) -> Option<Committed> {
+    if open_amount.checked_add(total).is_none() {
+        return Some(Committed::Overflow);
+    }
+    if open_lines + order.lines().len() as i64 > MAX_BILL_LINES {
+        return Some(Committed::BillFull);
+    }
+    None
 }
 
 /// The answer to a payment whose key was used before in its store.
