@@ -1,13 +1,14 @@
 //! Each check of a call happens once: the edge looks the token up in the deny-list (one
 //! lookup for the token and its login), and the service behind it, seeing the edge's
-//! attestation, does not look again; a tablet's credential is asked of the store once. A
+//! attestation, does not look again; a tablet's credential is asked of the store once,
+//! and not at all for PlaceOrder (the store checks it with the order's reservation). A
 //! call straight to a service, or one with a forged attestation, is checked in full by
 //! the service.
 
 use std::{
     collections::HashMap,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -18,12 +19,13 @@ use pos_common::{
     auth::EDGE_ATTESTATION,
     ephemeral::{EphemeralResult, EphemeralStore, SharedEphemeral},
     peer,
-    role::PeerRole,
+    role::{PeerRole, Served},
 };
 use pos_proto::v1::{
     self as pb,
     store_internal_service_server::{StoreInternalService, StoreInternalServiceServer},
     store_service_client::StoreServiceClient,
+    trade_service_client::TradeServiceClient,
     user_service_client::UserServiceClient,
 };
 use tonic::{Code, Request, Response, Status};
@@ -37,6 +39,7 @@ use crate::support::{
 crate::on_both_engines!(
     the_deny_list_is_asked_once_per_call,
     a_tablet_credential_is_asked_once_per_call,
+    placing_an_order_asks_no_one_for_the_tablet_credential,
 );
 
 /// The shared state, counting deny-list lookups.
@@ -201,6 +204,13 @@ impl StoreInternalService for LyingStore {
         Err(Status::unimplemented("not this store"))
     }
 
+    async fn reserve_stocks(
+        &self,
+        _: Request<pb::ReserveStocksRequest>,
+    ) -> Result<Response<pb::ReserveStocksResponse>, Status> {
+        Err(Status::unimplemented("not this store"))
+    }
+
     async fn confirm_stock(
         &self,
         _: Request<pb::ConfirmStockRequest>,
@@ -329,6 +339,154 @@ async fn a_tablet_credential_is_asked_once_per_call(engine: Engine) {
             .await,
         Code::Unauthenticated,
         "TOKEN_REVOKED",
+    );
+    second.stop(Duration::from_secs(5)).await.expect("stop");
+    stack.stop().await;
+}
+
+/// The store's internal API, counting the calls to each method.
+type Calls = Arc<Mutex<HashMap<String, usize>>>;
+
+fn counted(store: &PeerRole, calls: Calls) -> PeerRole {
+    let real = store.peer.clone();
+    let counting = tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+        *calls
+            .lock()
+            .expect("not poisoned")
+            .entry(request.uri().path().to_string())
+            .or_default() += 1;
+        let real = real.clone();
+        async move { real.oneshot(request).await.map_err(tower::BoxError::from) }
+    });
+    PeerRole {
+        services: store.services,
+        peer: peer::in_process(counting),
+    }
+}
+
+/// PlaceOrder through the edge costs no credential question at all: the edge leaves it
+/// to the store, which checks the tablet with the reservation (one ReserveStocks call),
+/// and refuses a revoked tablet there. Another tablet call (GetCurrentTrade) is still
+/// asked of the store once, by the edge. A second edge and a second trade role of the
+/// stack reach the store through a counter.
+async fn placing_an_order_asks_no_one_for_the_tablet_credential(engine: Engine) {
+    let stack = TestStack::start(engine).await;
+    let signed = dev_signup(
+        stack.channel(),
+        "orders@example.com",
+        "Orders",
+        pb::PosGrade::Bronze,
+    )
+    .await;
+    let owner = signed.tokens.expect("tokens").access_token;
+    let mut store = StoreServiceClient::with_interceptor(stack.channel(), bearer(&owner));
+    let tea = store
+        .create_product(pb::CreateProductRequest {
+            name: "Tea".into(),
+            category: pb::ProductCategory::Drink as i32,
+            price: 1000,
+            base_stock: 10,
+        })
+        .await
+        .expect("product")
+        .into_inner()
+        .product
+        .expect("product")
+        .id;
+    let device = store
+        .list_devices(pb::ListDevicesRequest::default())
+        .await
+        .expect("devices")
+        .into_inner()
+        .devices[0]
+        .id;
+    let tablet = store
+        .issue_device_token(pb::IssueDeviceTokenRequest { device_id: device })
+        .await
+        .expect("issue")
+        .into_inner()
+        .device_token;
+
+    let calls: Calls = Arc::default();
+    let peers = &stack.stack.peers;
+    let store_peer = counted(&peers["store"], calls.clone());
+    let context = stack
+        .context("trade", HashMap::from([("store", store_peer.clone())]))
+        .await;
+    let flags = pos::up::matches(&[]).expect("flags");
+    let Served::Grpc { services, auth } = pos::registry::role("trade")
+        .expect("the trade role")
+        .build(&flags, context)
+        .await
+        .expect("a second trade role")
+    else {
+        panic!("the trade role serves gRPC");
+    };
+    let trade = PeerRole {
+        services: peers["trade"].services,
+        peer: pos::startup::in_process(services, auth),
+    };
+    let edge_peers = HashMap::from([
+        ("store", store_peer),
+        ("user", peers["user"].clone()),
+        ("trade", trade),
+    ]);
+    let context = stack.context("edge", edge_peers).await;
+    let flags = pos::up::matches(&["--rate-limit-per-minute", "100000"]).expect("flags");
+    let served = pos::registry::role("edge")
+        .expect("edge role")
+        .build(&flags, context)
+        .await
+        .expect("build a second edge");
+    let second = pos::startup::serve("127.0.0.1:0".parse().expect("addr"), served)
+        .await
+        .expect("serve it");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", second.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut trade = TradeServiceClient::with_interceptor(channel, bearer(&tablet));
+    let asked = |method: &str| {
+        calls
+            .lock()
+            .expect("not poisoned")
+            .remove(&format!("/pos.v1.StoreInternalService/{method}"))
+            .unwrap_or_default()
+    };
+    let place = |key: &str| pb::PlaceOrderRequest {
+        lines: vec![pb::OrderLineInput {
+            product_id: tea,
+            count: 1,
+        }],
+        idempotency_key: key.into(),
+    };
+
+    trade.place_order(place("first")).await.expect("order");
+    assert_eq!(
+        (asked("GetDeviceCredential"), asked("ReserveStocks")),
+        (0, 1),
+        "the credential is checked with the reservation"
+    );
+    trade
+        .get_current_trade(pb::GetCurrentTradeRequest {})
+        .await
+        .expect("current trade");
+    assert_eq!(asked("GetDeviceCredential"), 1, "asked once, by the edge");
+
+    store
+        .revoke_device(pb::RevokeDeviceRequest { device_id: device })
+        .await
+        .expect("revoke");
+    assert_error(
+        trade.place_order(place("second")).await,
+        Code::Unauthenticated,
+        "TOKEN_REVOKED",
+    );
+    assert_eq!(
+        (asked("GetDeviceCredential"), asked("ReserveStocks")),
+        (0, 1),
+        "refused by the reservation's check"
     );
     second.stop(Duration::from_secs(5)).await.expect("stop");
     stack.stop().await;

@@ -14,7 +14,9 @@ mod remote;
 mod revocations;
 
 pub use authenticator::{Authenticator, Checks, EDGE_ATTESTATION, EDGE_ROLE, bearer_token};
-pub use devices::{DeviceCredential, DeviceCredentials, StoreDeviceCredentials, check_device};
+pub use devices::{
+    DeviceCredential, DeviceCredentials, StoreDeviceCredentials, check_device, is_current,
+};
 pub use issuer::{
     ACCESS_TOKEN_TTL_SECS, DEVICE_TOKEN_TTL_SECS, SERVICE_TOKEN_TTL_SECS, TokenIssuer,
 };

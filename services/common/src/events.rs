@@ -52,6 +52,14 @@ impl From<EventError> for crate::ApiError {
 pub trait EventBus: Send + Sync + 'static {
     /// Tells the current subscribers of `topic`.
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), EventError>;
+    /// Publishes each `(topic, payload)` in turn; a bus may send them together (one round
+    /// trip). Stops at the first failure.
+    async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), EventError> {
+        for (topic, payload) in messages {
+            self.publish(topic, payload).await?;
+        }
+        Ok(())
+    }
     /// Everything published on `topic` from now on.
     async fn subscribe(&self, topic: &str) -> Result<Events, EventError>;
 }
@@ -103,5 +111,15 @@ pub(crate) mod contract {
         drop(second);
         bus.publish("bill:1", b"after").await.expect("publish");
         assert_eq!(next(&mut first).await, Event::Published(b"after".to_vec()));
+        // Published together, each reaches its topic's subscribers, in order.
+        let together = [
+            ("bill:1".to_string(), b"x".to_vec()),
+            ("bill:2".to_string(), b"y".to_vec()),
+            ("bill:1".to_string(), b"z".to_vec()),
+        ];
+        bus.publish_all(&together).await.expect("publish all");
+        assert_eq!(next(&mut first).await, Event::Published(b"x".to_vec()));
+        assert_eq!(next(&mut first).await, Event::Published(b"z".to_vec()));
+        assert_eq!(next(&mut other).await, Event::Published(b"y".to_vec()));
     }
 }

@@ -21,12 +21,17 @@ pub struct Rule {
     pub access: Access,
     /// Server-streaming RPCs get no default deadline (they stay open by design).
     pub streaming: bool,
+    /// Whether the service checks a tablet's credential itself, as part of the call's
+    /// own work (PlaceOrder: with the stock reservation, in the same read as the store's
+    /// other checks), so the edge does not ask the store separately first.
+    pub service_checks_tablet: bool,
 }
 
 const fn rule(access: Access) -> Rule {
     Rule {
         access,
         streaming: false,
+        service_checks_tablet: false,
     }
 }
 
@@ -34,6 +39,16 @@ const fn streaming(access: Access) -> Rule {
     Rule {
         access,
         streaming: true,
+        service_checks_tablet: false,
+    }
+}
+
+/// A tablet's call whose service checks the tablet's credential itself.
+const fn checked_by_service(access: Access) -> Rule {
+    Rule {
+        access,
+        streaming: false,
+        service_checks_tablet: true,
     }
 }
 
@@ -59,7 +74,10 @@ pub const POLICY: &[(&str, Rule)] = &[
     ("/pos.v1.StoreService/Restock", rule(Owner)),
     ("/pos.v1.StoreService/ListProductHistory", rule(Owner)),
     ("/pos.v1.StoreService/ListProducts", rule(OwnerOrDevice)),
-    ("/pos.v1.TradeService/PlaceOrder", rule(Device)),
+    (
+        "/pos.v1.TradeService/PlaceOrder",
+        checked_by_service(Device),
+    ),
     ("/pos.v1.TradeService/GetCurrentTrade", rule(Device)),
     ("/pos.v1.TradeService/WatchCurrentTrade", streaming(Device)),
     ("/pos.v1.TradeService/ListOpenTrades", rule(Owner)),
@@ -192,6 +210,27 @@ mod tests {
             Route::Infrastructure { .. }
         ));
         assert_eq!(route("/grpc.health.v1.Health/Watch"), Route::Unknown);
+    }
+
+    /// Leaving a tablet's credential to the service is a promise the service keeps (the
+    /// store checks PlaceOrder's tablet with its reservation): no other row may claim it,
+    /// and only a tablets-only RPC can, since its caller always has a credential.
+    #[test]
+    fn only_place_order_leaves_the_tablet_check_to_its_service() {
+        let left: Vec<(&str, Access)> = POLICY
+            .iter()
+            .filter(|(_, rule)| rule.service_checks_tablet)
+            .map(|(method, rule)| (*method, rule.access))
+            .collect();
+        assert_eq!(left, [("/pos.v1.TradeService/PlaceOrder", Access::Device)]);
+        assert!(matches!(
+            route("/pos.v1.TradeService/PlaceOrder"),
+            Route::Rpc { rule, .. } if rule.service_checks_tablet && !rule.streaming
+        ));
+        assert!(matches!(
+            route("/pos.v1.TradeService/GetCurrentTrade"),
+            Route::Rpc { rule, .. } if !rule.service_checks_tablet
+        ));
     }
 
     #[test]

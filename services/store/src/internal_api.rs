@@ -2,17 +2,18 @@
 //! settlement). Each RPC names the roles whose service tokens may call it; the edge never
 //! forwards these.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use pos_common::{
     ApiError, ApiResult, Reason,
-    auth::{Principal, internal_only},
+    auth::{DeviceCaller, DeviceCredential, Principal, internal_only, is_current},
     domain::{DeviceId, Grade, SettlementDay, StoreId, StoreName, StoreRequest, UserId},
     error::Violations,
 };
 use pos_proto::v1::{self as pb, store_internal_service_server::StoreInternalService};
 use pos_store_storage::{
-    Confirmed, MAX_CONFIRM_BATCH, OrderId, OrderLines, Released, Reserved, Shortage, StoreStorage,
+    Confirmed, MAX_CONFIRM_BATCH, MAX_RESERVE_BATCH, OrderId, OrderLines, Released, Reserved,
+    Shortage, StockRequest, StoreStorage,
 };
 use tonic::{Request, Response, Status};
 
@@ -36,6 +37,48 @@ pub struct StoreInternalApi {
 impl StoreInternalApi {
     pub fn new(storage: Arc<dyn StoreStorage>) -> Self {
         Self { storage }
+    }
+}
+
+impl StoreInternalApi {
+    /// Refuses (`TOKEN_REVOKED`) each order whose tablet's credential is not current:
+    /// one read for all of them.
+    async fn with_current_tablets(
+        &self,
+        orders: Vec<ApiResult<Wanted>>,
+    ) -> ApiResult<Vec<ApiResult<Wanted>>> {
+        let ids: Vec<DeviceId> = orders
+            .iter()
+            .filter_map(|wanted| wanted.as_ref().ok()?.tablet.as_ref())
+            .map(|tablet| tablet.device_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(orders);
+        }
+        let current: HashMap<(DeviceId, StoreId), DeviceCredential> = self
+            .storage
+            .devices_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|device| {
+                let credential = DeviceCredential {
+                    version: device.credential_version,
+                    revoked: device.revoked_at.is_some(),
+                };
+                ((device.id, device.store_id), credential)
+            })
+            .collect();
+        Ok(orders
+            .into_iter()
+            .map(|wanted| {
+                let wanted = wanted?;
+                if let Some(tablet) = &wanted.tablet {
+                    let credential = current.get(&(tablet.device_id, tablet.store_id)).copied();
+                    is_current(credential, tablet)?;
+                }
+                Ok(wanted)
+            })
+            .collect())
     }
 }
 
@@ -77,6 +120,68 @@ fn out_of_stock(short: &[Shortage]) -> ApiError {
     err
 }
 
+/// A ReserveStock request, checked: every bad field named at once.
+#[derive(Debug, Clone)]
+struct Wanted {
+    stock: StockRequest,
+    /// The ordering tablet, whose credential must be current.
+    tablet: Option<DeviceCaller>,
+}
+
+fn stock_request(body: &pb::ReserveStockRequest) -> ApiResult<Wanted> {
+    let mut violations = Violations::new();
+    let order = violations.check("order_id", OrderId::parse(&body.order_id));
+    let store = violations.check("store_id", StoreId::parse(body.store_id));
+    let raw: Vec<(i64, i64)> = body.lines.iter().map(|l| (l.product_id, l.count)).collect();
+    let lines = OrderLines::parse(&raw, &mut violations);
+    let tablet = body
+        .tablet
+        .as_ref()
+        .map(|tablet| violations.check("tablet.device_id", DeviceId::parse(tablet.device_id)));
+    violations.finish(|| {
+        let store = store?;
+        let tablet = match (tablet, &body.tablet) {
+            (Some(device), Some(given)) => Some(DeviceCaller {
+                store_id: store,
+                device_id: device?,
+                credential_version: given.credential_version,
+            }),
+            _ => None,
+        };
+        Some(Wanted {
+            stock: StockRequest {
+                order: order?,
+                store,
+                lines: lines?,
+            },
+            tablet,
+        })
+    })
+}
+
+/// The reservation ReserveStock answers, or the refusal it fails with.
+fn reservation_of(order: &OrderId, reserved: Reserved) -> ApiResult<pb::Reservation> {
+    let record = match reserved {
+        Reserved::Taken(record) | Reserved::Existing(record) => record,
+        Reserved::KeyReused => {
+            return Err(ApiError::new(
+                Reason::IdempotencyKeyReused,
+                "this order id was already used for a different reservation",
+            )
+            .with_metadata("order_id", order.as_str()));
+        }
+        Reserved::OutOfStock(short) => return Err(out_of_stock(&short)),
+        Reserved::ProductNotFound(product_id) => {
+            return Err(ApiError::new(
+                Reason::ProductNotFound,
+                format!("product {product_id} not found in this store"),
+            )
+            .with_metadata("product_id", product_id));
+        }
+    };
+    Ok(convert::reservation(record))
+}
+
 type RpcResult<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -114,36 +219,71 @@ impl StoreInternalService for StoreInternalApi {
         request: Request<pb::ReserveStockRequest>,
     ) -> RpcResult<pb::ReserveStockResponse> {
         caller(&request, MOVES_STOCK)?;
-        let body = request.get_ref();
-        let mut violations = Violations::new();
-        let order = violations.check("order_id", OrderId::parse(&body.order_id));
-        let store = violations.check("store_id", StoreId::parse(body.store_id));
-        let raw: Vec<(i64, i64)> = body.lines.iter().map(|l| (l.product_id, l.count)).collect();
-        let lines = OrderLines::parse(&raw, &mut violations);
-        let (order, store, lines) = violations.finish(|| Some((order?, store?, lines?)))?;
-        let record = match self.storage.reserve(&order, store, &lines).await? {
-            Reserved::Taken(record) | Reserved::Existing(record) => record,
-            Reserved::KeyReused => {
-                return Err(ApiError::new(
-                    Reason::IdempotencyKeyReused,
-                    "this order id was already used for a different reservation",
-                )
-                .with_metadata("order_id", order.as_str())
-                .into());
-            }
-            Reserved::OutOfStock(short) => return Err(out_of_stock(&short).into()),
-            Reserved::ProductNotFound(product_id) => {
-                return Err(ApiError::new(
-                    Reason::ProductNotFound,
-                    format!("product {product_id} not found in this store"),
-                )
-                .with_metadata("product_id", product_id)
-                .into());
-            }
-        };
+        let wanted = stock_request(request.get_ref())?;
+        let wanted = self
+            .with_current_tablets(vec![Ok(wanted)])
+            .await?
+            .pop()
+            .ok_or(ApiError::internal("a checked order went missing"))??;
+        let stock = &wanted.stock;
+        let reserved = self
+            .storage
+            .reserve(&stock.order, stock.store, &stock.lines)
+            .await?;
         Ok(Response::new(pb::ReserveStockResponse {
-            reservation: Some(convert::reservation(record)),
+            reservation: Some(reservation_of(&stock.order, reserved)?),
         }))
+    }
+
+    async fn reserve_stocks(
+        &self,
+        request: Request<pb::ReserveStocksRequest>,
+    ) -> RpcResult<pb::ReserveStocksResponse> {
+        caller(&request, MOVES_STOCK)?;
+        let orders = &request.get_ref().orders;
+        if orders.is_empty() || orders.len() > MAX_RESERVE_BATCH {
+            return Err(ApiError::invalid(
+                "orders",
+                format!("must hold 1 to {MAX_RESERVE_BATCH} orders"),
+            )
+            .into());
+        }
+        // Each order is answered on its own: a bad one is refused as ReserveStock would
+        // refuse it, and the others are reserved.
+        let parsed: Vec<ApiResult<Wanted>> = orders.iter().map(stock_request).collect();
+        let parsed = self.with_current_tablets(parsed).await?;
+        let valid: Vec<StockRequest> = parsed
+            .iter()
+            .filter_map(|wanted| wanted.as_ref().ok().map(|wanted| wanted.stock.clone()))
+            .collect();
+        let mut reserved = self.storage.reserve_many(&valid).await.into_iter();
+        let outcomes = parsed
+            .into_iter()
+            .map(|wanted| {
+                let answer = wanted.and_then(|wanted| {
+                    let outcome = reserved.next().ok_or(ApiError::internal(
+                        "the storage answered fewer reservations than it was asked",
+                    ))?;
+                    reservation_of(&wanted.stock.order, outcome?)
+                });
+                pb::ReserveStockOutcome {
+                    outcome: Some(match answer {
+                        Ok(reservation) => {
+                            pb::reserve_stock_outcome::Outcome::Reservation(reservation)
+                        }
+                        Err(refused) => {
+                            let status = Status::from(refused);
+                            pb::reserve_stock_outcome::Outcome::Refusal(pb::ReserveStockRefusal {
+                                code: status.code() as i32,
+                                message: status.message().to_string(),
+                                details: status.details().to_vec(),
+                            })
+                        }
+                    }),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ReserveStocksResponse { outcomes }))
     }
 
     async fn confirm_stock(

@@ -84,6 +84,10 @@ impl Default for StoreArgs {
     }
 }
 
+/// The largest answer StoreInternalService sends: a ReserveStocks batch of 200 orders of 100
+/// lines with 255-character names fits (the trade role decodes as much).
+pub const MAX_INTERNAL_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 pub struct StoreRole;
 
 #[async_trait]
@@ -162,7 +166,10 @@ impl Role for StoreRole {
             .add(
                 StoreInternalServiceServer::new(internal)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                    // Only the mesh's roles call it; a ReserveStocks answer for a batch of
+                    // large orders (snapshot lines with their names) may pass the public
+                    // limit.
+                    .max_encoding_message_size(MAX_INTERNAL_ANSWER_BYTES),
             );
         Ok(Served::Grpc { services, auth })
     }

@@ -98,9 +98,7 @@ impl TradeApi {
                 .with_metadata("actual_amount", actual));
             }
         };
-        self.watches
-            .announce(store_id, device_id, payment.trade_id)
-            .await;
+        self.watches.announce(store_id, device_id, payment.trade_id);
         let bill = self
             .storage
             .trade(store_id, payment.trade_id)
@@ -188,8 +186,7 @@ impl TradeService for TradeApi {
         let wanted = OrderRequest::parse(request.get_ref())?;
         let (order, trade) = self.ordering.place(tablet, &wanted).await?;
         self.watches
-            .announce(tablet.store_id, tablet.device_id, trade.id)
-            .await;
+            .announce(tablet.store_id, tablet.device_id, trade.id);
         Ok(Response::new(pb::PlaceOrderResponse {
             order: Some(convert::order(order)),
             trade: Some(convert::trade(trade, None)),

@@ -4,7 +4,9 @@
 //! an order reserves its stock there, is committed here, then confirms the reservation
 //! (Try-Confirm-Cancel, [`ordering`]).
 
+mod announcing;
 pub mod api;
+mod batching;
 mod confirming;
 mod convert;
 pub mod faults;

@@ -10,12 +10,16 @@ use pos_proto::v1::{
     self as pb, ReservationStatus, store_internal_service_client::StoreInternalServiceClient,
 };
 use pos_trade_storage::OrderId;
-use tonic::Status;
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 /// Reasons of the store's refusals a tablet is told as they are: they are about its
-/// order (what is short, which product is unknown), not about the mesh.
-const REFUSALS_FOR_THE_CALLER: [Reason; 2] = [Reason::OutOfStock, Reason::ProductNotFound];
+/// order (what is short, which product is unknown) or its credential, not about the mesh.
+const REFUSALS_FOR_THE_CALLER: [Reason; 3] = [
+    Reason::OutOfStock,
+    Reason::ProductNotFound,
+    Reason::TokenRevoked,
+];
 
 /// Why the store did not reserve.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,10 @@ pub enum ReserveError {
     Failed(#[source] ApiError),
 }
 
+/// The largest answer taken from the store: a ReserveStocks batch of up to 200 large
+/// orders (the store role encodes up to as much).
+const MAX_STORE_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct StoreStock {
     client: StoreInternalServiceClient<WithServiceToken<Peer>>,
@@ -45,50 +53,76 @@ fn reason(status: &Status) -> String {
         .unwrap_or_default()
 }
 
+/// One order's answer in a ReserveStocks call, as ReserveStock would have answered it.
+fn outcome(answer: pb::ReserveStockOutcome) -> Result<pb::Reservation, ReserveError> {
+    match answer.outcome {
+        Some(pb::reserve_stock_outcome::Outcome::Reservation(reservation)) => Ok(reservation),
+        Some(pb::reserve_stock_outcome::Outcome::Refusal(refusal)) => {
+            Err(refused(Status::with_details(
+                Code::from_i32(refusal.code),
+                refusal.message,
+                refusal.details.into(),
+            )))
+        }
+        None => Err(ReserveError::Failed(ApiError::internal(
+            "the store answered neither a reservation nor a refusal",
+        ))),
+    }
+}
+
+/// Sorts a refusal of the store: passed on, a reused key, or the store's failure.
+fn refused(status: Status) -> ReserveError {
+    let why = reason(&status);
+    if REFUSALS_FOR_THE_CALLER
+        .iter()
+        .any(|refusal| refusal.as_str() == why)
+    {
+        ReserveError::Refused(status)
+    } else if why == Reason::IdempotencyKeyReused.as_str() {
+        ReserveError::KeyReused
+    } else {
+        ReserveError::Failed(call_failure("store", status))
+    }
+}
+
 impl StoreStock {
     pub fn new(store: Peer, credential: &ServiceCredential) -> Self {
         Self {
-            client: StoreInternalServiceClient::new(with_service_token(store, credential)),
+            client: StoreInternalServiceClient::new(with_service_token(store, credential))
+                .max_decoding_message_size(MAX_STORE_ANSWER_BYTES),
         }
     }
 
-    /// Takes the stock of `lines` (merged, in product id order) for the order.
-    pub async fn reserve(
+    /// Takes the stock of each order's lines (merged, in product id order) in one call:
+    /// one answer per order, in order. A call that fails as a whole fails every order.
+    pub async fn reserve_many(
         &self,
-        order: &OrderId,
-        store_id: i64,
-        lines: &[(i64, i64)],
-    ) -> Result<pb::Reservation, ReserveError> {
+        orders: Vec<pb::ReserveStockRequest>,
+    ) -> Vec<Result<pb::Reservation, ReserveError>> {
+        let count = orders.len();
         let answer = self
             .client
             .clone()
-            .reserve_stock(pb::ReserveStockRequest {
-                order_id: order.as_str().to_string(),
-                store_id,
-                lines: lines
-                    .iter()
-                    .map(|&(product_id, count)| pb::StockRequestLine { product_id, count })
-                    .collect(),
-            })
+            .reserve_stocks(pb::ReserveStocksRequest { orders })
             .await;
-        match answer {
-            Ok(response) => response.into_inner().reservation.ok_or_else(|| {
-                ReserveError::Failed(ApiError::internal("the store answered no reservation"))
-            }),
+        let outcomes = match answer {
+            Ok(response) => response.into_inner().outcomes,
             Err(status) => {
-                let why = reason(&status);
-                if REFUSALS_FOR_THE_CALLER
-                    .iter()
-                    .any(|refusal| refusal.as_str() == why)
-                {
-                    Err(ReserveError::Refused(status))
-                } else if why == Reason::IdempotencyKeyReused.as_str() {
-                    Err(ReserveError::KeyReused)
-                } else {
-                    Err(ReserveError::Failed(call_failure("store", status)))
-                }
+                return (0..count)
+                    .map(|_| Err(ReserveError::Failed(call_failure("store", status.clone()))))
+                    .collect();
             }
+        };
+        if outcomes.len() != count {
+            return (0..count)
+                .map(|_| {
+                    Err(ReserveError::Failed(ApiError::internal(
+                        "the store answered another number of reservations than it was asked",
+                    )))
+                })
+                .collect();
         }
+        outcomes.into_iter().map(outcome).collect()
     }
 
     /// Makes many orders' reservations final at once; the answer names those that could

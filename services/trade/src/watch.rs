@@ -33,7 +33,7 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::{StreamExt, wrappers::ReceiverStream};
 use tonic::{Status, codegen::BoxStream};
 
-use crate::convert;
+use crate::{announcing::Announcements, convert};
 
 /// How often an idle watcher checks that its caller's token would still be let in.
 pub const CREDENTIAL_RECHECK: Duration = Duration::from_secs(3);
@@ -83,6 +83,7 @@ pub struct Watches {
     auth: Authenticator,
     clock: SharedClock,
     stopping: Stopping,
+    announcements: Announcements,
 }
 
 impl Watches {
@@ -95,6 +96,7 @@ impl Watches {
     ) -> Self {
         Self {
             storage,
+            announcements: Announcements::start(bus.clone()),
             bus,
             auth,
             clock,
@@ -102,16 +104,10 @@ impl Watches {
         }
     }
 
-    /// Tells every watcher of the tablet's bill and of its store that the bill changed.
-    /// The change is already committed: a bus that is down must not fail the call, and
-    /// watchers catch up on their next event or reconnection.
-    pub async fn announce(&self, store: StoreId, device: DeviceId, trade: TradeId) {
-        let payload = trade.to_string();
-        for topic in [bill_topic(device), store_topic(store)] {
-            if let Err(err) = self.bus.publish(&topic, payload.as_bytes()).await {
-                tracing::warn!(%topic, error = %err, "a bill changed but watchers were not told");
-            }
-        }
+    /// Tells every watcher of the tablet's bill and of its store that the bill changed
+    /// (behind the caller's answer, see [`Announcements`]).
+    pub fn announce(&self, store: StoreId, device: DeviceId, trade: TradeId) {
+        self.announcements.bill_changed(store, device, trade);
     }
 
     /// The tablet's bill now, then after every change.

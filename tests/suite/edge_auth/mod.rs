@@ -348,6 +348,7 @@ async fn internal_and_unknown_methods_are_never_forwarded(engine: Engine) {
         (
             "/pos.v1.StoreInternalService/ReserveStock",
             pb::ReserveStockRequest {
+                tablet: None,
                 order_id: "smuggled".into(),
                 store_id: world.store_a.id,
                 lines: vec![pb::StockRequestLine {

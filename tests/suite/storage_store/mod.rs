@@ -8,6 +8,7 @@ mod migration;
 mod pages;
 mod reconcile;
 mod reservations;
+mod reserve_batches;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use pos_common::{
 };
 use pos_store::storage::{
     Amount, Category, Created, NewProduct, OrderId, OrderLines, Page, Product, ProductFilter,
-    ProductLimit, ProductName, Store, StoreStorage,
+    ProductLimit, ProductName, Reservation, Store, StoreStorage,
 };
 
 use crate::support::{Engine, TestDb};
@@ -137,4 +138,21 @@ pub fn lines(raw: &[(ProductId, i64)]) -> OrderLines {
     let pairs: Vec<(i64, i64)> = raw.iter().map(|(p, c)| (p.get(), *c)).collect();
     let mut violations = Violations::new();
     OrderLines::parse(&pairs, &mut violations).expect("valid lines")
+}
+
+/// (product, name, category, unit price, count) of each line, as the order keeps them.
+pub fn snapshot(reservation: &Reservation) -> Vec<(ProductId, &str, Category, i64, i64)> {
+    reservation
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.product_id,
+                l.product_name.as_str(),
+                l.category,
+                l.unit_price,
+                l.count,
+            )
+        })
+        .collect()
 }

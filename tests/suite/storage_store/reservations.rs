@@ -6,7 +6,7 @@ use pos_store::storage::{
     Amount, Category, Confirmed, ProductChange, Released, ReservationStatus, Reserved, Shortage,
 };
 
-use super::{Fixture, lines, order};
+use super::{Fixture, lines, order, snapshot};
 use crate::support::Engine;
 
 crate::on_both_engines!(
@@ -41,21 +41,8 @@ async fn reserving_takes_stock_and_keeps_the_product_as_ordered(engine: Engine) 
     };
     assert_eq!(taken.status, ReservationStatus::Reserved);
     assert_eq!(taken.store_id, Some(store));
-    let snapshot: Vec<(ProductId, &str, Category, i64, i64)> = taken
-        .lines
-        .iter()
-        .map(|l| {
-            (
-                l.product_id,
-                l.product_name.as_str(),
-                l.category,
-                l.unit_price,
-                l.count,
-            )
-        })
-        .collect();
     assert_eq!(
-        snapshot,
+        snapshot(&taken),
         [
             (kimchi, "Kimchi", Category::SubMenu, 500, 5),
             (sikhye, "Sikhye", Category::Drink, 300, 1)

@@ -1,6 +1,7 @@
 //! The contract of `TradeStorage`: the same cases against the PostgreSQL and the SQLite
 //! implementation, straight through the trait.
 
+mod batches;
 mod orders;
 mod payments;
 mod reads;

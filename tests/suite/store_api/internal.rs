@@ -4,7 +4,7 @@ use pos_common::domain::UserId;
 use pos_proto::v1::{self as pb, PosGrade, ProductCategory, ReservationStatus};
 use tonic::Code;
 
-use super::{line, reserve};
+use super::{line, reserve, reserved_lines};
 use crate::support::{Engine, app::TestApp, assert_error, violated_fields};
 
 crate::on_both_engines!(
@@ -24,6 +24,7 @@ async fn internal_rpcs_answer_only_the_roles_named_for_them(engine: Engine) {
         .new_product(&owner, "P", ProductCategory::MainMenu, 100, 10)
         .await;
     let reserve_request = || pb::ReserveStockRequest {
+        tablet: None,
         order_id: "o".into(),
         store_id: store.id,
         lines: vec![line(p.id, 1)],
@@ -293,21 +294,8 @@ async fn reservations_on_the_wire(engine: Engine) {
     .await
     .expect("reserve");
     assert_eq!(first.status, ReservationStatus::Reserved as i32);
-    let lines: Vec<(i64, &str, i32, i64, i64)> = first
-        .lines
-        .iter()
-        .map(|l| {
-            (
-                l.product_id,
-                l.product_name.as_str(),
-                l.category,
-                l.unit_price,
-                l.count,
-            )
-        })
-        .collect();
     assert_eq!(
-        lines,
+        reserved_lines(&first),
         [
             (
                 plenty.id,

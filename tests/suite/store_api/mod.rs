@@ -6,10 +6,28 @@ mod catalog;
 mod internal;
 mod names;
 mod pages;
+mod reserve_stocks;
 
 use pos_proto::v1 as pb;
 
 use crate::support::app::TestApp;
+
+/// (product, name, category, unit price, count) of each reserved line.
+pub fn reserved_lines(reservation: &pb::Reservation) -> Vec<(i64, &str, i32, i64, i64)> {
+    reservation
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.product_id,
+                l.product_name.as_str(),
+                l.category,
+                l.unit_price,
+                l.count,
+            )
+        })
+        .collect()
+}
 
 pub fn line(product_id: i64, count: i64) -> pb::StockRequestLine {
     pb::StockRequestLine { product_id, count }
@@ -39,6 +57,7 @@ pub async fn reserve(
 ) -> Result<pb::Reservation, tonic::Status> {
     app.trade()
         .reserve_stock(pb::ReserveStockRequest {
+            tablet: None,
             order_id: order_id.to_string(),
             store_id,
             lines,

@@ -55,6 +55,7 @@ async fn stale_reservations_are_settled_with_the_trade_role(engine: Engine) {
         store
             .reserve_stock(crate::support::with_bearer(
                 pb::ReserveStockRequest {
+                    tablet: None,
                     order_id: id.into(),
                     store_id: shop.store_id,
                     lines: vec![pb::StockRequestLine {

@@ -1,7 +1,9 @@
 //! Turns a bearer token into a [`Principal`]. Three checks, each of which can run once per
 //! call: the signature (cheap after the first time, see [`KeyCache`]), the deny-list of
 //! revoked logins (one lookup in the shared state), and a tablet's current credential
-//! (asked of the store role). The edge runs all three; a service behind the edge only
+//! (asked of the store role). The edge runs all three (the tablet check not for the RPCs
+//! whose policy leaves it to the service: PlaceOrder, checked with its stock
+//! reservation, so a handler must never act on a tablet before that); a service behind the edge only
 //! re-verifies the signature when the edge vouches for the call (see
 //! [`EDGE_ATTESTATION`]), and runs all three for calls that did not come through it.
 

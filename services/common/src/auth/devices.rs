@@ -1,6 +1,7 @@
 //! Whether a tablet's token is still its current credential. The store role answers
 //! from its own table; every other role (and the edge) asks the store role's internal
-//! API. Each call is checked once, where it is served or at the edge, never both.
+//! API. Each call is checked once, where it is served or at the edge — or, for
+//! PlaceOrder, by the store with the order's stock reservation.
 
 use async_trait::async_trait;
 use pos_proto::v1::{
@@ -40,10 +41,16 @@ pub async fn check_device(
     credentials: &dyn DeviceCredentials,
     caller: &DeviceCaller,
 ) -> ApiResult<()> {
-    match credentials
+    let current = credentials
         .current(caller.store_id, caller.device_id)
-        .await?
-    {
+        .await?;
+    is_current(current, caller)
+}
+
+/// `TOKEN_REVOKED` unless `current` (the tablet's credential in the caller's store, `None`
+/// when it has no such tablet) is the one the caller's token carries, unrevoked.
+pub fn is_current(current: Option<DeviceCredential>, caller: &DeviceCaller) -> ApiResult<()> {
+    match current {
         Some(current) if !current.revoked && current.version == caller.credential_version => Ok(()),
         _ => Err(ApiError::new(
             Reason::TokenRevoked,

@@ -143,6 +143,18 @@ impl EventBus for RedisBus {
         Ok(())
     }
 
+    async fn publish_all(&self, messages: &[(String, Vec<u8>)]) -> Result<(), EventError> {
+        let mut pipeline = redis::pipe();
+        for (topic, payload) in messages {
+            pipeline.publish(self.channel(topic), payload).ignore();
+        }
+        let mut publisher = self.publisher.clone();
+        pipeline
+            .query_async::<()>(&mut publisher)
+            .await
+            .map_err(EventError::Unavailable)
+    }
+
     async fn subscribe(&self, topic: &str) -> Result<Events, EventError> {
         let channel = self.channel(topic);
         let mut hub = self.hub.lock().await;

@@ -2,8 +2,9 @@
 //! be valid, as the services would insist too); any other RPC needs a valid, unrevoked
 //! token of a role its policy row allows. [`CurrentDevice`] then checks, after rate
 //! limiting, that a tablet's credential is still current (that costs a call to the
-//! store), for every call with a tablet token. The roles behind the edge do neither
-//! check again (see [`pos_common::auth::EDGE_ATTESTATION`]).
+//! store), for every call with a tablet token whose policy row does not leave that to
+//! the service (PlaceOrder: the store checks it with the reservation). The roles behind
+//! the edge do neither check again (see [`pos_common::auth::EDGE_ATTESTATION`]).
 //!
 //! A call whose token proves no one (missing where needed, forged, expired, revoked), or
 //! whose caller may not make it, is charged to its address by the rate limit before it
@@ -125,7 +126,14 @@ impl CurrentDevice {
 impl Gate for CurrentDevice {
     async fn check(&self, request: &mut http::Request<Body>) -> Result<(), Status> {
         // Every call that carries a tablet token, public RPCs too: a token that is sent must
-        // be current, and the edge's attestation then vouches for every check it names.
+        // be current, and the edge's attestation then vouches for every check it names —
+        // except where the policy leaves the check to the service, which makes it with
+        // the call's own work (PlaceOrder's reservation).
+        if let Some(Route::Rpc { rule, .. }) = request.extensions().get::<Route>()
+            && rule.service_checks_tablet
+        {
+            return Ok(());
+        }
         if let Some(principal) = request.extensions().get::<Principal>() {
             self.auth.check_device(principal).await?;
         }

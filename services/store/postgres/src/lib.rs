@@ -11,6 +11,7 @@
 //! build does not know (one added by a newer migration) is an error, never a default.
 
 mod reservations;
+mod reserve_batch;
 mod rows;
 
 use async_trait::async_trait;
@@ -170,6 +171,21 @@ impl StoreStorage for PgStoreStorage {
         .fetch_optional(&self.pool)
         .await?
         .map(DeviceRow::decode))
+    }
+
+    async fn devices_by_id(&self, devices: &[DeviceId]) -> StorageResult<Vec<Device>> {
+        let ids: Vec<i64> = devices.iter().map(|id| id.get()).collect();
+        Ok(sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE id = ANY($1)",
+            &ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(DeviceRow::decode)
+        .collect())
     }
 
     async fn rotate_device_credential(
@@ -430,6 +446,13 @@ impl StoreStorage for PgStoreStorage {
         lines: &pos_store_storage::OrderLines,
     ) -> StorageResult<pos_store_storage::Reserved> {
         reservations::reserve(&self.pool, self.now(), order, store, lines).await
+    }
+
+    async fn reserve_many(
+        &self,
+        requests: &[pos_store_storage::StockRequest],
+    ) -> Vec<StorageResult<pos_store_storage::Reserved>> {
+        reserve_batch::reserve_many(&self.pool, self.now(), requests).await
     }
 
     async fn confirm(

@@ -20,7 +20,7 @@ use pos_common::{
 use pos_store_storage::{
     Confirmed, ConfirmedMany, Created, Device, HistoryEntry, NewProduct, OrderId, OrderLines, Page,
     Product, ProductChange, ProductFilter, ProductLimit, Released, Reservation, Reserved,
-    StorageResult, Store, StoreStorage,
+    StockRequest, StorageResult, Store, StoreStorage,
 };
 use sqlx::{SqlitePool, migrate::Migrator};
 
@@ -176,6 +176,22 @@ impl StoreStorage for SqliteStoreStorage {
         .await?
         .map(DeviceRow::decode)
         .transpose()
+    }
+
+    async fn devices_by_id(&self, devices: &[DeviceId]) -> StorageResult<Vec<Device>> {
+        let ids = serde_json::to_string(&devices.iter().map(|id| id.get()).collect::<Vec<_>>())
+            .map_err(|_| StorageError::Inconsistent("device ids do not encode as JSON"))?;
+        sqlx::query_as!(
+            DeviceRow,
+            "SELECT id, store_id, label, credential_version, revoked_at, created_at
+             FROM devices WHERE id IN (SELECT value FROM json_each(?1))",
+            ids,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(DeviceRow::decode)
+        .collect()
     }
 
     async fn rotate_device_credential(
@@ -416,6 +432,10 @@ impl StoreStorage for SqliteStoreStorage {
         lines: &OrderLines,
     ) -> StorageResult<Reserved> {
         reservations::reserve(&self.pool, self.now(), order, store, lines).await
+    }
+
+    async fn reserve_many(&self, requests: &[StockRequest]) -> Vec<StorageResult<Reserved>> {
+        reservations::reserve_many(&self.pool, self.now(), requests).await
     }
 
     async fn confirm(&self, order: &OrderId) -> StorageResult<Confirmed> {

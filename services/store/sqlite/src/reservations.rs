@@ -10,10 +10,10 @@ use pos_common::{
 };
 use pos_store_storage::{
     Confirmed, ConfirmedMany, OrderId, OrderLines, Released, Reservation, ReservationStatus,
-    Reserved, StorageResult,
+    Reserved, StockRequest, StorageResult,
     stored::{self, StoredLine},
 };
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 /// Store id of a tombstone (a release recorded before any reservation of its order id).
 const TOMBSTONE_STORE: i64 = 0;
@@ -25,9 +25,64 @@ pub async fn reserve(
     store: StoreId,
     lines: &OrderLines,
 ) -> StorageResult<Reserved> {
+    let mut conn = pool.acquire().await?;
+    reserve_on(&mut conn, now, order, store, lines).await
+}
+
+/// Many orders in one write transaction, each in a savepoint of its own (so a refused
+/// order changes nothing), in turn: one commit for the lot instead of one per order. A
+/// failure (not a refusal) anywhere rolls the lot back and the orders are reserved one
+/// by one, each answered on its own.
+pub async fn reserve_many(
+    pool: &SqlitePool,
+    now: i64,
+    requests: &[StockRequest],
+) -> Vec<StorageResult<Reserved>> {
+    match together(pool, now, requests).await {
+        Ok(answers) => answers.into_iter().map(Ok).collect(),
+        Err(err) => {
+            tracing::debug!(
+                error = %err,
+                orders = requests.len(),
+                "reserving a batch together failed; reserving its orders one by one"
+            );
+            let mut answers = Vec::with_capacity(requests.len());
+            for request in requests {
+                answers
+                    .push(reserve(pool, now, &request.order, request.store, &request.lines).await);
+            }
+            answers
+        }
+    }
+}
+
+async fn together(
+    pool: &SqlitePool,
+    now: i64,
+    requests: &[StockRequest],
+) -> StorageResult<Vec<Reserved>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut answers = Vec::with_capacity(requests.len());
+    for request in requests {
+        answers
+            .push(reserve_on(&mut tx, now, &request.order, request.store, &request.lines).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// One order's reservation in a transaction of its own — a savepoint when `conn` is
+/// already in one.
+async fn reserve_on(
+    conn: &mut SqliteConnection,
+    now: i64,
+    order: &OrderId,
+    store: StoreId,
+    lines: &OrderLines,
+) -> StorageResult<Reserved> {
     let order_id = order.as_str();
     let store_id = store.get();
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let claimed = sqlx::query!(
         "INSERT INTO stock_reservations (order_id, store_id, status, created_at, updated_at)
          VALUES (?1, ?2, 'RESERVED', ?3, ?3) ON CONFLICT (order_id) DO NOTHING",

@@ -31,8 +31,8 @@ pub use model::{
     ProductFilter, ProductLimit, ProductName, Store,
 };
 pub use reservations::{
-    Confirmed, ConfirmedMany, MAX_CONFIRM_BATCH, OrderId, OrderLine, OrderLines, Released,
-    Reservation, ReservationStatus, Reserved, ReservedLine, Shortage,
+    Confirmed, ConfirmedMany, MAX_CONFIRM_BATCH, MAX_RESERVE_BATCH, OrderId, OrderLine, OrderLines,
+    Released, Reservation, ReservationStatus, Reserved, ReservedLine, Shortage, StockRequest,
 };
 
 pub type StorageResult<T> = Result<T, StorageError>;
@@ -66,6 +66,10 @@ pub trait StoreStorage: Send + Sync + 'static {
     async fn devices_page(&self, store: StoreId, page: Page) -> StorageResult<Vec<Device>>;
 
     async fn device(&self, store: StoreId, device: DeviceId) -> StorageResult<Option<Device>>;
+
+    /// The tablets with these ids, whatever their store, in one read (ids not found are
+    /// left out): the credentials of a batch of orders' tablets.
+    async fn devices_by_id(&self, devices: &[DeviceId]) -> StorageResult<Vec<Device>>;
 
     /// Bumps the tablet's credential version so every token issued before stops
     /// working; `revoke` leaves it revoked until the next rotation.
@@ -135,6 +139,22 @@ pub trait StoreStorage: Send + Sync + 'static {
         store: StoreId,
         lines: &OrderLines,
     ) -> StorageResult<Reserved>;
+
+    /// Reserves many orders, answering for each what [`reserve`](Self::reserve) would,
+    /// called for each in turn: each order all or nothing on its own, one order's refusal
+    /// or failure changing nothing of another's. An engine may reserve them together (a
+    /// constant number of statements and one commit for the lot); this default reserves
+    /// them one by one. At most [`MAX_RESERVE_BATCH`] (a caller's promise).
+    async fn reserve_many(&self, requests: &[StockRequest]) -> Vec<StorageResult<Reserved>> {
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(
+                self.reserve(&request.order, request.store, &request.lines)
+                    .await,
+            );
+        }
+        outcomes
+    }
 
     /// Makes a reservation final.
     async fn confirm(&self, order: &OrderId) -> StorageResult<Confirmed>;

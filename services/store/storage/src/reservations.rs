@@ -102,6 +102,17 @@ pub enum Confirmed {
     NotFound,
 }
 
+/// One order's stock request, as [`crate::StoreStorage::reserve_many`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRequest {
+    pub order: OrderId,
+    pub store: StoreId,
+    pub lines: OrderLines,
+}
+
+/// The most orders one `reserve_many` (and one ReserveStocks call) reserves.
+pub const MAX_RESERVE_BATCH: usize = 1_000;
+
 /// The most reservations one `confirm_many` (and one ConfirmStocks call) confirms.
 pub const MAX_CONFIRM_BATCH: usize = 1_000;
 

@@ -5,11 +5,13 @@
 //!
 //! Locking: committing an order and paying both lock the device's open bill (`FOR
 //! UPDATE`) first, so each sees the other whole or not at all; the partial unique index
-//! on open bills settles racing first orders.
+//! on open bills settles racing first orders. A batch of orders commits together in one
+//! transaction that takes the same locks in one global order (`batch`).
 //!
 //! Enum columns are read as text and decoded by the domain's own names, so a value this
 //! build does not know (one added by a newer migration) is an error, never a default.
 
+mod batch;
 mod orders;
 mod payments;
 mod rows;
@@ -116,6 +118,20 @@ impl TradeStorage for PgTradeStorage {
             }
         }
         Err(races_lost())
+    }
+
+    /// The batch's plain orders in one transaction (see `batch`), then the rest one by
+    /// one, in the slice's order.
+    async fn commit_orders(&self, orders: &[NewOrder]) -> Vec<StorageResult<Committed>> {
+        let together = batch::commit_together(&self.pool, || self.now(), orders).await;
+        let mut answers = Vec::with_capacity(orders.len());
+        for (order, answered) in orders.iter().zip(together) {
+            answers.push(match answered {
+                Some(committed) => Ok(committed),
+                None => self.commit_order(order).await,
+            });
+        }
+        answers
     }
 
     async fn settle_order(&self, order: &OrderId) -> StorageResult<bool> {

@@ -21,7 +21,7 @@ use crate::rows::{BillRow, TradeRow};
 /// the other happened: that read must see what committed while the lock was awaited,
 /// which READ COMMITTED guarantees and a snapshot taken earlier (REPEATABLE READ or
 /// SERIALIZABLE, were either the database's default) would not.
-const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+pub(crate) const READ_COMMITTED: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// What one try at committing came to: `None` when it lost a race and must be tried again.
 type Attempt = Option<Committed>;

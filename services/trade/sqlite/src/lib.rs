@@ -5,8 +5,10 @@
 //!
 //! SQLite runs one writer at a time: committing an order and paying start with `BEGIN
 //! IMMEDIATE`, taking the write lock before they read, so each sees every write before
-//! it whole and none can slip in between its read and its write.
+//! it whole and none can slip in between its read and its write. A batch of orders
+//! commits in one such transaction, each order in a savepoint of its own.
 
+mod batch;
 mod orders;
 mod payments;
 mod rows;
@@ -98,6 +100,11 @@ impl SqliteTradeStorage {
 impl TradeStorage for SqliteTradeStorage {
     async fn commit_order(&self, order: &NewOrder) -> StorageResult<Committed> {
         orders::commit(&self.pool, || self.now(), order).await
+    }
+
+    /// The whole batch in one write transaction, each order in a savepoint (see `batch`).
+    async fn commit_orders(&self, orders: &[NewOrder]) -> Vec<StorageResult<Committed>> {
+        batch::commit_all(&self.pool, || self.now(), orders).await
     }
 
     async fn settle_order(&self, order: &OrderId) -> StorageResult<bool> {

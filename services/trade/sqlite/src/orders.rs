@@ -12,14 +12,32 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use crate::rows::{BillRow, TradeRow};
 
+/// Commits one order in a write transaction of its own.
 pub async fn commit(
     pool: &SqlitePool,
     now: impl Fn() -> chrono::DateTime<chrono::Utc>,
     order: &NewOrder,
 ) -> StorageResult<Committed> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let committed = commit_in(&mut tx, now, order).await?;
+    if matches!(committed, Committed::Placed { .. }) {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(committed)
+}
+
+/// Commits one order inside the write transaction `conn` holds (`BEGIN IMMEDIATE`), which
+/// the caller commits when the order is placed and rolls back otherwise: every other
+/// answer is reached before anything is written.
+pub async fn commit_in(
+    conn: &mut SqliteConnection,
+    now: impl Fn() -> chrono::DateTime<chrono::Utc>,
+    order: &NewOrder,
+) -> StorageResult<Committed> {
     let (device_id, store_id) = (order.device_id.get(), order.store_id.get());
     let (key, order_id) = (order.idempotency_key.as_str(), order.order_id.as_str());
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     // Given up for good, or committed before: the key's own commit first (a retry may
     // bring a new order id), then the order id's. One statement.
     let seen = sqlx::query!(
@@ -38,35 +56,32 @@ pub async fn commit(
         key,
         order_id,
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?;
     if seen.abandoned {
-        tx.rollback().await?;
         return Ok(Committed::Abandoned);
     }
     if let (Some(earlier_id), Some(earlier_device), Some(fingerprint)) =
         (seen.id, seen.device_id, seen.fingerprint)
     {
         let verdict = if stored::is_retry(order, earlier_device, &fingerprint) {
-            match read_order(&mut tx, &OrderId::from_stored(earlier_id)).await? {
+            match read_order(&mut *conn, &OrderId::from_stored(earlier_id)).await? {
                 Some((order, trade)) => Committed::Existing { order, trade },
                 None => Committed::KeyReused,
             }
         } else {
             Committed::KeyReused
         };
-        tx.rollback().await?;
         return Ok(verdict);
     }
     let Some(total) = order.total() else {
-        tx.rollback().await?;
         return Ok(Committed::Overflow);
     };
     let open = sqlx::query!(
         "SELECT id, amount, line_count FROM trades WHERE device_id = ?1 AND status = 'OPEN'",
         device_id,
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut *conn)
     .await?;
     let at = now();
     let at_millis = to_millis(at);
@@ -76,7 +91,6 @@ pub async fn commit(
             if let Some(refused) =
                 stored::open_bill_refuses(open.amount, open.line_count, order, total)
             {
-                tx.rollback().await?;
                 return Ok(refused);
             }
             open.id
@@ -90,7 +104,7 @@ pub async fn commit(
                 device_id,
                 at_millis,
             )
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?
         }
     };
@@ -108,7 +122,7 @@ pub async fn commit(
         fingerprint,
         at_millis,
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let lines = serde_json::to_string(
         &order
@@ -137,7 +151,7 @@ pub async fn commit(
         order_id,
         lines,
     )
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?
     .rows_affected();
     if recorded != order.lines().len() as u64 {
@@ -155,10 +169,9 @@ pub async fn commit(
         total,
         line_count,
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut *conn)
     .await?
     .decode()?;
-    tx.commit().await?;
     Ok(Committed::Placed {
         order: Order {
             id: order.order_id.clone(),

@@ -46,6 +46,19 @@ pub trait TradeStorage: Send + Sync + 'static {
     /// lines and adds its total to the bill.
     async fn commit_order(&self, order: &NewOrder) -> StorageResult<Committed>;
 
+    /// Commits many orders, answering for each what [`Self::commit_order`] would have,
+    /// called for each in turn: each order is atomic on its own (one order's failure
+    /// changes nothing of another's), and orders of one device are added to its bill in
+    /// the slice's order. An engine may commit them together (fewer statements and commits
+    /// per order); this default commits them one by one.
+    async fn commit_orders(&self, orders: &[NewOrder]) -> Vec<StorageResult<Committed>> {
+        let mut outcomes = Vec::with_capacity(orders.len());
+        for order in orders {
+            outcomes.push(self.commit_order(order).await);
+        }
+        outcomes
+    }
+
     /// Whether the order was committed. When it was not, it never will be: the id is
     /// given up, and a commit of it still in flight or arriving later is
     /// [`Committed::Abandoned`]. The stock reconciler asks this before it gives a
