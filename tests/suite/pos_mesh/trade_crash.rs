@@ -43,7 +43,10 @@ const ACKED_BEFORE_KILL: usize = 3 * TABLETS;
 /// ... and after trade is back (the mesh serves orders again).
 const ACKED_AFTER_RESTART: usize = 2 * TABLETS;
 /// Kills in a row that may each miss every order mid-flight before the test gives up.
-const MAX_KILLS: usize = 3;
+/// A kill misses when the reservations seen pending are all confirmed in the moment
+/// between the look and the signal and no new one is taken meanwhile: on a loaded machine
+/// that happens now and then (CI once saw three misses in a row), so the test tries often.
+const MAX_KILLS: usize = 10;
 /// How long trade stays dead: the burst's calls meanwhile fail.
 const DOWNTIME: Duration = Duration::from_millis(500);
 /// A bound on each tablet's loop, far above what the test waits for, so that no bill
@@ -279,6 +282,14 @@ async fn trade_killed_mid_burst_leaves_stock_and_bills_agreeing(engine: Engine) 
             "{kills} kills in a row left no order half done"
         );
         trade = role("trade", &trade_addr, &trade_settings).await;
+        // Hunt again only once the burst is back in full swing: right after the restart
+        // the tablets trickle back from their failures, and a lone order's reservation is
+        // confirmed too soon to be caught.
+        let acked_at_restart = log.acked();
+        wait_until("orders are placed again after a missed kill", async || {
+            log.acked() >= acked_at_restart + TABLETS
+        })
+        .await;
     };
     let acked_before_kill = log.acked();
     let failed_before_kill = log.failed.load(Ordering::SeqCst);
