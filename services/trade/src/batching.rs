@@ -14,7 +14,8 @@ use std::{future::Future, sync::Arc};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// The batcher's task is gone (the role is stopping), or a batch ended without answering
-/// this call (it panicked): the call's outcome is unknown.
+/// this call (it panicked, or ran past its deadline): the call's outcome is unknown — its
+/// batch may have done the work, which a retry of the same request then finds.
 #[derive(Debug, thiserror::Error)]
 #[error("the {0} batch ended without answering this call")]
 pub struct BatchLost(pub &'static str);
@@ -91,6 +92,9 @@ async fn gather<T: Send + 'static, R: Send + 'static>(
     mut pending: mpsc::Receiver<(T, oneshot::Sender<R>)>,
     run: impl BatchRun<T, R>,
 ) {
+    // Shared with each batch's task, where it is called: a batch that panics while being
+    // built loses its own calls, not the batcher.
+    let run = Arc::new(run);
     let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
     let max_batch = limits.max_batch.max(1);
     let mut batch = Vec::with_capacity(max_batch);
@@ -111,8 +115,9 @@ async fn gather<T: Send + 'static, R: Send + 'static>(
         let (items, answers): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
         let name = limits.name;
         let deadline = limits.deadline;
-        let running = run(items);
+        let run = run.clone();
         tokio::spawn(async move {
+            let running = run(items);
             let started = std::time::Instant::now();
             let size = answers.len();
             // A batch that hangs (a peer or the database stuck) would hold its slot and

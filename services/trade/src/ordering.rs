@@ -269,8 +269,9 @@ impl Ordering {
                 .into());
             }
         };
-        // Lost with its batch (a panic, or the role stopping): whether it committed is
-        // unknown, so the reservation stays for a retry or the reconciler to settle.
+        // Lost with its batch (a panic, its deadline, or the role stopping): whether it
+        // committed is unknown, so the reservation stays for a retry (which finds the
+        // order if it was committed) or the reconciler to settle.
         let committed = self.commits.call(new_order).await.map_err(lost)?;
         let committed = match committed {
             Ok(committed) => committed,

@@ -94,17 +94,20 @@ impl StoreStock {
     }
 
     /// Takes the stock of each order's lines (merged, in product id order) in one call:
-    /// one answer per order, in order. A call that fails as a whole fails every order.
+    /// one answer per order, in order. A call that fails as a whole fails every order —
+    /// after one more try when the store was unreachable: reserving is idempotent per
+    /// order id, and a lost answer would otherwise hold a whole batch's stock until the
+    /// reconciler gives it back.
     pub async fn reserve_many(
         &self,
         orders: Vec<pb::ReserveStockRequest>,
     ) -> Vec<Result<pb::Reservation, ReserveError>> {
         let count = orders.len();
-        let answer = self
-            .client
-            .clone()
-            .reserve_stocks(pb::ReserveStocksRequest { orders })
-            .await;
+        let request = pb::ReserveStocksRequest { orders };
+        let mut answer = self.client.clone().reserve_stocks(request.clone()).await;
+        if matches!(&answer, Err(status) if status.code() == tonic::Code::Unavailable) {
+            answer = self.client.clone().reserve_stocks(request).await;
+        }
         let outcomes = match answer {
             Ok(response) => response.into_inner().outcomes,
             Err(status) => {
@@ -159,4 +162,70 @@ pub fn holds_stock(reservation: &pb::Reservation) -> bool {
         ReservationStatus::try_from(reservation.status),
         Ok(ReservationStatus::Reserved | ReservationStatus::Confirmed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use pos_common::{
+        auth::{SigningKey, TokenIssuer},
+        clock,
+        peer::in_process,
+    };
+    use tonic::{body::Body, codegen::http};
+
+    use super::*;
+
+    /// A store that fails every call with `code`, counting the calls.
+    fn store_failing_with(code: Code, calls: Arc<AtomicUsize>) -> StoreStock {
+        let store = in_process(tower::service_fn(move |_: http::Request<Body>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let answer = Status::new(code, "as the test says").into_http::<Body>();
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        }));
+        let issuer = TokenIssuer::new(Arc::new(SigningKey::generate()), "i", "a");
+        StoreStock::new(
+            store,
+            &ServiceCredential::new(issuer, "trade", clock::system()),
+        )
+    }
+
+    fn an_order(id: &str) -> pb::ReserveStockRequest {
+        pb::ReserveStockRequest {
+            order_id: id.into(),
+            store_id: 1,
+            lines: vec![pb::StockRequestLine {
+                product_id: 1,
+                count: 1,
+            }],
+            tablet: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_store_could_not_be_reached_for_is_sent_once_more() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stock = store_failing_with(Code::Unavailable, calls.clone());
+        let answers = stock.reserve_many(vec![an_order("a"), an_order("b")]).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one more try");
+        assert_eq!(answers.len(), 2);
+        assert!(
+            answers
+                .iter()
+                .all(|answer| matches!(answer, Err(ReserveError::Failed(_))))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_store_refused_as_a_whole_is_not_sent_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let stock = store_failing_with(Code::InvalidArgument, calls.clone());
+        let answers = stock.reserve_many(vec![an_order("a")]).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "no second try");
+        assert!(matches!(answers[..], [Err(ReserveError::Failed(_))]));
+    }
 }

@@ -567,3 +567,45 @@ async fn tablets_are_read_by_id_whatever_their_store(engine: Engine) {
     assert_eq!(f.storage.devices_by_id(&[]).await.expect("read"), []);
     f.finish().await;
 }
+
+/// PostgreSQL only, since it is about row locks: a batch locks the products its orders
+/// name on their own store's menu, not another store's product an order names by
+/// mistake (or malice). With that product locked elsewhere, the batch is answered at
+/// once (the foreign line refused as not found) instead of waiting for the lock.
+#[tokio::test]
+async fn postgres_a_batch_does_not_lock_another_stores_products() {
+    let f = Fixture::new(Engine::Postgres).await;
+    let store = f.store(1).await.id;
+    let other = f.store(2).await.id;
+    let kimchi = f.product(store, "Kimchi", Category::SubMenu, 500, 10).await;
+    let foreign = f.product(other, "Foreign", Category::Drink, 100, 10).await;
+    let pos_common::storage::Database::Postgres(pool) = &f.database else {
+        panic!("a PostgreSQL database");
+    };
+    // The other store's owner is editing its product: its row is locked meanwhile.
+    let mut editing = pool.begin().await.expect("begin");
+    sqlx::query("SELECT id FROM products WHERE id = $1 FOR UPDATE")
+        .bind(foreign.get())
+        .execute(&mut *editing)
+        .await
+        .expect("lock the other store's product");
+
+    let batch = [
+        ask("mine", store, &[(kimchi, 1)]),
+        ask("naming-theirs", store, &[(kimchi, 1), (foreign, 1)]),
+    ];
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        f.storage.reserve_many(&batch),
+    )
+    .await
+    .expect("answered without waiting for the other store's lock");
+    taken(answers[0].as_ref().expect("mine"));
+    assert!(
+        matches!(&answers[1], Ok(Reserved::ProductNotFound(id)) if *id == foreign),
+        "an order naming another store's product is refused: {:?}",
+        answers[1]
+    );
+    editing.rollback().await.expect("rollback");
+    f.finish().await;
+}

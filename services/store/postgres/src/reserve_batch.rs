@@ -1,7 +1,7 @@
 //! Reserving many orders in one transaction on PostgreSQL: five statements for the lot,
-//! however many orders — claim every order id, lock the products they ask for (in id
-//! order), take the stock and record the lines (one statement over `unnest`ed arrays),
-//! commit. The trade role sends the orders its tablets place at the same time together,
+//! however many orders — begin, claim every order id, lock the products they ask for (in
+//! id order), take the stock and record the lines (one statement over `unnest`ed arrays),
+//! commit; a sixth gives back the claims of orders that cannot be reserved together. The trade role sends the orders its tablets place at the same time together,
 //! so the round trips and the commit's WAL flush are shared.
 //!
 //! Only plain orders are done together: order ids not seen before, whose products are on
@@ -113,17 +113,30 @@ async fn together(
         return Ok(Vec::new());
     }
 
-    // Every product the claimed orders name, locked in id order.
-    let mut product_ids: Vec<i64> = claimed_requests
+    // Every product the claimed orders name on their own store's menu, locked in id
+    // order: an order naming another store's product must not hold that store's rows.
+    let mut wanted: Vec<(i64, i64)> = claimed_requests
         .iter()
-        .flat_map(|&i| requests[i].lines.lines().iter().map(|l| l.product_id.get()))
+        .flat_map(|&i| {
+            let store = requests[i].store.get();
+            requests[i]
+                .lines
+                .lines()
+                .iter()
+                .map(move |l| (l.product_id.get(), store))
+        })
         .collect();
-    product_ids.sort_unstable();
-    product_ids.dedup();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let (product_ids, product_stores): (Vec<i64>, Vec<i64>) = wanted.into_iter().unzip();
     let mut on_shelf: HashMap<i64, Shelf> = sqlx::query!(
-        r#"SELECT id, store_id, stock, deleted_at IS NOT NULL AS "deleted!" FROM products
-           WHERE id = ANY($1) ORDER BY id FOR UPDATE"#,
+        r#"SELECT p.id, p.store_id, p.stock, p.deleted_at IS NOT NULL AS "deleted!"
+           FROM products p
+           JOIN unnest($1::bigint[], $2::bigint[]) AS w (id, store_id)
+             ON p.id = w.id AND p.store_id = w.store_id
+           ORDER BY p.id FOR UPDATE OF p"#,
         &product_ids,
+        &product_stores,
     )
     .fetch_all(&mut *tx)
     .await?
