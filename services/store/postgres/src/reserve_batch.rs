@@ -1,8 +1,9 @@
 //! Reserving many orders in one transaction on PostgreSQL: five statements for the lot,
 //! however many orders — begin, claim every order id, lock the products they ask for (in
 //! id order), take the stock and record the lines (one statement over `unnest`ed arrays),
-//! commit; a sixth gives back the claims of orders that cannot be reserved together. The trade role sends the orders its tablets place at the same time together,
-//! so the round trips and the commit's WAL flush are shared.
+//! commit; a sixth gives back the claims of orders that cannot be reserved together. The
+//! trade role sends the orders its tablets place at the same time together, so the round
+//! trips and the commit's WAL flush are shared.
 //!
 //! Only plain orders are done together: order ids not seen before, whose products are on
 //! the store's menu with enough stock left by the orders before them in the batch. The
