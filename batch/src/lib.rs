@@ -1,0 +1,11 @@
+//! The aggregation batch (`pos batch`): which windows of days a run covers, where those
+//! days begin in the stores' time zone, and when the jobs are scheduled — one table for
+//! `pos up`'s in-process scheduler and the Kubernetes CronJobs alike.
+
+pub mod schedule;
+pub mod windows;
+pub mod zone;
+
+pub use schedule::{Days, SCHEDULE, Scheduled};
+pub use windows::{Covered, Job, SETTLEMENT_DAYS, Stores, Term, Window, WindowError};
+pub use zone::{TimeZone, ZoneError};
