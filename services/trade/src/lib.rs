@@ -33,7 +33,7 @@ use pos_proto::v1::{
     trade_service_server::TradeServiceServer,
 };
 pub use pos_trade_storage as storage;
-use pos_trade_storage::TradeStorage;
+use pos_trade_storage::{TradeStorage, sales::SalesSource};
 
 pub use api::TradeApi;
 use faults::Faults;
@@ -50,6 +50,15 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// The trade's storage on whichever engine `database` is.
+/// What paid trades add up to, read for the aggregation batch from the trade database
+/// (or a read-only replica of it).
+pub fn open_sales_source(database: &Database) -> Arc<dyn SalesSource> {
+    match database {
+        Database::Postgres(pool) => Arc::new(pos_trade_postgres::PgSalesSource::new(pool.clone())),
+        Database::Sqlite(pool) => Arc::new(pos_trade_sqlite::SqliteSalesSource::new(pool.clone())),
+    }
+}
+
 pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn TradeStorage> {
     match database {
         Database::Postgres(pool) => {

@@ -5,6 +5,7 @@ mod batches;
 mod orders;
 mod payments;
 mod reads;
+mod sales;
 
 use std::sync::Arc;
 
@@ -87,6 +88,11 @@ impl Fixture {
             .open_trade(store(STORE_ID), device)
             .await
             .expect("read open bill")
+    }
+
+    /// What the fixture's paid trades add up to, as the aggregation batch reads them.
+    pub fn sales(&self) -> Arc<dyn pos_trade_storage::sales::SalesSource> {
+        pos_trade::open_sales_source(&self.database)
     }
 
     pub async fn finish(self) {

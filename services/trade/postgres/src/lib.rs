@@ -15,6 +15,7 @@ mod batch;
 mod orders;
 mod payments;
 mod rows;
+mod sales;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -31,6 +32,7 @@ use pos_trade_storage::{
 use sqlx::{PgPool, migrate::Migrator};
 
 use rows::{BillRow, TradeRow};
+pub use sales::PgSalesSource;
 
 /// How many times a transaction that lost a race at a unique index is tried again. One
 /// retry settles any single race (the winner has committed); the rest absorb bursts.

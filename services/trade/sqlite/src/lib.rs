@@ -12,6 +12,7 @@ mod batch;
 mod orders;
 mod payments;
 mod rows;
+mod sales;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -27,6 +28,7 @@ use pos_trade_storage::{
 use sqlx::{SqlitePool, migrate::Migrator};
 
 use rows::{BillRow, PaymentRow, TradeRow};
+pub use sales::SqliteSalesSource;
 
 /// This engine's migrations (tracked per service, in `trade_migrations`).
 pub fn migrator() -> Migrator {

@@ -19,6 +19,7 @@
 
 pub mod fee;
 pub mod model;
+pub mod sales;
 pub mod stored;
 
 use async_trait::async_trait;

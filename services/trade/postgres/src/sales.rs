@@ -1,0 +1,183 @@
+//! What paid trades add up to, on PostgreSQL: one `GROUP BY` statement per kind of total,
+//! every total attributed to its trade's `paid_at`, sums checked (`sum` of bigints is
+//! numeric, and casting it back fails rather than wraps). A settlement's three reads
+//! share one REPEATABLE READ snapshot, so its parts agree however trades are being paid
+//! meanwhile.
+
+use async_trait::async_trait;
+use pos_common::{domain::StoreId, storage::StorageError};
+use pos_trade_storage::{
+    CardCompany, Category, StorageResult,
+    sales::{
+        CardFeeTotal, NamedSales, PaidBetween, ProductSaleTotal, SalesSource, SettlementSource,
+        StoreSelection, StoreTotal, merge_names,
+    },
+};
+use sqlx::{PgConnection, PgPool};
+
+/// Reads paid trades from the trade database (or a replica of it).
+#[derive(Clone)]
+pub struct PgSalesSource {
+    pool: PgPool,
+}
+
+impl PgSalesSource {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn store(id: i64) -> StorageResult<StoreId> {
+    StoreId::parse(id).map_err(|_| StorageError::unknown("trades.store_id", id))
+}
+
+async fn product_sales(
+    db: &mut PgConnection,
+    paid: PaidBetween,
+    stores: &StoreSelection,
+) -> StorageResult<Vec<ProductSaleTotal>> {
+    let (only, shards, shard) = stores.as_params();
+    let rows = sqlx::query!(
+        r#"SELECT t.store_id, l.product_id, l.product_name, l.category::text AS "category!",
+                  sum(l.count)::bigint AS "sale_count!", sum(l.amount)::bigint AS "sale_amount!",
+                  max(t.paid_at) AS "last_sold!"
+           FROM trades t
+           JOIN trade_orders o ON o.trade_id = t.id
+           JOIN trade_order_lines l ON l.order_id = o.id
+           WHERE t.status = 'PAID' AND t.paid_at >= $1 AND t.paid_at < $2
+             AND ($3::bigint[] IS NULL OR t.store_id = ANY($3))
+             AND t.store_id % $4 = $5
+           GROUP BY t.store_id, l.product_id, l.product_name, l.category"#,
+        paid.from,
+        paid.to,
+        only.as_deref(),
+        shards,
+        shard,
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    let named = rows
+        .into_iter()
+        .map(|row| {
+            Ok(NamedSales {
+                store_id: store(row.store_id)?,
+                product_id: row.product_id,
+                category: Category::from_name(&row.category).ok_or_else(|| {
+                    StorageError::unknown("trade_order_lines.category", &row.category)
+                })?,
+                product_name: row.product_name,
+                sale_count: row.sale_count,
+                sale_amount: row.sale_amount,
+                last_sold: row.last_sold,
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+    merge_names(named)
+}
+
+async fn store_totals(
+    db: &mut PgConnection,
+    paid: PaidBetween,
+    stores: &StoreSelection,
+) -> StorageResult<Vec<StoreTotal>> {
+    let (only, shards, shard) = stores.as_params();
+    sqlx::query!(
+        r#"SELECT t.store_id, sum(p.amount)::bigint AS "revenue!",
+                  sum(p.card_fee)::bigint AS "fee!", count(*) AS "trade_count!"
+           FROM trades t
+           JOIN trade_payments p ON p.trade_id = t.id
+           WHERE t.status = 'PAID' AND t.paid_at >= $1 AND t.paid_at < $2
+             AND ($3::bigint[] IS NULL OR t.store_id = ANY($3))
+             AND t.store_id % $4 = $5
+           GROUP BY t.store_id
+           ORDER BY t.store_id"#,
+        paid.from,
+        paid.to,
+        only.as_deref(),
+        shards,
+        shard,
+    )
+    .fetch_all(&mut *db)
+    .await?
+    .into_iter()
+    .map(|row| {
+        Ok(StoreTotal {
+            store_id: store(row.store_id)?,
+            revenue: row.revenue,
+            fee: row.fee,
+            trade_count: row.trade_count,
+        })
+    })
+    .collect()
+}
+
+async fn card_fees(
+    db: &mut PgConnection,
+    paid: PaidBetween,
+    stores: &StoreSelection,
+) -> StorageResult<Vec<CardFeeTotal>> {
+    let (only, shards, shard) = stores.as_params();
+    sqlx::query!(
+        r#"SELECT t.store_id, p.card_company::text AS "card_company!",
+                  count(*) AS "payment_count!", sum(p.amount)::bigint AS "amount!",
+                  sum(p.card_fee)::bigint AS "fee!"
+           FROM trades t
+           JOIN trade_payments p ON p.trade_id = t.id
+           WHERE t.status = 'PAID' AND t.paid_at >= $1 AND t.paid_at < $2
+             AND p.method = 'CARD'
+             AND ($3::bigint[] IS NULL OR t.store_id = ANY($3))
+             AND t.store_id % $4 = $5
+           GROUP BY t.store_id, p.card_company
+           ORDER BY t.store_id, p.card_company"#,
+        paid.from,
+        paid.to,
+        only.as_deref(),
+        shards,
+        shard,
+    )
+    .fetch_all(&mut *db)
+    .await?
+    .into_iter()
+    .map(|row| {
+        Ok(CardFeeTotal {
+            store_id: store(row.store_id)?,
+            card_company: CardCompany::from_name(&row.card_company).ok_or_else(|| {
+                StorageError::unknown("trade_payments.card_company", &row.card_company)
+            })?,
+            payment_count: row.payment_count,
+            amount: row.amount,
+            fee: row.fee,
+        })
+    })
+    .collect()
+}
+
+#[async_trait]
+impl SalesSource for PgSalesSource {
+    async fn product_sales(
+        &self,
+        paid: PaidBetween,
+        stores: &StoreSelection,
+    ) -> StorageResult<Vec<ProductSaleTotal>> {
+        let mut db = self.pool.acquire().await?;
+        product_sales(&mut db, paid, stores).await
+    }
+
+    async fn settlement(
+        &self,
+        paid: PaidBetween,
+        stores: &StoreSelection,
+    ) -> StorageResult<SettlementSource> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let source = SettlementSource {
+            stores: store_totals(&mut tx, paid, stores).await?,
+            card_fees: card_fees(&mut tx, paid, stores).await?,
+            products: product_sales(&mut tx, paid, stores).await?,
+        };
+        tx.commit().await?;
+        Ok(source)
+    }
+}
