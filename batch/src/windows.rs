@@ -85,7 +85,11 @@ pub struct Covered {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WindowError {
-    #[error("{job} has no {term} term (settlements are daily or monthly)", job = .0.as_str(), term = .1.as_str())]
+    #[error(
+        "{job} has no {term} term (settlements are daily or monthly)",
+        job = .0.as_str(),
+        term = .1.as_str()
+    )]
     NoSuchTerm(Job, Term),
     #[error("{0} does not start a {term} window{why}", term = .1.as_str(), why = .2)]
     NotAStart(NaiveDate, Term, &'static str),

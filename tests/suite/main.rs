@@ -19,6 +19,7 @@ mod pos_serve;
 mod pos_up;
 mod reflection;
 mod revocation;
+mod storage_settlement;
 mod storage_store;
 mod storage_trade;
 mod storage_user;

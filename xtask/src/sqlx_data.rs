@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Every storage crate with checked queries: its package and its engine.
-const CRATES: [(&str, &str, Engine); 7] = [
+const CRATES: [(&str, &str, Engine); 9] = [
     (
         "pos-store-postgres",
         "services/store/postgres",
@@ -35,6 +35,16 @@ const CRATES: [(&str, &str, Engine); 7] = [
         Engine::Postgres,
     ),
     ("pos-trade-sqlite", "services/trade/sqlite", Engine::Sqlite),
+    (
+        "pos-settlement-postgres",
+        "services/settlement/postgres",
+        Engine::Postgres,
+    ),
+    (
+        "pos-settlement-sqlite",
+        "services/settlement/sqlite",
+        Engine::Sqlite,
+    ),
     (
         "pos-deny-list-sqlite",
         "services/common/deny-list-sqlite",

@@ -201,6 +201,39 @@ impl OrderLines {
     }
 }
 
+/// The card company of a card payment; each charges its own fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardCompany {
+    K,
+    H,
+    S,
+}
+
+impl CardCompany {
+    pub const ALL: [CardCompany; 3] = [CardCompany::K, CardCompany::H, CardCompany::S];
+
+    /// The company's fee in thousandths of the amount paid.
+    pub fn fee_permille(self) -> i64 {
+        match self {
+            Self::K => 4,
+            Self::H => 6,
+            Self::S => 8,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::K => "K",
+            Self::H => "H",
+            Self::S => "S",
+        }
+    }
+
+    pub fn from_name(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == stored)
+    }
+}
+
 /// Menu category of a product; fixed once the product exists, and kept on each order
 /// line as it was ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

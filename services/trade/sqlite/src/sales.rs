@@ -97,7 +97,8 @@ async fn store_totals(
     let (only, shards, shard) = params(stores)?;
     let (from, to) = (to_millis(paid.from), to_millis(paid.to));
     sqlx::query!(
-        r#"SELECT t.store_id AS "store_id!", sum(p.amount) AS "revenue!: i64", sum(p.card_fee) AS "fee!: i64",
+        r#"SELECT t.store_id AS "store_id!", sum(p.amount) AS "revenue!: i64",
+                  sum(p.card_fee) AS "fee!: i64",
                   count(*) AS "trade_count!: i64"
            FROM trades t
            JOIN trade_payments p ON p.trade_id = t.id

@@ -3,7 +3,7 @@
 //! the orders on them with their lines as ordered, and payments.
 
 use chrono::{DateTime, Utc};
-pub use pos_common::domain::{Category, OrderId, TradeId};
+pub use pos_common::domain::{CardCompany, Category, OrderId, TradeId};
 use pos_common::domain::{DeviceId, Invalid, ProductId, StoreId, visible_ascii};
 
 /// A client's key for one request, so a retry is answered instead of done twice:
@@ -42,39 +42,6 @@ impl TradeStatus {
         [Self::Open, Self::Paid]
             .into_iter()
             .find(|s| s.as_str() == stored)
-    }
-}
-
-/// The card company of a card payment; each charges its own fee.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CardCompany {
-    K,
-    H,
-    S,
-}
-
-impl CardCompany {
-    pub const ALL: [CardCompany; 3] = [CardCompany::K, CardCompany::H, CardCompany::S];
-
-    /// The company's fee in thousandths of the amount paid.
-    pub fn fee_permille(self) -> i64 {
-        match self {
-            Self::K => 4,
-            Self::H => 6,
-            Self::S => 8,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::K => "K",
-            Self::H => "H",
-            Self::S => "S",
-        }
-    }
-
-    pub fn from_name(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == stored)
     }
 }
 

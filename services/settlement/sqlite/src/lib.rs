@@ -1,0 +1,468 @@
+//! The settlement service's storage on SQLite (`pos up`): compile-time checked queries
+//! (`sqlx::query!`, offline data in `.sqlx/`) over SQLite's own idioms — dates as ISO
+//! text, closed sets as checked text in STRICT tables, and a window's rows passed as one
+//! JSON array (`json_each`). A window is replaced in one write transaction (`BEGIN
+//! IMMEDIATE`); a detail is read in one read transaction, which in WAL mode is one
+//! snapshot.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use pos_common::{
+    domain::{Category, StoreId},
+    storage::StorageError,
+};
+use pos_settlement_storage::{
+    CardFees, ProductSales, ProductSalesWindow, Ranking, Settlement, SettlementDetail,
+    SettlementStorage, SettlementWindow, StorageResult, Term, Window, card_company_of, category_of,
+    store_of, term_name, term_of,
+};
+use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
+
+/// This engine's migrations (tracked per service, in `settlement_migrations`).
+pub fn migrator() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+#[derive(Clone)]
+pub struct SqliteSettlementStorage {
+    pool: SqlitePool,
+}
+
+impl SqliteSettlementStorage {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> StorageResult<String> {
+    serde_json::to_string(value)
+        .map_err(|_| StorageError::Inconsistent("rows do not encode as JSON"))
+}
+
+fn day(column: &'static str, stored: &str) -> StorageResult<NaiveDate> {
+    stored
+        .parse()
+        .map_err(|_| StorageError::unknown(column, stored))
+}
+
+/// Product sales rows as one JSON array of arrays.
+fn sales_json(rows: &[ProductSales]) -> StorageResult<String> {
+    let rows: Vec<(i64, i64, &str, &str, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.store_id.get(),
+                r.product_id,
+                r.product_name.as_str(),
+                r.category.as_str(),
+                r.sale_count,
+                r.sale_amount,
+            )
+        })
+        .collect();
+    json(&rows)
+}
+
+fn product_sales(
+    store_id: i64,
+    product_id: i64,
+    product_name: String,
+    category: &str,
+    sale_count: i64,
+    sale_amount: i64,
+) -> StorageResult<ProductSales> {
+    Ok(ProductSales {
+        store_id: store_of("product_sales.store_id", store_id)?,
+        product_id,
+        product_name,
+        category: category_of("product_sales.category", category)?,
+        sale_count,
+        sale_amount,
+    })
+}
+
+struct SettlementRow {
+    store_id: i64,
+    term: String,
+    start_date: String,
+    end_date: String,
+    revenue: i64,
+    fee: i64,
+    trade_count: i64,
+}
+
+impl SettlementRow {
+    fn decode(self) -> StorageResult<Settlement> {
+        Ok(Settlement {
+            store_id: store_of("settlements.store_id", self.store_id)?,
+            term: term_of("settlements.term", &self.term)?,
+            window: Window {
+                start: day("settlements.start_date", &self.start_date)?,
+                end: day("settlements.end_date", &self.end_date)?,
+            },
+            revenue: self.revenue,
+            fee: self.fee,
+            trade_count: self.trade_count,
+        })
+    }
+}
+
+async fn settlement_in(
+    db: &mut SqliteConnection,
+    store: StoreId,
+    term: Term,
+    start: NaiveDate,
+) -> StorageResult<Option<Settlement>> {
+    let (store, term, start) = (store.get(), term_name(term), start.to_string());
+    sqlx::query_as!(
+        SettlementRow,
+        r#"SELECT store_id, term, start_date, end_date, revenue, fee, trade_count
+           FROM settlements WHERE store_id = ?1 AND term = ?2 AND start_date = ?3"#,
+        store,
+        term,
+        start,
+    )
+    .fetch_optional(&mut *db)
+    .await?
+    .map(SettlementRow::decode)
+    .transpose()
+}
+
+#[async_trait]
+impl SettlementStorage for SqliteSettlementStorage {
+    async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64> {
+        let term = term_name(window.term);
+        let (start, end) = (
+            window.window.start.to_string(),
+            window.window.end.to_string(),
+        );
+        let stores = json(&window.stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
+        let rows = sales_json(window.sales)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query!(
+            "DELETE FROM product_sales WHERE term = ?1 AND start_date = ?2
+               AND store_id IN (SELECT value FROM json_each(?3))",
+            term,
+            start,
+            stores,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM product_sales_windows WHERE term = ?1 AND start_date = ?2
+               AND store_id IN (SELECT value FROM json_each(?3))",
+            term,
+            start,
+            stores,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
+             SELECT value, ?2, ?3, ?4 FROM json_each(?1)",
+            stores,
+            term,
+            start,
+            end,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let written = sqlx::query!(
+            "INSERT INTO product_sales
+               (store_id, term, start_date, product_id, product_name, category, sale_count,
+                sale_amount)
+             SELECT json_extract(value, '$[0]'), ?2, ?3, json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+                    json_extract(value, '$[4]'), json_extract(value, '$[5]')
+             FROM json_each(?1)",
+            rows,
+            term,
+            start,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64> {
+        let term = term_name(window.term);
+        let (start, end) = (
+            window.window.start.to_string(),
+            window.window.end.to_string(),
+        );
+        let stores = json(&window.stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
+        let totals = json(
+            &window
+                .totals
+                .iter()
+                .map(|t| (t.store_id.get(), t.revenue, t.fee, t.trade_count))
+                .collect::<Vec<_>>(),
+        )?;
+        let fees = json(
+            &window
+                .card_fees
+                .iter()
+                .map(|f| {
+                    (
+                        f.store_id.get(),
+                        f.card_company.as_str(),
+                        f.payment_count,
+                        f.amount,
+                        f.fee,
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
+        let products = sales_json(window.products)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query!(
+            "DELETE FROM settlement_products WHERE term = ?1 AND start_date = ?2
+               AND store_id IN (SELECT value FROM json_each(?3))",
+            term,
+            start,
+            stores,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM settlement_card_fees WHERE term = ?1 AND start_date = ?2
+               AND store_id IN (SELECT value FROM json_each(?3))",
+            term,
+            start,
+            stores,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM settlements WHERE term = ?1 AND start_date = ?2
+               AND store_id IN (SELECT value FROM json_each(?3))",
+            term,
+            start,
+            stores,
+        )
+        .execute(&mut *tx)
+        .await?;
+        // Every covered store settles, at zero when it sold nothing.
+        let mut written = sqlx::query!(
+            "INSERT INTO settlements
+               (store_id, term, start_date, end_date, revenue, fee, trade_count)
+             SELECT s.value, ?3, ?4, ?5, coalesce(json_extract(t.value, '$[1]'), 0),
+                    coalesce(json_extract(t.value, '$[2]'), 0),
+                    coalesce(json_extract(t.value, '$[3]'), 0)
+             FROM json_each(?1) AS s
+             LEFT JOIN json_each(?2) AS t ON json_extract(t.value, '$[0]') = s.value",
+            stores,
+            totals,
+            term,
+            start,
+            end,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        written += sqlx::query!(
+            "INSERT INTO settlement_card_fees
+               (store_id, term, start_date, card_company, payment_count, amount, fee)
+             SELECT json_extract(value, '$[0]'), ?2, ?3, json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+                    json_extract(value, '$[4]')
+             FROM json_each(?1)",
+            fees,
+            term,
+            start,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        written += sqlx::query!(
+            "INSERT INTO settlement_products
+               (store_id, term, start_date, product_id, product_name, category, sale_count,
+                sale_amount)
+             SELECT json_extract(value, '$[0]'), ?2, ?3, json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+                    json_extract(value, '$[4]'), json_extract(value, '$[5]')
+             FROM json_each(?1)",
+            products,
+            term,
+            start,
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    async fn top_products(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+        category: Option<Category>,
+        ranking: Ranking,
+        limit: u32,
+    ) -> StorageResult<Option<Vec<ProductSales>>> {
+        let (store, term, start) = (store.get(), term_name(term), start.to_string());
+        let (category, by_count, limit) = (
+            category.map(Category::as_str),
+            ranking == Ranking::Count,
+            i64::from(limit),
+        );
+        let mut tx = self.pool.begin().await?;
+        let covered = sqlx::query_scalar!(
+            r#"SELECT EXISTS (
+                 SELECT 1 FROM product_sales_windows
+                 WHERE store_id = ?1 AND term = ?2 AND start_date = ?3
+               ) AS "covered!: bool""#,
+            store,
+            term,
+            start,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !covered {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let rows = sqlx::query!(
+            r#"SELECT store_id, product_id, product_name, category, sale_count, sale_amount
+               FROM product_sales
+               WHERE store_id = ?1 AND term = ?2 AND start_date = ?3
+                 AND (?4 IS NULL OR category = ?4)
+               ORDER BY CASE WHEN ?5 THEN sale_count ELSE sale_amount END DESC,
+                        product_name, product_id
+               LIMIT ?6"#,
+            store,
+            term,
+            start,
+            category,
+            by_count,
+            limit,
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| {
+                product_sales(
+                    r.store_id,
+                    r.product_id,
+                    r.product_name,
+                    &r.category,
+                    r.sale_count,
+                    r.sale_amount,
+                )
+            })
+            .collect::<StorageResult<Vec<_>>>()
+            .map(Some)
+    }
+
+    async fn settlement(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+    ) -> StorageResult<Option<Settlement>> {
+        let mut db = self.pool.acquire().await?;
+        settlement_in(&mut db, store, term, start).await
+    }
+
+    async fn settlements(
+        &self,
+        store: StoreId,
+        term: Term,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<Vec<Settlement>> {
+        let (store, term) = (store.get(), term_name(term));
+        let (from, to) = (from.to_string(), to.to_string());
+        sqlx::query_as!(
+            SettlementRow,
+            r#"SELECT store_id, term, start_date, end_date, revenue, fee, trade_count
+               FROM settlements
+               WHERE store_id = ?1 AND term = ?2 AND start_date BETWEEN ?3 AND ?4
+               ORDER BY start_date"#,
+            store,
+            term,
+            from,
+            to,
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(SettlementRow::decode)
+        .collect()
+    }
+
+    async fn settlement_detail(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+    ) -> StorageResult<Option<SettlementDetail>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(settlement) = settlement_in(&mut tx, store, term, start).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let (store, term, start) = (store.get(), term_name(term), start.to_string());
+        // Categories and companies in the order the API lists them, not alphabetical.
+        let products = sqlx::query!(
+            r#"SELECT store_id, product_id, product_name, category, sale_count, sale_amount
+               FROM settlement_products
+               WHERE store_id = ?1 AND term = ?2 AND start_date = ?3
+               ORDER BY CASE category WHEN 'MAIN_MENU' THEN 0 WHEN 'SUB_MENU' THEN 1 ELSE 2 END,
+                        sale_amount DESC, product_name, product_id"#,
+            store,
+            term,
+            start,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            product_sales(
+                r.store_id,
+                r.product_id,
+                r.product_name,
+                &r.category,
+                r.sale_count,
+                r.sale_amount,
+            )
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+        let card_fees = sqlx::query!(
+            r#"SELECT store_id, card_company, payment_count, amount, fee
+               FROM settlement_card_fees
+               WHERE store_id = ?1 AND term = ?2 AND start_date = ?3
+               ORDER BY CASE card_company WHEN 'K' THEN 0 WHEN 'H' THEN 1 ELSE 2 END"#,
+            store,
+            term,
+            start,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(CardFees {
+                store_id: store_of("settlement_card_fees.store_id", r.store_id)?,
+                card_company: card_company_of(
+                    "settlement_card_fees.card_company",
+                    &r.card_company,
+                )?,
+                payment_count: r.payment_count,
+                amount: r.amount,
+                fee: r.fee,
+            })
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(Some(SettlementDetail {
+            settlement,
+            products,
+            card_fees,
+        }))
+    }
+}

@@ -1,0 +1,192 @@
+//! What the settlement service keeps — product sales and settlements per store, term and
+//! window, as the aggregation batch writes them — as one trait, [`SettlementStorage`].
+//! Each database engine implements it in its own crate (`pos-settlement-postgres`,
+//! `pos-settlement-sqlite`), and one contract test suite runs against both.
+//!
+//! Promises every implementation keeps:
+//! - a window is replaced whole, for the stores a run covers, in one transaction: a
+//!   failed run leaves the previous rows; a re-run never duplicates (rows are keyed on
+//!   store, term, window start and product or card company);
+//! - a store a run covered is known to be aggregated for that window even when it sold
+//!   nothing (zero, not "not aggregated");
+//! - a stored value this build does not know is an error, never a default.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use pos_common::{
+    domain::{CardCompany, Category, StoreId},
+    storage::StorageError,
+};
+
+pub use pos_batch::{Term, Window};
+
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// One product's sales in a store's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductSales {
+    pub store_id: StoreId,
+    pub product_id: i64,
+    /// As it was ordered the last time it was sold in the window.
+    pub product_name: String,
+    pub category: Category,
+    pub sale_count: i64,
+    pub sale_amount: i64,
+}
+
+/// A store's card payments with one company in a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardFees {
+    pub store_id: StoreId,
+    pub card_company: CardCompany,
+    pub payment_count: i64,
+    pub amount: i64,
+    pub fee: i64,
+}
+
+/// What a store's paid trades in a window came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTotals {
+    pub store_id: StoreId,
+    pub revenue: i64,
+    pub fee: i64,
+    pub trade_count: i64,
+}
+
+/// A run's product sales for one window and the stores it covers (every store in
+/// `stores`, whether or not it sold anything; `sales` only of those stores).
+#[derive(Debug, Clone, Copy)]
+pub struct ProductSalesWindow<'a> {
+    pub term: Term,
+    pub window: Window,
+    pub stores: &'a [StoreId],
+    pub sales: &'a [ProductSales],
+}
+
+/// A run's settlements for one window and the stores it covers: a store in `stores`
+/// without totals settles at zero.
+#[derive(Debug, Clone, Copy)]
+pub struct SettlementWindow<'a> {
+    pub term: Term,
+    pub window: Window,
+    pub stores: &'a [StoreId],
+    pub totals: &'a [StoreTotals],
+    pub card_fees: &'a [CardFees],
+    pub products: &'a [ProductSales],
+}
+
+/// A store's settlement for one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub store_id: StoreId,
+    pub term: Term,
+    pub window: Window,
+    pub revenue: i64,
+    pub fee: i64,
+    pub trade_count: i64,
+}
+
+impl Settlement {
+    /// Revenue less card fees (a settlement's fee never exceeds its revenue).
+    pub fn operating_profit(&self) -> i64 {
+        self.revenue.saturating_sub(self.fee)
+    }
+}
+
+/// A settlement with what it is made of: sales per product and fees per card company.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementDetail {
+    pub settlement: Settlement,
+    pub products: Vec<ProductSales>,
+    pub card_fees: Vec<CardFees>,
+}
+
+/// How top products are ranked; ties are broken by name, then product id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    Count,
+    Amount,
+}
+
+/// The settlement service's storage.
+#[async_trait]
+pub trait SettlementStorage: Send + Sync + 'static {
+    /// Replaces the window's product sales of `window.stores` in one transaction, and
+    /// marks each of them aggregated for it. Answers the rows written.
+    async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64>;
+
+    /// Replaces the window's settlements of `window.stores` (totals, card fees and
+    /// product sales) in one transaction. Answers the rows written.
+    async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64>;
+
+    /// The store's `limit` top products in the window starting `start` (of `category`
+    /// only, when given); `None` when the window was not aggregated for the store.
+    async fn top_products(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+        category: Option<Category>,
+        ranking: Ranking,
+        limit: u32,
+    ) -> StorageResult<Option<Vec<ProductSales>>>;
+
+    /// The store's settlement of the window starting `start`, if it was aggregated.
+    async fn settlement(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+    ) -> StorageResult<Option<Settlement>>;
+
+    /// The store's settlements of windows starting from `from` to `to`, both included,
+    /// oldest first.
+    async fn settlements(
+        &self,
+        store: StoreId,
+        term: Term,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<Vec<Settlement>>;
+
+    /// The store's settlement of the window starting `start` with its parts (products by
+    /// category then amount, card companies in order), if it was aggregated.
+    async fn settlement_detail(
+        &self,
+        store: StoreId,
+        term: Term,
+        start: NaiveDate,
+    ) -> StorageResult<Option<SettlementDetail>>;
+}
+
+/// The name a term is stored under.
+pub fn term_name(term: Term) -> &'static str {
+    match term {
+        Term::Day => "DAY",
+        Term::Week => "WEEK",
+        Term::Month => "MONTH",
+    }
+}
+
+/// The term a stored name stands for.
+pub fn term_of(column: &'static str, stored: &str) -> StorageResult<Term> {
+    [Term::Day, Term::Week, Term::Month]
+        .into_iter()
+        .find(|term| term_name(*term) == stored)
+        .ok_or_else(|| StorageError::unknown(column, stored))
+}
+
+/// The category a stored name stands for.
+pub fn category_of(column: &'static str, stored: &str) -> StorageResult<Category> {
+    Category::from_name(stored).ok_or_else(|| StorageError::unknown(column, stored))
+}
+
+/// The card company a stored name stands for.
+pub fn card_company_of(column: &'static str, stored: &str) -> StorageResult<CardCompany> {
+    CardCompany::from_name(stored).ok_or_else(|| StorageError::unknown(column, stored))
+}
+
+/// A stored store id.
+pub fn store_of(column: &'static str, stored: i64) -> StorageResult<StoreId> {
+    StoreId::parse(stored).map_err(|_| StorageError::unknown(column, stored))
+}
