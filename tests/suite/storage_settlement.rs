@@ -7,14 +7,15 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use pos_common::{
     domain::{CardCompany, Category, StoreId},
     storage::Database,
 };
 use pos_settlement_storage::{
-    CardFees, ProductSales, ProductSalesWindow, Ranking, Settlement, SettlementStorage,
-    SettlementWindow, StoreTotals, Term, Window,
+    Begun, CardFees, Finished, Job, NewRun, ProductSales, ProductSalesWindow, Ranking, RunId,
+    RunScope, RunStatus, Settlement, SettlementStorage, SettlementWindow, StoreTotals, Term,
+    Window,
 };
 
 use crate::support::{Engine, TestDb};
@@ -24,6 +25,10 @@ crate::on_both_engines!(
     top_products_rank_by_count_or_amount_with_ties_by_name,
     a_failed_run_leaves_the_previous_rows,
     settlements_are_replaced_whole_and_their_detail_adds_up,
+    a_window_is_leased_to_one_run_at_a_time,
+    an_expired_lease_is_taken_over_and_its_holder_recorded_as_failed,
+    runs_starting_at_once_get_one_lease,
+    runs_are_listed_newest_first_to_the_stores_they_cover,
 );
 
 struct Fixture {
@@ -337,5 +342,218 @@ async fn settlements_are_replaced_whole_and_their_detail_adds_up(engine: Engine)
         .await
         .expect("list");
     assert_eq!(listed, [settlement(1, 0, 0, 0)]);
+    f.finish().await;
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("a test instant")
+}
+
+/// A DAY product-sales run of 2024-12-01 starting at `started` with a one-minute lease.
+fn day_run(scope: RunScope, started: &str) -> NewRun {
+    let started_at = at(started);
+    NewRun {
+        job: Job::ProductSales,
+        term: Term::Day,
+        window: december_first(),
+        scope,
+        started_at,
+        lease_until: started_at + TimeDelta::minutes(1),
+    }
+}
+
+#[track_caller]
+fn started(begun: Begun) -> RunId {
+    match begun {
+        Begun::Started(id) => id,
+        busy => panic!("expected the lease, got {busy:?}"),
+    }
+}
+
+async fn a_window_is_leased_to_one_run_at_a_time(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let first = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:00Z"))
+            .await
+            .expect("begin"),
+    );
+    let second = f
+        .storage
+        .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:30Z"))
+        .await
+        .expect("begin");
+    let Begun::Busy {
+        refused,
+        holder,
+        until,
+    } = second
+    else {
+        panic!("the window is held: {second:?}");
+    };
+    assert_eq!((holder, until), (first, at("2024-12-02T00:11:00Z")));
+    // Another shard of the same window is another lease.
+    let shard = RunScope {
+        shard_index: 1,
+        shard_count: 3,
+        store: None,
+    };
+    let sharded = started(
+        f.storage
+            .begin_run(&day_run(shard, "2024-12-02T00:10:40Z"))
+            .await
+            .expect("begin"),
+    );
+    assert!(
+        f.storage
+            .renew_lease(first, at("2024-12-02T00:12:00Z"))
+            .await
+            .expect("renew")
+    );
+    f.storage
+        .finish_run(
+            first,
+            &Finished::Succeeded {
+                rows_read: 12,
+                rows_written: 3,
+                at: at("2024-12-02T00:10:50Z"),
+            },
+        )
+        .await
+        .expect("finish");
+    assert!(
+        !f.storage
+            .renew_lease(first, at("2024-12-02T00:13:00Z"))
+            .await
+            .expect("renew"),
+        "a finished run holds no lease"
+    );
+    let third = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:11:00Z"))
+            .await
+            .expect("the lease is free again"),
+    );
+    let runs = f.storage.runs(None, 10).await.expect("runs");
+    let status: Vec<(RunId, RunStatus)> = runs.iter().map(|r| (r.id, r.status)).collect();
+    assert_eq!(
+        status,
+        [
+            (third, RunStatus::Running),
+            (sharded, RunStatus::Running),
+            (refused, RunStatus::Failed),
+            (first, RunStatus::Succeeded),
+        ]
+    );
+    let refused_run = &runs[2];
+    assert!(
+        refused_run
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("busy")),
+        "{refused_run:?}"
+    );
+    let done = &runs[3];
+    assert_eq!((done.rows_read, done.rows_written), (12, 3));
+    assert_eq!(done.finished_at, Some(at("2024-12-02T00:10:50Z")));
+    assert_eq!(done.window, december_first());
+    f.finish().await;
+}
+
+async fn an_expired_lease_is_taken_over_and_its_holder_recorded_as_failed(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let crashed = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:00Z"))
+            .await
+            .expect("begin"),
+    );
+    // Its lease ran out a minute later, and it never finished.
+    let next = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:11:00Z"))
+            .await
+            .expect("begin"),
+    );
+    assert!(
+        !f.storage
+            .renew_lease(crashed, at("2024-12-02T00:12:00Z"))
+            .await
+            .expect("renew"),
+        "the lease is the new run's"
+    );
+    let runs = f.storage.runs(None, 10).await.expect("runs");
+    assert_eq!(runs[0].id, next);
+    assert_eq!((runs[1].id, runs[1].status), (crashed, RunStatus::Failed));
+    assert!(
+        runs[1]
+            .error
+            .as_deref()
+            .is_some_and(|error| error.contains("expired"))
+    );
+    f.finish().await;
+}
+
+async fn runs_starting_at_once_get_one_lease(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let starts = (0..8).map(|_| {
+        let storage = f.storage.clone();
+        async move {
+            storage
+                .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:00Z"))
+                .await
+                .expect("begin")
+        }
+    });
+    let begun = futures::future::join_all(starts).await;
+    let leased = begun
+        .iter()
+        .filter(|b| matches!(b, Begun::Started(_)))
+        .count();
+    assert_eq!(leased, 1, "{begun:?}");
+    f.finish().await;
+}
+
+async fn runs_are_listed_newest_first_to_the_stores_they_cover(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let owners = |store| RunScope {
+        shard_index: 0,
+        shard_count: 1,
+        store: Some(StoreId::from_stored(store)),
+    };
+    let everyone = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:00Z"))
+            .await
+            .expect("begin"),
+    );
+    let fives = started(
+        f.storage
+            .begin_run(&day_run(owners(5), "2024-12-02T09:00:00Z"))
+            .await
+            .expect("begin"),
+    );
+    let sixes = started(
+        f.storage
+            .begin_run(&day_run(owners(6), "2024-12-02T10:00:00Z"))
+            .await
+            .expect("begin"),
+    );
+    let ids = |runs: Vec<pos_settlement_storage::AggregationRun>| -> Vec<RunId> {
+        runs.into_iter().map(|r| r.id).collect()
+    };
+    let of = |store| f.storage.runs(Some(StoreId::from_stored(store)), 10);
+    assert_eq!(ids(of(5).await.expect("runs")), [fives, everyone]);
+    assert_eq!(ids(of(6).await.expect("runs")), [sixes, everyone]);
+    assert_eq!(
+        ids(f.storage.runs(None, 2).await.expect("runs")),
+        [sixes, fives]
+    );
+    let listed = f
+        .storage
+        .runs(Some(StoreId::from_stored(5)), 1)
+        .await
+        .expect("runs");
+    assert_eq!(listed[0].scope, owners(5));
     f.finish().await;
 }

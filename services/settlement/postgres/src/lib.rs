@@ -6,13 +6,15 @@
 //! Enum columns are read as text and decoded by the domain's own names, so a value this
 //! build does not know is an error, never a default.
 
+mod runs;
+
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
-    CardFees, ProductSales, ProductSalesWindow, Ranking, Settlement, SettlementDetail,
-    SettlementStorage, SettlementWindow, StorageResult, Term, Window, card_company_of, category_of,
-    store_of, term_name, term_of,
+    AggregationRun, Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Ranking,
+    RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow, StorageResult, Term,
+    Window, card_company_of, category_of, store_of, term_name, term_of,
 };
 use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator};
 
@@ -475,5 +477,21 @@ impl SettlementStorage for PgSettlementStorage {
             products,
             card_fees,
         }))
+    }
+
+    async fn begin_run(&self, run: &NewRun) -> StorageResult<Begun> {
+        runs::begin(&self.pool, run).await
+    }
+
+    async fn renew_lease(&self, run: RunId, until: DateTime<Utc>) -> StorageResult<bool> {
+        runs::renew(&self.pool, run, until).await
+    }
+
+    async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()> {
+        runs::finish(&self.pool, run, finished).await
+    }
+
+    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>> {
+        runs::list(&self.pool, store, limit).await
     }
 }

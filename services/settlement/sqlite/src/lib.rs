@@ -5,16 +5,18 @@
 //! IMMEDIATE`); a detail is read in one read transaction, which in WAL mode is one
 //! snapshot.
 
+mod runs;
+
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::{
     domain::{Category, StoreId},
     storage::StorageError,
 };
 use pos_settlement_storage::{
-    CardFees, ProductSales, ProductSalesWindow, Ranking, Settlement, SettlementDetail,
-    SettlementStorage, SettlementWindow, StorageResult, Term, Window, card_company_of, category_of,
-    store_of, term_name, term_of,
+    AggregationRun, Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Ranking,
+    RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow, StorageResult, Term,
+    Window, card_company_of, category_of, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
@@ -39,7 +41,7 @@ fn json<T: serde::Serialize>(value: &T) -> StorageResult<String> {
         .map_err(|_| StorageError::Inconsistent("rows do not encode as JSON"))
 }
 
-fn day(column: &'static str, stored: &str) -> StorageResult<NaiveDate> {
+pub(crate) fn day(column: &'static str, stored: &str) -> StorageResult<NaiveDate> {
     stored
         .parse()
         .map_err(|_| StorageError::unknown(column, stored))
@@ -464,5 +466,21 @@ impl SettlementStorage for SqliteSettlementStorage {
             products,
             card_fees,
         }))
+    }
+
+    async fn begin_run(&self, run: &NewRun) -> StorageResult<Begun> {
+        runs::begin(&self.pool, run).await
+    }
+
+    async fn renew_lease(&self, run: RunId, until: DateTime<Utc>) -> StorageResult<bool> {
+        runs::renew(&self.pool, run, until).await
+    }
+
+    async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()> {
+        runs::finish(&self.pool, run, finished).await
+    }
+
+    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>> {
+        runs::list(&self.pool, store, limit).await
     }
 }

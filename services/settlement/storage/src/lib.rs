@@ -9,16 +9,21 @@
 //!   store, term, window start and product or card company);
 //! - a store a run covered is known to be aggregated for that window even when it sold
 //!   nothing (zero, not "not aggregated");
+//! - a window (of one job, term, shard and store scope) is leased to one run at a time;
+//!   every run, also one refused for a busy window, leaves a record;
 //! - a stored value this build does not know is an error, never a default.
 
+pub mod runs;
+
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::{
     domain::{CardCompany, Category, StoreId},
     storage::StorageError,
 };
 
-pub use pos_batch::{Term, Window};
+pub use pos_batch::{Job, Term, Window};
+pub use runs::{AggregationRun, Begun, Finished, NewRun, RunId, RunScope, RunStatus};
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
@@ -157,6 +162,20 @@ pub trait SettlementStorage: Send + Sync + 'static {
         term: Term,
         start: NaiveDate,
     ) -> StorageResult<Option<SettlementDetail>>;
+
+    /// Records a run and takes its window's lease, unless another run holds it (a lease
+    /// past its expiry is taken over); a refused run is recorded as failed.
+    async fn begin_run(&self, run: &NewRun) -> StorageResult<Begun>;
+
+    /// Extends a running run's lease; false when it no longer holds it.
+    async fn renew_lease(&self, run: RunId, until: DateTime<Utc>) -> StorageResult<bool>;
+
+    /// Records how a run ended and gives its lease back.
+    async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()>;
+
+    /// The latest runs, newest first: of one store's own runs and the runs covering every
+    /// store when `store` is given, of all otherwise.
+    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>>;
 }
 
 /// The name a term is stored under.
