@@ -220,6 +220,33 @@ async fn a_failed_run_leaves_the_previous_rows(engine: Engine) {
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(1, 1, 3_000)]));
     assert_eq!(f.top(9, Ranking::Count).await, None);
+    // Likewise a settlement of a store the run does not cover.
+    let stray = [StoreTotals {
+        store_id: StoreId::from_stored(9),
+        revenue: 1,
+        fee: 0,
+        trade_count: 1,
+    }];
+    let refused = f
+        .storage
+        .replace_settlements(SettlementWindow {
+            term: Term::Day,
+            window: december_first(),
+            stores: &stores(&[1]),
+            totals: &stray,
+            card_fees: &[],
+            products: &[],
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        f.storage
+            .settlement(StoreId::from_stored(1), Term::Day, date("2024-12-01"))
+            .await
+            .expect("read"),
+        None,
+        "nothing written"
+    );
     f.finish().await;
 }
 

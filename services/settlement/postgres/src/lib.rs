@@ -196,6 +196,7 @@ impl SettlementStorage for PgSettlementStorage {
     }
 
     async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64> {
+        window.check()?;
         let (term, start, end) = (
             term_name(window.term),
             window.window.start,

@@ -189,6 +189,7 @@ impl SettlementStorage for SqliteSettlementStorage {
     }
 
     async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64> {
+        window.check()?;
         let term = term_name(window.term);
         let (start, end) = (
             window.window.start.to_string(),

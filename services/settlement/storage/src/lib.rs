@@ -80,6 +80,24 @@ pub struct SettlementWindow<'a> {
     pub products: &'a [ProductSales],
 }
 
+impl SettlementWindow<'_> {
+    /// Refuses totals, fees or product rows of a store the run does not cover: writing
+    /// them would leave a window holding rows no run of it accounts for.
+    pub fn check(&self) -> StorageResult<()> {
+        let covered = |store: &StoreId| self.stores.contains(store);
+        let all_covered = self.totals.iter().all(|t| covered(&t.store_id))
+            && self.card_fees.iter().all(|f| covered(&f.store_id))
+            && self.products.iter().all(|p| covered(&p.store_id));
+        if all_covered {
+            Ok(())
+        } else {
+            Err(StorageError::Inconsistent(
+                "settlement rows of a store the run does not cover",
+            ))
+        }
+    }
+}
+
 /// A store's settlement for one window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settlement {
