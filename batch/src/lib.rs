@@ -2,10 +2,12 @@
 //! days begin in the stores' time zone, and when the jobs are scheduled — one table for
 //! `pos up`'s in-process scheduler and the Kubernetes CronJobs alike.
 
+pub mod jobs;
 pub mod schedule;
 pub mod windows;
 pub mod zone;
 
+pub use jobs::{Aggregator, Report, RunError, WindowRun};
 pub use schedule::{Days, SCHEDULE, Scheduled};
 pub use windows::{Covered, Job, SETTLEMENT_DAYS, Stores, Term, Window, WindowError};
 pub use zone::{TimeZone, ZoneError};

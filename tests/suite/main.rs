@@ -4,6 +4,7 @@
 
 mod support;
 
+mod batch_jobs;
 mod bench_orders;
 mod checks_once;
 mod cli;

@@ -4,6 +4,7 @@
 //! and reflection, the framing check of requests, telemetry, the process's
 //! [`stopping::Stopping`] signal, and the [`role::Role`] every service crate exports.
 
+pub mod aggregation;
 pub mod auth;
 pub mod clock;
 pub mod domain;

@@ -22,7 +22,7 @@ use pos_common::{
     storage::StorageError,
 };
 
-pub use pos_batch::{Job, Term, Window};
+pub use pos_common::aggregation::{Job, Term, Window};
 pub use runs::{AggregationRun, Begun, Finished, NewRun, RunId, RunScope, RunStatus};
 
 pub type StorageResult<T> = Result<T, StorageError>;

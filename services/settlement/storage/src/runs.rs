@@ -3,8 +3,11 @@
 //! that the same window never runs twice at once while a crashed holder's lease expires.
 
 use chrono::{DateTime, Utc};
-use pos_batch::{Job, Term, Window};
-use pos_common::{domain::StoreId, storage::StorageError};
+use pos_common::{
+    aggregation::{Job, Term, Window},
+    domain::StoreId,
+    storage::StorageError,
+};
 
 use crate::StorageResult;
 

@@ -1,0 +1,265 @@
+//! Running one window of a job: take the window's lease (so the same window never runs
+//! twice at once), read what the covered stores' paid trades add up to, replace the
+//! window's rows for those stores in one transaction, and record how the run went. The
+//! lease is renewed while the run works; a run that loses it stops.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use pos_common::{
+    aggregation::{Job, Term, Window},
+    clock::SharedClock,
+    domain::StoreId,
+    storage::StorageError,
+};
+use pos_settlement_storage::{
+    Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, RunId, RunScope,
+    SettlementStorage, SettlementWindow, StoreTotals,
+};
+use pos_trade_storage::sales::{
+    CardFeeTotal, PaidBetween, ProductSaleTotal, SalesSource, StoreSelection, StoreTotal,
+};
+
+use crate::TimeZone;
+
+/// How long a run's lease lasts unless renewed; it is renewed every third of that.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// One window of a job, for these stores (every store of the scope, sold or not).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowRun<'a> {
+    pub job: Job,
+    pub term: Term,
+    pub window: Window,
+    pub scope: RunScope,
+    pub stores: &'a [StoreId],
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub run: RunId,
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the window is busy: run {} holds it until {until}", holder.0)]
+    Busy {
+        refused: RunId,
+        holder: RunId,
+        until: DateTime<Utc>,
+    },
+    #[error("run {} lost its lease on the window (another run took it over)", .0.0)]
+    LeaseLost(RunId),
+    #[error("reading the paid trades failed")]
+    Source(#[source] StorageError),
+    #[error("writing the aggregates failed")]
+    Write(#[source] StorageError),
+    #[error("recording the run failed")]
+    Record(#[source] StorageError),
+}
+
+/// Runs windows of jobs from a source of paid trades into the settlement's storage.
+#[derive(Clone)]
+pub struct Aggregator {
+    source: Arc<dyn SalesSource>,
+    storage: Arc<dyn SettlementStorage>,
+    zone: TimeZone,
+    clock: SharedClock,
+    lease: Duration,
+}
+
+impl Aggregator {
+    pub fn new(
+        source: Arc<dyn SalesSource>,
+        storage: Arc<dyn SettlementStorage>,
+        zone: TimeZone,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            source,
+            storage,
+            zone,
+            clock,
+            lease: LEASE,
+        }
+    }
+
+    fn lease_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + TimeDelta::from_std(self.lease).unwrap_or(TimeDelta::MAX)
+    }
+
+    /// Runs one window: the lease, the work, the record.
+    pub async fn run(&self, run: WindowRun<'_>) -> Result<Report, RunError> {
+        let now = self.clock.now();
+        let begun = self
+            .storage
+            .begin_run(&NewRun {
+                job: run.job,
+                term: run.term,
+                window: run.window,
+                scope: run.scope,
+                started_at: now,
+                lease_until: self.lease_from(now),
+            })
+            .await
+            .map_err(RunError::Record)?;
+        let id = match begun {
+            Begun::Started(id) => id,
+            Begun::Busy {
+                refused,
+                holder,
+                until,
+            } => {
+                return Err(RunError::Busy {
+                    refused,
+                    holder,
+                    until,
+                });
+            }
+        };
+        let outcome = tokio::select! {
+            done = self.aggregate(&run) => done,
+            lost = self.keep_lease(id) => Err(lost),
+        };
+        let at = self.clock.now();
+        let finished = match &outcome {
+            Ok((rows_read, rows_written)) => Finished::Succeeded {
+                rows_read: *rows_read,
+                rows_written: *rows_written,
+                at,
+            },
+            Err(err) => Finished::Failed {
+                error: describe(err),
+                at,
+            },
+        };
+        self.storage
+            .finish_run(id, &finished)
+            .await
+            .map_err(RunError::Record)?;
+        let (rows_read, rows_written) = outcome?;
+        Ok(Report {
+            run: id,
+            rows_read,
+            rows_written,
+        })
+    }
+
+    /// Renews the lease every third of its length; answers only when it is lost.
+    async fn keep_lease(&self, run: RunId) -> RunError {
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            let until = self.lease_from(self.clock.now());
+            match self.storage.renew_lease(run, until).await {
+                Ok(true) => {}
+                Ok(false) => return RunError::LeaseLost(run),
+                // A database that cannot be reached now may answer at the next renewal;
+                // the lease has two more thirds to go.
+                Err(err) => tracing::warn!(error = %err, run = run.0, "could not renew a lease"),
+            }
+        }
+    }
+
+    /// Reads and writes the window: (rows read, rows written).
+    async fn aggregate(&self, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
+        let (from, to) = self.zone.instants(run.window);
+        let paid = PaidBetween { from, to };
+        let stores = StoreSelection::Only(run.stores.to_vec());
+        match run.job {
+            Job::ProductSales => {
+                let sales = self
+                    .source
+                    .product_sales(paid, &stores)
+                    .await
+                    .map_err(RunError::Source)?;
+                let sales: Vec<ProductSales> = sales.into_iter().map(product_sales).collect();
+                let written = self
+                    .storage
+                    .replace_product_sales(ProductSalesWindow {
+                        term: run.term,
+                        window: run.window,
+                        stores: run.stores,
+                        sales: &sales,
+                    })
+                    .await
+                    .map_err(RunError::Write)?;
+                Ok((count(sales.len()), written))
+            }
+            Job::Settlement => {
+                let source = self
+                    .source
+                    .settlement(paid, &stores)
+                    .await
+                    .map_err(RunError::Source)?;
+                let totals: Vec<StoreTotals> = source.stores.into_iter().map(totals).collect();
+                let card_fees: Vec<CardFees> =
+                    source.card_fees.into_iter().map(card_fees).collect();
+                let products: Vec<ProductSales> =
+                    source.products.into_iter().map(product_sales).collect();
+                let read = totals.len() + card_fees.len() + products.len();
+                let written = self
+                    .storage
+                    .replace_settlements(SettlementWindow {
+                        term: run.term,
+                        window: run.window,
+                        stores: run.stores,
+                        totals: &totals,
+                        card_fees: &card_fees,
+                        products: &products,
+                    })
+                    .await
+                    .map_err(RunError::Write)?;
+                Ok((count(read), written))
+            }
+        }
+    }
+}
+
+/// The error with its causes, for the run's record.
+fn describe(err: &RunError) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+fn count(rows: usize) -> u64 {
+    u64::try_from(rows).unwrap_or(u64::MAX)
+}
+
+fn product_sales(row: ProductSaleTotal) -> ProductSales {
+    ProductSales {
+        store_id: row.store_id,
+        product_id: row.product_id,
+        product_name: row.product_name,
+        category: row.category,
+        sale_count: row.sale_count,
+        sale_amount: row.sale_amount,
+    }
+}
+
+fn totals(row: StoreTotal) -> StoreTotals {
+    StoreTotals {
+        store_id: row.store_id,
+        revenue: row.revenue,
+        fee: row.fee,
+        trade_count: row.trade_count,
+    }
+}
+
+fn card_fees(row: CardFeeTotal) -> CardFees {
+    CardFees {
+        store_id: row.store_id,
+        card_company: row.card_company,
+        payment_count: row.payment_count,
+        amount: row.amount,
+        fee: row.fee,
+    }
+}

@@ -1,0 +1,348 @@
+//! Running a window of a job, from a trade database into a settlement database of its
+//! own (as `POS_SOURCE_DATABASE_URL` and `POS_DATABASE_URL` may be): the reference's
+//! worked example settles to its published figures; product sales add up to revenue and
+//! card fees to the fee for every store of a random data set; a re-run replaces, a busy
+//! window is refused and recorded.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use pos_batch::{Aggregator, RunError, TimeZone, WindowRun};
+use pos_common::{
+    aggregation::{Job, Term, Window},
+    clock::{ManualClock, SharedClock},
+    domain::{CardCompany, Category, DeviceId, ProductId, StoreId},
+    storage::Database,
+};
+use pos_settlement_storage::{
+    Begun, NewRun, Ranking, RunScope, RunStatus, SettlementDetail, SettlementStorage,
+};
+use pos_trade_storage::{
+    IdempotencyKey, NewOrder, NewPayment, OrderId, PaymentMethod, SnapshotLine, TradeStorage,
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::support::{Engine, TestDb};
+
+crate::on_both_engines!(
+    the_reference_example_settles_as_published,
+    sales_add_up_to_revenue_and_fees_for_every_store,
+    a_rerun_replaces_and_a_busy_window_is_refused,
+);
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("a test instant")
+}
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().expect("a test date")
+}
+
+fn december_first() -> Window {
+    Window {
+        start: date("2024-12-01"),
+        end: date("2024-12-02"),
+    }
+}
+
+/// A trade database and a settlement database, and the aggregator between them.
+struct Books {
+    trade_db: (TestDb, Database),
+    settlement_db: (TestDb, Database),
+    trades: Arc<dyn TradeStorage>,
+    settlements: Arc<dyn SettlementStorage>,
+    aggregator: Aggregator,
+    clock: Arc<ManualClock>,
+    keys: usize,
+}
+
+impl Books {
+    async fn open(engine: Engine) -> Self {
+        let clock = ManualClock::new(at("2024-12-01T03:00:00Z"));
+        let shared: SharedClock = clock.clone();
+        let trade_db = TestDb::create(engine).await;
+        trade_db
+            .1
+            .migrate(&pos_trade::MIGRATIONS)
+            .await
+            .expect("migrate trade");
+        let settlement_db = TestDb::create(engine).await;
+        settlement_db
+            .1
+            .migrate(&pos_settlement::MIGRATIONS)
+            .await
+            .expect("migrate settlement");
+        let trades = pos_trade::open_storage(&trade_db.1, shared.clone());
+        let settlements = pos_settlement::open_storage(&settlement_db.1);
+        let aggregator = Aggregator::new(
+            pos_trade::open_sales_source(&trade_db.1),
+            settlements.clone(),
+            TimeZone::default(),
+            shared,
+        );
+        Self {
+            trade_db,
+            settlement_db,
+            trades,
+            settlements,
+            aggregator,
+            clock,
+            keys: 0,
+        }
+    }
+
+    fn key(&mut self) -> usize {
+        self.keys += 1;
+        self.keys
+    }
+
+    async fn order(&mut self, store: i64, tablet: i64, lines: &[(i64, Category, i64, i64)]) {
+        let n = self.key();
+        let lines = lines
+            .iter()
+            .map(|&(product, category, unit_price, count)| SnapshotLine {
+                product_id: ProductId::from_stored(product),
+                product_name: format!("Product {product}"),
+                category,
+                unit_price,
+                count,
+            })
+            .collect();
+        let order = NewOrder::new(
+            OrderId::parse(&format!("o-{n}")).expect("order id"),
+            StoreId::from_stored(store),
+            DeviceId::from_stored(tablet),
+            IdempotencyKey::parse(&format!("k-{n}")).expect("key"),
+            format!("order {n}"),
+            lines,
+        )
+        .expect("an order");
+        self.trades.commit_order(&order).await.expect("commit");
+    }
+
+    async fn pay(&mut self, store: i64, tablet: i64, method: PaymentMethod) {
+        let n = self.key();
+        self.trades
+            .pay(&NewPayment {
+                store_id: StoreId::from_stored(store),
+                device_id: DeviceId::from_stored(tablet),
+                method,
+                expected_amount: None,
+                idempotency_key: IdempotencyKey::parse(&format!("p-{n}")).expect("key"),
+                fingerprint: format!("payment {n}"),
+            })
+            .await
+            .expect("pay");
+    }
+
+    async fn run(&self, job: Job, stores: &[i64]) -> Result<pos_batch::Report, RunError> {
+        let stores: Vec<StoreId> = stores.iter().map(|&s| StoreId::from_stored(s)).collect();
+        self.aggregator
+            .run(WindowRun {
+                job,
+                term: Term::Day,
+                window: december_first(),
+                scope: RunScope::ALL,
+                stores: &stores,
+            })
+            .await
+    }
+
+    async fn detail(&self, store: i64) -> Option<SettlementDetail> {
+        self.settlements
+            .settlement_detail(StoreId::from_stored(store), Term::Day, date("2024-12-01"))
+            .await
+            .expect("read")
+    }
+
+    async fn finish(self) {
+        for (test_db, database) in [self.trade_db, self.settlement_db] {
+            database.close().await;
+            test_db.drop_database().await;
+        }
+    }
+}
+
+const CARD_H: PaymentMethod = PaymentMethod::Card(CardCompany::H);
+
+/// Table 1: 4 × product 2 (SUB_MENU 500) + 2 × product 4 (DRINK 300), then 2 × product
+/// 2, paid 3,600 in cash; table 2: 6 × product 2 + 3 × product 4, paid 3,900 by card H.
+async fn the_reference_example_settles_as_published(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    let (sub, drink) = (Category::SubMenu, Category::Drink);
+    books
+        .order(1, 1, &[(2, sub, 500, 4), (4, drink, 300, 2)])
+        .await;
+    books.order(1, 1, &[(2, sub, 500, 2)]).await;
+    books.pay(1, 1, PaymentMethod::Cash).await;
+    books
+        .order(1, 2, &[(2, sub, 500, 6), (4, drink, 300, 3)])
+        .await;
+    books.pay(1, 2, CARD_H).await;
+    books.clock.set(at("2024-12-01T15:10:00Z"));
+
+    let settled = books.run(Job::Settlement, &[1, 2]).await.expect("run");
+    assert_eq!((settled.rows_read, settled.rows_written), (4, 5));
+    let detail = books.detail(1).await.expect("settled");
+    let s = detail.settlement;
+    assert_eq!(
+        (s.revenue, s.fee, s.operating_profit(), s.trade_count),
+        (7_500, 23, 7_477, 2)
+    );
+    let by_product: Vec<(i64, Category, i64, i64)> = detail
+        .products
+        .iter()
+        .map(|p| (p.product_id, p.category, p.sale_count, p.sale_amount))
+        .collect();
+    assert_eq!(by_product, [(2, sub, 12, 6_000), (4, drink, 5, 1_500)]);
+    let fees: Vec<(CardCompany, i64)> = detail
+        .card_fees
+        .iter()
+        .map(|f| (f.card_company, f.fee))
+        .collect();
+    assert_eq!(fees, [(CardCompany::H, 23)]);
+    let idle = books.detail(2).await.expect("covered").settlement;
+    assert_eq!((idle.revenue, idle.fee, idle.trade_count), (0, 0, 0));
+
+    books.run(Job::ProductSales, &[1, 2]).await.expect("run");
+    let top = books
+        .settlements
+        .top_products(
+            StoreId::from_stored(1),
+            Term::Day,
+            date("2024-12-01"),
+            None,
+            Ranking::Amount,
+            5,
+        )
+        .await
+        .expect("read")
+        .expect("aggregated");
+    let top: Vec<(i64, i64)> = top.iter().map(|p| (p.product_id, p.sale_amount)).collect();
+    assert_eq!(top, [(2, 6_000), (4, 1_500)]);
+    books.finish().await;
+}
+
+/// Random bills over four stores, paid by cash or any card company, some left open: for
+/// every store, the products' sales add up to its revenue and the card companies' fees
+/// to its fee.
+async fn sales_add_up_to_revenue_and_fees_for_every_store(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    let mut rng = StdRng::seed_from_u64(20241201);
+    let categories = [Category::MainMenu, Category::SubMenu, Category::Drink];
+    for tablet in 1..=24 {
+        let store = 1 + tablet % 4;
+        for _ in 0..rng.gen_range(1..4) {
+            let lines: Vec<(i64, Category, i64, i64)> = (0..rng.gen_range(1..4))
+                .map(|i| {
+                    let product = store * 100 + i;
+                    let price = 100 * (1 + product % 7);
+                    (
+                        product,
+                        categories[(product % 3) as usize],
+                        price,
+                        rng.gen_range(1..9),
+                    )
+                })
+                .collect();
+            books.order(store, tablet, &lines).await;
+        }
+        match rng.gen_range(0..5usize) {
+            0 => {} // left open
+            1 => books.pay(store, tablet, PaymentMethod::Cash).await,
+            n => {
+                let company = CardCompany::ALL[n - 2];
+                books.pay(store, tablet, PaymentMethod::Card(company)).await;
+            }
+        }
+    }
+    books
+        .run(Job::Settlement, &[1, 2, 3, 4])
+        .await
+        .expect("run");
+    for store in 1..=4 {
+        let detail = books.detail(store).await.expect("settled");
+        assert_eq!(
+            detail.products.iter().map(|p| p.sale_amount).sum::<i64>(),
+            detail.settlement.revenue,
+            "store {store}"
+        );
+        assert_eq!(
+            detail.card_fees.iter().map(|f| f.fee).sum::<i64>(),
+            detail.settlement.fee,
+            "store {store}"
+        );
+        assert!(
+            detail.settlement.revenue > 0,
+            "store {store} sold something"
+        );
+    }
+    books.finish().await;
+}
+
+async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    books.order(1, 1, &[(2, Category::SubMenu, 500, 2)]).await;
+    books.pay(1, 1, PaymentMethod::Cash).await;
+    books.clock.set(at("2024-12-01T15:10:00Z"));
+    books.run(Job::Settlement, &[1]).await.expect("run");
+    books.clock.set(at("2024-12-01T15:20:00Z"));
+    books.run(Job::Settlement, &[1]).await.expect("run again");
+    let settled = books.detail(1).await.expect("settled");
+    assert_eq!(
+        (settled.settlement.revenue, settled.products.len()),
+        (1_000, 1),
+        "replaced, not doubled"
+    );
+
+    // Another run holds the window's lease.
+    books.clock.set(at("2024-12-01T15:30:00Z"));
+    let holder = books
+        .settlements
+        .begin_run(&NewRun {
+            job: Job::Settlement,
+            term: Term::Day,
+            window: december_first(),
+            scope: RunScope::ALL,
+            started_at: at("2024-12-01T15:29:00Z"),
+            lease_until: at("2024-12-01T15:35:00Z"),
+        })
+        .await
+        .expect("begin");
+    let Begun::Started(holder) = holder else {
+        panic!("the window was free: {holder:?}");
+    };
+    let refused = books.run(Job::Settlement, &[1]).await;
+    let Err(RunError::Busy {
+        holder: busy_with, ..
+    }) = &refused
+    else {
+        panic!("expected a busy window, got {refused:?}");
+    };
+    assert_eq!(*busy_with, holder);
+    assert!(
+        refused
+            .as_ref()
+            .expect_err("busy")
+            .to_string()
+            .contains("busy")
+    );
+    let statuses: Vec<RunStatus> = books
+        .settlements
+        .runs(None, 10)
+        .await
+        .expect("runs")
+        .iter()
+        .map(|run| run.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            RunStatus::Failed,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Succeeded
+        ]
+    );
+    books.finish().await;
+}
