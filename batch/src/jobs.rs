@@ -20,7 +20,10 @@ use pos_trade_storage::sales::{
     CardFeeTotal, PaidBetween, ProductSaleTotal, SalesSource, StoreSelection, StoreTotal,
 };
 
-use crate::TimeZone;
+use crate::{
+    TimeZone,
+    windows::{WindowError, check_window},
+};
 
 /// How long a run's lease lasts unless renewed; it is renewed every third of that.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -53,6 +56,8 @@ pub enum RunError {
     },
     #[error("run {} lost its lease on the window (another run took it over)", .0.0)]
     LeaseLost(RunId),
+    #[error("not a window of this job and term")]
+    Window(#[source] WindowError),
     #[error("reading the paid trades failed")]
     Source(#[source] StorageError),
     #[error("writing the aggregates failed")]
@@ -88,11 +93,23 @@ impl Aggregator {
     }
 
     fn lease_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + TimeDelta::from_std(self.lease).unwrap_or(TimeDelta::MAX)
+        TimeDelta::from_std(self.lease)
+            .ok()
+            .and_then(|lease| now.checked_add_signed(lease))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     /// Runs one window: the lease, the work, the record.
     pub async fn run(&self, run: WindowRun<'_>) -> Result<Report, RunError> {
+        check_window(run.job, run.term, run.window).map_err(RunError::Window)?;
+        // A store named twice would be covered twice.
+        let mut stores = run.stores.to_vec();
+        stores.sort_unstable();
+        stores.dedup();
+        let run = WindowRun {
+            stores: &stores,
+            ..run
+        };
         let now = self.clock.now();
         let begun = self
             .storage

@@ -1,6 +1,7 @@
-//! When the jobs run, in the stores' time zone. This table is the one source of truth:
-//! `pos up` runs it in process, and the Helm chart's CronJobs are rendered from it (their
-//! `schedule` is [`Scheduled::cron`]).
+//! When the jobs run, in the stores' time zone. This table is to be the one source of
+//! truth: `pos up` will run it in process, and the Helm chart's CronJobs will be rendered
+//! from it (their `schedule` is [`Scheduled::cron`], with `timeZone` set to the stores'
+//! zone, since a CronJob otherwise reads its schedule in the controller's zone).
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
 
@@ -22,8 +23,8 @@ pub struct Scheduled {
     pub job: Job,
     pub term: Term,
     pub days: Days,
-    /// Local time of day: shortly after midnight, the DAY jobs first, so the rollups that
-    /// read DAY rows find them.
+    /// Local time of day: shortly after midnight, the DAY jobs first, so that WEEK and
+    /// MONTH rollups built from DAY rows (to come) find them.
     pub hour: u32,
     pub minute: u32,
 }
@@ -74,7 +75,7 @@ impl Scheduled {
     }
 
     /// The same schedule as a cron expression (minute hour day-of-month month
-    /// day-of-week), read in the stores' zone.
+    /// day-of-week), to be read in the stores' zone (a CronJob's `timeZone`).
     pub fn cron(&self) -> String {
         let (day_of_month, day_of_week) = match self.days {
             Days::Every => ("*".to_string(), "*".to_string()),

@@ -219,5 +219,20 @@ pub fn starting(
     Err(WindowError::NotAStart(start, term, why))
 }
 
+/// Whether `window` is one of `job`'s windows of `term`: its first day starts one, and it
+/// ends where that one ends (a MONTH settlement window starts on a settlement day).
+pub fn check_window(job: Job, term: Term, window: Window) -> Result<(), WindowError> {
+    let expected = starting(job, term, window.start, window.start.day())?;
+    if expected == window {
+        Ok(())
+    } else {
+        Err(WindowError::NotAStart(
+            window.start,
+            term,
+            " (the window ends elsewhere)",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests;

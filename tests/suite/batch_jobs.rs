@@ -286,14 +286,41 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
     books.pay(1, 1, PaymentMethod::Cash).await;
     books.clock.set(at("2024-12-01T15:10:00Z"));
     books.run(Job::Settlement, &[1]).await.expect("run");
+    // A bill paid late in the day, committed after the first run: the re-run takes it in.
+    books.clock.set(at("2024-12-01T14:59:00Z"));
+    books.order(1, 2, &[(3, Category::Drink, 300, 1)]).await;
+    books.pay(1, 2, PaymentMethod::Cash).await;
     books.clock.set(at("2024-12-01T15:20:00Z"));
-    books.run(Job::Settlement, &[1]).await.expect("run again");
+    books
+        .run(Job::Settlement, &[1, 1])
+        .await
+        .expect("run again");
     let settled = books.detail(1).await.expect("settled");
     assert_eq!(
-        (settled.settlement.revenue, settled.products.len()),
-        (1_000, 1),
-        "replaced, not doubled"
+        (
+            settled.settlement.revenue,
+            settled.settlement.trade_count,
+            settled.products.len()
+        ),
+        (1_300, 2, 2),
+        "replaced with the late bill, not doubled"
     );
+    // A window that is not a day is not a DAY window.
+    let stores = [StoreId::from_stored(1)];
+    let week = books
+        .aggregator
+        .run(WindowRun {
+            job: Job::Settlement,
+            term: Term::Day,
+            window: Window {
+                start: date("2024-12-01"),
+                end: date("2024-12-08"),
+            },
+            scope: RunScope::ALL,
+            stores: &stores,
+        })
+        .await;
+    assert!(matches!(week, Err(RunError::Window(_))), "{week:?}");
 
     // Another run holds the window's lease.
     books.clock.set(at("2024-12-01T15:30:00Z"));

@@ -204,6 +204,7 @@ async fn a_failed_run_leaves_the_previous_rows(engine: Engine) {
         &[sold(1, 1, "Kimbap", Category::MainMenu, 1, 3_000)],
     )
     .await;
+    write_sales(&f, &[9], &[sold(9, 5, "Before", Category::Drink, 2, 20)]).await;
     // A row of a store the run does not cover fails the whole run.
     let refused = f
         .storage
@@ -219,7 +220,11 @@ async fn a_failed_run_leaves_the_previous_rows(engine: Engine) {
         .await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(1, 1, 3_000)]));
-    assert_eq!(f.top(9, Ranking::Count).await, None);
+    assert_eq!(
+        f.top(9, Ranking::Count).await,
+        Some(vec![(5, 2, 20)]),
+        "store 9's window, covered by an earlier run, is untouched"
+    );
     // Likewise a settlement of a store the run does not cover.
     let stray = [StoreTotals {
         store_id: StoreId::from_stored(9),
@@ -582,5 +587,19 @@ async fn runs_are_listed_newest_first_to_the_stores_they_cover(engine: Engine) {
         .await
         .expect("runs");
     assert_eq!(listed[0].scope, owners(5));
+    // A shard's run is listed to the stores of its shard only.
+    let shard = RunScope {
+        shard_index: 2,
+        shard_count: 3,
+        store: None,
+    };
+    let sharded = started(
+        f.storage
+            .begin_run(&day_run(shard, "2024-12-02T11:00:00Z"))
+            .await
+            .expect("begin"),
+    );
+    assert_eq!(ids(of(5).await.expect("runs")), [sharded, fives, everyone]);
+    assert_eq!(ids(of(6).await.expect("runs")), [sixes, everyone]);
     f.finish().await;
 }

@@ -174,3 +174,63 @@ fn dates_at_the_edge_of_the_calendar_are_refused_not_panicked_on() {
         Err(WindowError::OutOfRange)
     );
 }
+
+#[test]
+fn a_window_is_checked_against_its_job_and_term() {
+    assert_eq!(
+        check_window(
+            Job::ProductSales,
+            Term::Day,
+            window("2024-12-01", "2024-12-02")
+        ),
+        Ok(())
+    );
+    assert!(
+        check_window(
+            Job::ProductSales,
+            Term::Day,
+            window("2024-12-01", "2024-12-08")
+        )
+        .is_err()
+    );
+    assert_eq!(
+        check_window(
+            Job::ProductSales,
+            Term::Week,
+            window("2024-12-02", "2024-12-09")
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check_window(
+            Job::Settlement,
+            Term::Week,
+            window("2024-12-02", "2024-12-09")
+        ),
+        Err(WindowError::NoSuchTerm(Job::Settlement, Term::Week))
+    );
+    assert_eq!(
+        check_window(
+            Job::Settlement,
+            Term::Month,
+            window("2024-11-10", "2024-12-10")
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check_window(
+            Job::Settlement,
+            Term::Month,
+            window("2024-11-11", "2024-12-11")
+        ),
+        Err(WindowError::NotASettlementDay(11))
+    );
+    assert_eq!(
+        check_window(
+            Job::ProductSales,
+            Term::Month,
+            window("2024-11-01", "2024-12-01")
+        ),
+        Ok(())
+    );
+}

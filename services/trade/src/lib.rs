@@ -49,7 +49,6 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: pos_trade_sqlite::migrator,
 };
 
-/// The trade's storage on whichever engine `database` is.
 /// What paid trades add up to, read for the aggregation batch from the trade database
 /// (or a read-only replica of it).
 pub fn open_sales_source(database: &Database) -> Arc<dyn SalesSource> {
@@ -59,6 +58,7 @@ pub fn open_sales_source(database: &Database) -> Arc<dyn SalesSource> {
     }
 }
 
+/// The trade's storage on whichever engine `database` is.
 pub fn open_storage(database: &Database, clock: SharedClock) -> Arc<dyn TradeStorage> {
     match database {
         Database::Postgres(pool) => {

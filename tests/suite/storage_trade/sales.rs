@@ -262,6 +262,47 @@ async fn a_product_is_named_as_it_was_last_sold(engine: Engine) {
             .await,
         [sold(one, 7, "Iced tea", Category::SubMenu, 3, 400)]
     );
+    // Renamed between two orders of one bill (paid at once): the later order's name. And
+    // card fees come in company order, K before H.
+    shop.clock.set(at("2024-12-01T03:00:00Z"));
+    shop.order(
+        one,
+        device(2),
+        &[(8, "Zucchini jeon", Category::SubMenu, 100, 1)],
+    )
+    .await;
+    shop.clock.set(at("2024-12-01T03:05:00Z"));
+    shop.order(
+        one,
+        device(2),
+        &[(8, "Hobak jeon", Category::SubMenu, 100, 1)],
+    )
+    .await;
+    shop.pay(one, device(2), CARD_H).await;
+    shop.order(
+        one,
+        device(3),
+        &[(8, "Hobak jeon", Category::SubMenu, 100, 1)],
+    )
+    .await;
+    shop.pay(one, device(3), PaymentMethod::Card(CardCompany::K))
+        .await;
+    let settlement = shop
+        .settlement(seoul_december_first(), &StoreSelection::All)
+        .await;
+    assert!(
+        settlement
+            .products
+            .contains(&sold(one, 8, "Hobak jeon", Category::SubMenu, 3, 300)),
+        "{:?}",
+        settlement.products
+    );
+    let companies: Vec<CardCompany> = settlement
+        .card_fees
+        .iter()
+        .map(|f| f.card_company)
+        .collect();
+    assert_eq!(companies, [CardCompany::K, CardCompany::H]);
     shop.fixture.finish().await;
 }
 

@@ -133,6 +133,7 @@ async fn settlement_in(
 #[async_trait]
 impl SettlementStorage for PgSettlementStorage {
     async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64> {
+        window.check()?;
         let (term, start, end) = (
             term_name(window.term),
             window.window.start,
@@ -341,7 +342,7 @@ impl SettlementStorage for PgSettlementStorage {
                WHERE store_id = $1 AND term = $2::text::settlement_term AND start_date = $3
                  AND ($4::text IS NULL OR category = $4::text::settlement_category)
                ORDER BY CASE WHEN $5 THEN sale_count ELSE sale_amount END DESC,
-                        product_name, product_id
+                        product_name COLLATE "C", product_id
                LIMIT $6"#,
             store.get(),
             term_name(term),
@@ -427,7 +428,7 @@ impl SettlementStorage for PgSettlementStorage {
                       sale_count, sale_amount
                FROM settlement_products
                WHERE store_id = $1 AND term = $2::text::settlement_term AND start_date = $3
-               ORDER BY category, sale_amount DESC, product_name, product_id"#,
+               ORDER BY category, sale_amount DESC, product_name COLLATE "C", product_id"#,
             store.get(),
             term_name(term),
             start,

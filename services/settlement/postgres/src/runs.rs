@@ -227,7 +227,8 @@ pub async fn list(
                   shard_index, shard_count, store_id, status::text AS "status!", rows_read,
                   rows_written, started_at, finished_at, error
            FROM aggregation_runs
-           WHERE $1::bigint IS NULL OR store_id = $1 OR store_id = 0
+           WHERE $1::bigint IS NULL OR store_id = $1
+              OR (store_id = 0 AND $1 % shard_count = shard_index)
            ORDER BY started_at DESC, id DESC
            LIMIT $2"#,
         store.map(|store| store.get()),

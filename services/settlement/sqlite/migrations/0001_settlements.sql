@@ -8,8 +8,9 @@
 CREATE TABLE product_sales_windows (
     store_id   INTEGER NOT NULL,
     term       TEXT    NOT NULL CHECK (term IN ('DAY', 'WEEK', 'MONTH')),
-    start_date TEXT    NOT NULL CHECK (date(start_date) = start_date),
-    end_date   TEXT    NOT NULL CHECK (date(end_date) = end_date AND end_date > start_date),
+    start_date TEXT    NOT NULL CHECK (coalesce(date(start_date, '+0 days') = start_date, 0)),
+    end_date   TEXT NOT NULL
+        CHECK (coalesce(date(end_date, '+0 days') = end_date, 0) AND end_date > start_date),
     PRIMARY KEY (store_id, term, start_date)
 ) STRICT;
 CREATE INDEX product_sales_windows_by_window ON product_sales_windows (term, start_date);
@@ -30,8 +31,9 @@ CREATE TABLE product_sales (
 CREATE TABLE settlements (
     store_id    INTEGER NOT NULL,
     term        TEXT    NOT NULL CHECK (term IN ('DAY', 'WEEK', 'MONTH')),
-    start_date  TEXT    NOT NULL CHECK (date(start_date) = start_date),
-    end_date    TEXT    NOT NULL CHECK (date(end_date) = end_date AND end_date > start_date),
+    start_date  TEXT    NOT NULL CHECK (coalesce(date(start_date, '+0 days') = start_date, 0)),
+    end_date    TEXT NOT NULL
+        CHECK (coalesce(date(end_date, '+0 days') = end_date, 0) AND end_date > start_date),
     revenue     INTEGER NOT NULL CHECK (revenue >= 0),
     fee         INTEGER NOT NULL CHECK (fee >= 0 AND fee <= revenue),
     trade_count INTEGER NOT NULL CHECK (trade_count >= 0),

@@ -7,8 +7,10 @@ CREATE TABLE aggregation_runs (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     job          TEXT    NOT NULL CHECK (job IN ('PRODUCT_SALES', 'SETTLEMENT')),
     term         TEXT    NOT NULL CHECK (term IN ('DAY', 'WEEK', 'MONTH')),
-    window_start TEXT    NOT NULL CHECK (date(window_start) = window_start),
-    window_end   TEXT    NOT NULL CHECK (date(window_end) = window_end AND window_end > window_start),
+    window_start TEXT NOT NULL
+        CHECK (coalesce(date(window_start, '+0 days') = window_start, 0)),
+    window_end   TEXT NOT NULL
+        CHECK (coalesce(date(window_end, '+0 days') = window_end, 0) AND window_end > window_start),
     shard_index  INTEGER NOT NULL,
     shard_count  INTEGER NOT NULL,
     -- 0: every store of the window (or shard); otherwise the one store an owner ran.

@@ -133,6 +133,7 @@ async fn settlement_in(
 #[async_trait]
 impl SettlementStorage for SqliteSettlementStorage {
     async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64> {
+        window.check()?;
         let term = term_name(window.term);
         let (start, end) = (
             window.window.start.to_string(),

@@ -214,7 +214,8 @@ pub async fn list(
         r#"SELECT id AS "id!", job, term, window_start, window_end, shard_index, shard_count,
                   store_id, status, rows_read, rows_written, started_at, finished_at, error
            FROM aggregation_runs
-           WHERE ?1 IS NULL OR store_id = ?1 OR store_id = 0
+           WHERE ?1 IS NULL OR store_id = ?1
+              OR (store_id = 0 AND ?1 % shard_count = shard_index)
            ORDER BY started_at DESC, id DESC
            LIMIT ?2"#,
         store,

@@ -15,6 +15,8 @@
 
 pub mod runs;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::{
@@ -80,21 +82,36 @@ pub struct SettlementWindow<'a> {
     pub products: &'a [ProductSales],
 }
 
-impl SettlementWindow<'_> {
-    /// Refuses totals, fees or product rows of a store the run does not cover: writing
-    /// them would leave a window holding rows no run of it accounts for.
+/// Refuses rows of a store a run does not cover: writing them would leave a window
+/// holding rows no run of it accounts for.
+fn all_covered(
+    covered: &[StoreId],
+    mut stores: impl Iterator<Item = StoreId>,
+) -> StorageResult<()> {
+    let covered: HashSet<StoreId> = covered.iter().copied().collect();
+    if stores.all(|store| covered.contains(&store)) {
+        Ok(())
+    } else {
+        Err(StorageError::Inconsistent(
+            "rows of a store the run does not cover",
+        ))
+    }
+}
+
+impl ProductSalesWindow<'_> {
     pub fn check(&self) -> StorageResult<()> {
-        let covered = |store: &StoreId| self.stores.contains(store);
-        let all_covered = self.totals.iter().all(|t| covered(&t.store_id))
-            && self.card_fees.iter().all(|f| covered(&f.store_id))
-            && self.products.iter().all(|p| covered(&p.store_id));
-        if all_covered {
-            Ok(())
-        } else {
-            Err(StorageError::Inconsistent(
-                "settlement rows of a store the run does not cover",
-            ))
-        }
+        all_covered(self.stores, self.sales.iter().map(|s| s.store_id))
+    }
+}
+
+impl SettlementWindow<'_> {
+    pub fn check(&self) -> StorageResult<()> {
+        let stores = self.totals.iter().map(|t| t.store_id);
+        let stores = stores.chain(self.card_fees.iter().map(|f| f.store_id));
+        all_covered(
+            self.stores,
+            stores.chain(self.products.iter().map(|p| p.store_id)),
+        )
     }
 }
 
@@ -191,8 +208,8 @@ pub trait SettlementStorage: Send + Sync + 'static {
     /// Records how a run ended and gives its lease back.
     async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()>;
 
-    /// The latest runs, newest first: of one store's own runs and the runs covering every
-    /// store when `store` is given, of all otherwise.
+    /// The latest runs, newest first: those that covered `store` (its own, and those of
+    /// every store or of its shard) when given, all otherwise.
     async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>>;
 }
 

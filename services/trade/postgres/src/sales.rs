@@ -40,7 +40,7 @@ async fn product_sales(
     let rows = sqlx::query!(
         r#"SELECT t.store_id, l.product_id, l.product_name, l.category::text AS "category!",
                   sum(l.count)::bigint AS "sale_count!", sum(l.amount)::bigint AS "sale_amount!",
-                  max(t.paid_at) AS "last_sold!"
+                  max(t.paid_at) AS "last_sold!", max(o.created_at) AS "last_ordered!"
            FROM trades t
            JOIN trade_orders o ON o.trade_id = t.id
            JOIN trade_order_lines l ON l.order_id = o.id
@@ -69,6 +69,7 @@ async fn product_sales(
                 sale_count: row.sale_count,
                 sale_amount: row.sale_amount,
                 last_sold: row.last_sold,
+                last_ordered: row.last_ordered,
             })
         })
         .collect::<StorageResult<Vec<_>>>()?;

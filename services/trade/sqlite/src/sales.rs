@@ -54,7 +54,8 @@ async fn product_sales(
         r#"SELECT t.store_id AS "store_id!", l.product_id AS "product_id!",
                   l.product_name AS "product_name!", l.category AS "category!",
                   sum(l.count) AS "sale_count!: i64", sum(l.amount) AS "sale_amount!: i64",
-                  max(t.paid_at) AS "last_sold!: i64"
+                  max(t.paid_at) AS "last_sold!: i64",
+                  max(o.created_at) AS "last_ordered!: i64"
            FROM trades t
            JOIN trade_orders o ON o.trade_id = t.id
            JOIN trade_order_lines l ON l.order_id = o.id
@@ -83,6 +84,7 @@ async fn product_sales(
                 sale_count: row.sale_count,
                 sale_amount: row.sale_amount,
                 last_sold: from_millis("trades.paid_at", row.last_sold)?,
+                last_ordered: from_millis("trade_orders.created_at", row.last_ordered)?,
             })
         })
         .collect::<StorageResult<Vec<_>>>()?;
@@ -145,7 +147,8 @@ async fn card_fees(
              AND (?3 IS NULL OR t.store_id IN (SELECT value FROM json_each(?3)))
              AND t.store_id % ?4 = ?5
            GROUP BY t.store_id, p.card_company
-           ORDER BY t.store_id, p.card_company"#,
+           ORDER BY t.store_id,
+                    CASE p.card_company WHEN 'K' THEN 0 WHEN 'H' THEN 1 ELSE 2 END"#,
         from,
         to,
         only,

@@ -86,18 +86,21 @@ pub struct NamedSales {
     pub category: Category,
     pub sale_count: i64,
     pub sale_amount: i64,
+    /// When the product's last trade under this name was paid, and its last order under
+    /// this name placed: the orders of one bill are all paid at once.
     pub last_sold: DateTime<Utc>,
+    pub last_ordered: DateTime<Utc>,
 }
 
 /// One total per product, named as it was last sold; sums checked.
 pub fn merge_names(mut rows: Vec<NamedSales>) -> StorageResult<Vec<ProductSaleTotal>> {
+    // By product, the latest name first (the name breaks a tie only when one order
+    // named the product twice, which an order cannot).
     rows.sort_by(|a, b| {
-        (a.store_id, a.product_id, b.last_sold, &b.product_name).cmp(&(
-            b.store_id,
-            b.product_id,
-            a.last_sold,
-            &a.product_name,
-        ))
+        (a.store_id, a.product_id)
+            .cmp(&(b.store_id, b.product_id))
+            .then_with(|| (b.last_sold, b.last_ordered).cmp(&(a.last_sold, a.last_ordered)))
+            .then_with(|| b.product_name.cmp(&a.product_name))
     });
     let mut merged: Vec<ProductSaleTotal> = Vec::with_capacity(rows.len());
     for row in rows {
