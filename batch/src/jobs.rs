@@ -1,7 +1,8 @@
 //! Running one window of a job: take the window's lease (so the same window never runs
 //! twice at once), read what the covered stores' paid trades add up to, replace the
 //! window's rows for those stores in one transaction, and record how the run went. The
-//! lease is renewed while the run works; a run that loses it stops.
+//! lease is renewed while the run works; a run that loses it stops, and its write checks
+//! the lease in the same transaction, so it never overwrites a newer run's rows.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +14,7 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_settlement_storage::{
-    Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, RunId, RunScope,
+    Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Replaced, RunId, RunScope,
     SettlementStorage, SettlementWindow, StoreTotals,
 };
 use pos_trade_storage::sales::{
@@ -138,7 +139,7 @@ impl Aggregator {
             }
         };
         let outcome = tokio::select! {
-            done = self.aggregate(&run) => done,
+            done = self.aggregate(id, &run) => done,
             lost = self.keep_lease(id) => Err(lost),
         };
         let at = self.clock.now();
@@ -181,7 +182,7 @@ impl Aggregator {
     }
 
     /// Reads and writes the window: (rows read, rows written).
-    async fn aggregate(&self, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
+    async fn aggregate(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
         let (from, to) = self.zone.instants(run.window);
         let paid = PaidBetween { from, to };
         let stores = StoreSelection::Only(run.stores.to_vec());
@@ -195,15 +196,18 @@ impl Aggregator {
                 let sales: Vec<ProductSales> = sales.into_iter().map(product_sales).collect();
                 let written = self
                     .storage
-                    .replace_product_sales(ProductSalesWindow {
-                        term: run.term,
-                        window: run.window,
-                        stores: run.stores,
-                        sales: &sales,
-                    })
+                    .replace_product_sales(
+                        id,
+                        ProductSalesWindow {
+                            term: run.term,
+                            window: run.window,
+                            stores: run.stores,
+                            sales: &sales,
+                        },
+                    )
                     .await
                     .map_err(RunError::Write)?;
-                Ok((count(sales.len()), written))
+                Ok((count(sales.len()), written_or_lost(id, written)?))
             }
             Job::Settlement => {
                 let source = self
@@ -219,19 +223,29 @@ impl Aggregator {
                 let read = totals.len() + card_fees.len() + products.len();
                 let written = self
                     .storage
-                    .replace_settlements(SettlementWindow {
-                        term: run.term,
-                        window: run.window,
-                        stores: run.stores,
-                        totals: &totals,
-                        card_fees: &card_fees,
-                        products: &products,
-                    })
+                    .replace_settlements(
+                        id,
+                        SettlementWindow {
+                            term: run.term,
+                            window: run.window,
+                            stores: run.stores,
+                            totals: &totals,
+                            card_fees: &card_fees,
+                            products: &products,
+                        },
+                    )
                     .await
                     .map_err(RunError::Write)?;
-                Ok((count(read), written))
+                Ok((count(read), written_or_lost(id, written)?))
             }
         }
+    }
+}
+
+fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {
+    match replaced {
+        Replaced::Written(rows) => Ok(rows),
+        Replaced::LeaseLost => Err(RunError::LeaseLost(run)),
     }
 }
 

@@ -13,8 +13,8 @@ use pos_common::{
     storage::Database,
 };
 use pos_settlement_storage::{
-    Begun, CardFees, Finished, Job, NewRun, ProductSales, ProductSalesWindow, Ranking, RunId,
-    RunScope, RunStatus, Settlement, SettlementStorage, SettlementWindow, StoreTotals, Term,
+    Begun, CardFees, Finished, Job, NewRun, ProductSales, ProductSalesWindow, Ranking, Replaced,
+    RunId, RunScope, RunStatus, Settlement, SettlementStorage, SettlementWindow, StoreTotals, Term,
     Window,
 };
 
@@ -29,12 +29,14 @@ crate::on_both_engines!(
     an_expired_lease_is_taken_over_and_its_holder_recorded_as_failed,
     runs_starting_at_once_get_one_lease,
     runs_are_listed_newest_first_to_the_stores_they_cover,
+    a_run_whose_lease_was_taken_over_writes_nothing,
 );
 
 struct Fixture {
     test_db: TestDb,
     database: Database,
     storage: Arc<dyn SettlementStorage>,
+    leases: std::sync::atomic::AtomicI64,
 }
 
 impl Fixture {
@@ -49,7 +51,35 @@ impl Fixture {
             test_db,
             database,
             storage,
+            leases: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    /// A run holding a lease of its own (a scope no other run of the test uses), for a
+    /// write: writes happen only under a lease.
+    async fn lease(&self) -> RunId {
+        let n = self
+            .leases
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let scope = RunScope {
+            shard_index: 0,
+            shard_count: 1,
+            store: Some(StoreId::from_stored(1_000_000 + n)),
+        };
+        let started_at = at("2024-12-02T00:00:00Z");
+        let begun = self
+            .storage
+            .begin_run(&NewRun {
+                job: Job::ProductSales,
+                term: Term::Day,
+                window: december_first(),
+                scope,
+                started_at,
+                lease_until: started_at + TimeDelta::hours(1),
+            })
+            .await
+            .expect("begin");
+        started(begun)
     }
 
     async fn top(&self, store: i64, ranking: Ranking) -> Option<Vec<(i64, i64, i64)>> {
@@ -110,14 +140,17 @@ fn sold(
     }
 }
 
-async fn write_sales(f: &Fixture, covered: &[i64], sales: &[ProductSales]) -> u64 {
+async fn write_sales(f: &Fixture, covered: &[i64], sales: &[ProductSales]) -> Replaced {
     f.storage
-        .replace_product_sales(ProductSalesWindow {
-            term: Term::Day,
-            window: december_first(),
-            stores: &stores(covered),
-            sales,
-        })
+        .replace_product_sales(
+            f.lease().await,
+            ProductSalesWindow {
+                term: Term::Day,
+                window: december_first(),
+                stores: &stores(covered),
+                sales,
+            },
+        )
         .await
         .expect("write")
 }
@@ -128,7 +161,10 @@ async fn a_run_replaces_its_window_for_the_stores_it_covers(engine: Engine) {
         sold(1, 10, "Bibimbap", Category::MainMenu, 3, 30_000),
         sold(3, 30, "Cola", Category::Drink, 1, 300),
     ];
-    assert_eq!(write_sales(&f, &[1, 2, 3], &first).await, 2);
+    assert_eq!(
+        write_sales(&f, &[1, 2, 3], &first).await,
+        Replaced::Written(2)
+    );
     assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(10, 3, 30_000)]));
     assert_eq!(
         f.top(2, Ranking::Count).await,
@@ -142,7 +178,7 @@ async fn a_run_replaces_its_window_for_the_stores_it_covers(engine: Engine) {
         sold(1, 11, "Mandu", Category::SubMenu, 2, 12_000),
         sold(2, 20, "Tea", Category::Drink, 5, 5_000),
     ];
-    assert_eq!(write_sales(&f, &[1, 2], &again).await, 2);
+    assert_eq!(write_sales(&f, &[1, 2], &again).await, Replaced::Written(2));
     assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(11, 2, 12_000)]));
     assert_eq!(f.top(2, Ranking::Count).await, Some(vec![(20, 5, 5_000)]));
     assert_eq!(f.top(3, Ranking::Count).await, Some(vec![(30, 1, 300)]));
@@ -208,15 +244,18 @@ async fn a_failed_run_leaves_the_previous_rows(engine: Engine) {
     // A row of a store the run does not cover fails the whole run.
     let refused = f
         .storage
-        .replace_product_sales(ProductSalesWindow {
-            term: Term::Day,
-            window: december_first(),
-            stores: &stores(&[1]),
-            sales: &[
-                sold(1, 2, "Mandu", Category::SubMenu, 1, 6_000),
-                sold(9, 3, "Stray", Category::Drink, 1, 1),
-            ],
-        })
+        .replace_product_sales(
+            f.lease().await,
+            ProductSalesWindow {
+                term: Term::Day,
+                window: december_first(),
+                stores: &stores(&[1]),
+                sales: &[
+                    sold(1, 2, "Mandu", Category::SubMenu, 1, 6_000),
+                    sold(9, 3, "Stray", Category::Drink, 1, 1),
+                ],
+            },
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(1, 1, 3_000)]));
@@ -234,14 +273,17 @@ async fn a_failed_run_leaves_the_previous_rows(engine: Engine) {
     }];
     let refused = f
         .storage
-        .replace_settlements(SettlementWindow {
-            term: Term::Day,
-            window: december_first(),
-            stores: &stores(&[1]),
-            totals: &stray,
-            card_fees: &[],
-            products: &[],
-        })
+        .replace_settlements(
+            f.lease().await,
+            SettlementWindow {
+                term: Term::Day,
+                window: december_first(),
+                stores: &stores(&[1]),
+                totals: &stray,
+                card_fees: &[],
+                products: &[],
+            },
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(
@@ -277,17 +319,20 @@ async fn settlements_are_replaced_whole_and_their_detail_adds_up(engine: Engine)
     ];
     let written = f
         .storage
-        .replace_settlements(SettlementWindow {
-            term: Term::Day,
-            window,
-            stores: &stores(&[1, 2]),
-            totals: &totals,
-            card_fees: &card_fees,
-            products: &products,
-        })
+        .replace_settlements(
+            f.lease().await,
+            SettlementWindow {
+                term: Term::Day,
+                window,
+                stores: &stores(&[1, 2]),
+                totals: &totals,
+                card_fees: &card_fees,
+                products: &products,
+            },
+        )
         .await
         .expect("write");
-    assert_eq!(written, 2 + 1 + 2);
+    assert_eq!(written, Replaced::Written(2 + 1 + 2));
     let settlement = |store: i64, revenue, fee, trade_count| Settlement {
         store_id: StoreId::from_stored(store),
         term: Term::Day,
@@ -345,14 +390,17 @@ async fn settlements_are_replaced_whole_and_their_detail_adds_up(engine: Engine)
 
     // Run again with nothing sold: the window is replaced, details and all.
     f.storage
-        .replace_settlements(SettlementWindow {
-            term: Term::Day,
-            window,
-            stores: &stores(&[1]),
-            totals: &[],
-            card_fees: &[],
-            products: &[],
-        })
+        .replace_settlements(
+            f.lease().await,
+            SettlementWindow {
+                term: Term::Day,
+                window,
+                stores: &stores(&[1]),
+                totals: &[],
+                card_fees: &[],
+                products: &[],
+            },
+        )
         .await
         .expect("write");
     let detail = f
@@ -601,5 +649,46 @@ async fn runs_are_listed_newest_first_to_the_stores_they_cover(engine: Engine) {
     );
     assert_eq!(ids(of(5).await.expect("runs")), [sharded, fives, everyone]);
     assert_eq!(ids(of(6).await.expect("runs")), [sixes, everyone]);
+    f.finish().await;
+}
+
+/// A run that stalled past its lease while another run took the window over: its late
+/// write is refused and the newer run's rows stand.
+async fn a_run_whose_lease_was_taken_over_writes_nothing(engine: Engine) {
+    let f = Fixture::new(engine).await;
+    let stalled = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:10:00Z"))
+            .await
+            .expect("begin"),
+    );
+    let newer = started(
+        f.storage
+            .begin_run(&day_run(RunScope::ALL, "2024-12-02T00:12:00Z"))
+            .await
+            .expect("the expired lease is taken over"),
+    );
+    let write = |run, sales: Vec<ProductSales>| {
+        let storage = f.storage.clone();
+        async move {
+            storage
+                .replace_product_sales(
+                    run,
+                    ProductSalesWindow {
+                        term: Term::Day,
+                        window: december_first(),
+                        stores: &stores(&[1]),
+                        sales: &sales,
+                    },
+                )
+                .await
+                .expect("write")
+        }
+    };
+    let fresh = vec![sold(1, 1, "Fresh", Category::MainMenu, 2, 2_000)];
+    assert_eq!(write(newer, fresh).await, Replaced::Written(1));
+    let stale = vec![sold(1, 1, "Stale", Category::MainMenu, 1, 1_000)];
+    assert_eq!(write(stalled, stale).await, Replaced::LeaseLost);
+    assert_eq!(f.top(1, Ranking::Count).await, Some(vec![(1, 2, 2_000)]));
     f.finish().await;
 }

@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Ranking,
-    RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow, StorageResult, Term,
-    Window, card_company_of, category_of, store_of, term_name, term_of,
+    Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
+    StorageResult, Term, Window, card_company_of, category_of, store_of, term_name, term_of,
 };
 use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator};
 
@@ -108,6 +108,18 @@ impl SettlementRow {
     }
 }
 
+/// Whether `run` holds its lease, locking the lease until the transaction ends so that no
+/// other run can take it over meanwhile.
+async fn holds_lease(db: &mut Transaction<'_, Postgres>, run: RunId) -> StorageResult<bool> {
+    let held = sqlx::query_scalar!(
+        "SELECT run_id FROM aggregation_locks WHERE run_id = $1 FOR UPDATE",
+        run.0,
+    )
+    .fetch_optional(&mut **db)
+    .await?;
+    Ok(held.is_some())
+}
+
 async fn settlement_in(
     db: &mut Transaction<'_, Postgres>,
     store: StoreId,
@@ -132,7 +144,11 @@ async fn settlement_in(
 
 #[async_trait]
 impl SettlementStorage for PgSettlementStorage {
-    async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64> {
+    async fn replace_product_sales(
+        &self,
+        run: RunId,
+        window: ProductSalesWindow<'_>,
+    ) -> StorageResult<Replaced> {
         window.check()?;
         let (term, start, end) = (
             term_name(window.term),
@@ -142,6 +158,10 @@ impl SettlementStorage for PgSettlementStorage {
         let stores = ids(window.stores);
         let rows = SalesColumns::of(window.sales);
         let mut tx = self.pool.begin().await?;
+        if !holds_lease(&mut tx, run).await? {
+            tx.rollback().await?;
+            return Ok(Replaced::LeaseLost);
+        }
         sqlx::query!(
             "DELETE FROM product_sales
              WHERE term = $1::text::settlement_term AND start_date = $2 AND store_id = ANY($3)",
@@ -193,10 +213,14 @@ impl SettlementStorage for PgSettlementStorage {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(written)
+        Ok(Replaced::Written(written))
     }
 
-    async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64> {
+    async fn replace_settlements(
+        &self,
+        run: RunId,
+        window: SettlementWindow<'_>,
+    ) -> StorageResult<Replaced> {
         window.check()?;
         let (term, start, end) = (
             term_name(window.term),
@@ -205,6 +229,10 @@ impl SettlementStorage for PgSettlementStorage {
         );
         let stores = ids(window.stores);
         let mut tx = self.pool.begin().await?;
+        if !holds_lease(&mut tx, run).await? {
+            tx.rollback().await?;
+            return Ok(Replaced::LeaseLost);
+        }
         sqlx::query!(
             "DELETE FROM settlement_products
              WHERE term = $1::text::settlement_term AND start_date = $2 AND store_id = ANY($3)",
@@ -307,7 +335,7 @@ impl SettlementStorage for PgSettlementStorage {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(written)
+        Ok(Replaced::Written(written))
     }
 
     async fn top_products(

@@ -15,8 +15,8 @@ use pos_common::{
 };
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Ranking,
-    RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow, StorageResult, Term,
-    Window, card_company_of, category_of, store_of, term_name, term_of,
+    Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
+    StorageResult, Term, Window, card_company_of, category_of, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
@@ -109,6 +109,17 @@ impl SettlementRow {
     }
 }
 
+/// Whether `run` holds its lease (the write transaction keeps other runs out meanwhile).
+async fn holds_lease(db: &mut SqliteConnection, run: RunId) -> StorageResult<bool> {
+    let held = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM aggregation_locks WHERE run_id = ?1) AS "held!: bool""#,
+        run.0,
+    )
+    .fetch_one(&mut *db)
+    .await?;
+    Ok(held)
+}
+
 async fn settlement_in(
     db: &mut SqliteConnection,
     store: StoreId,
@@ -132,7 +143,11 @@ async fn settlement_in(
 
 #[async_trait]
 impl SettlementStorage for SqliteSettlementStorage {
-    async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64> {
+    async fn replace_product_sales(
+        &self,
+        run: RunId,
+        window: ProductSalesWindow<'_>,
+    ) -> StorageResult<Replaced> {
         window.check()?;
         let term = term_name(window.term);
         let (start, end) = (
@@ -142,6 +157,10 @@ impl SettlementStorage for SqliteSettlementStorage {
         let stores = json(&window.stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
         let rows = sales_json(window.sales)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !holds_lease(&mut tx, run).await? {
+            tx.rollback().await?;
+            return Ok(Replaced::LeaseLost);
+        }
         sqlx::query!(
             "DELETE FROM product_sales WHERE term = ?1 AND start_date = ?2
                AND store_id IN (SELECT value FROM json_each(?3))",
@@ -186,10 +205,14 @@ impl SettlementStorage for SqliteSettlementStorage {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(written)
+        Ok(Replaced::Written(written))
     }
 
-    async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64> {
+    async fn replace_settlements(
+        &self,
+        run: RunId,
+        window: SettlementWindow<'_>,
+    ) -> StorageResult<Replaced> {
         window.check()?;
         let term = term_name(window.term);
         let (start, end) = (
@@ -221,6 +244,10 @@ impl SettlementStorage for SqliteSettlementStorage {
         )?;
         let products = sales_json(window.products)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !holds_lease(&mut tx, run).await? {
+            tx.rollback().await?;
+            return Ok(Replaced::LeaseLost);
+        }
         sqlx::query!(
             "DELETE FROM settlement_products WHERE term = ?1 AND start_date = ?2
                AND store_id IN (SELECT value FROM json_each(?3))",
@@ -296,7 +323,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(written)
+        Ok(Replaced::Written(written))
     }
 
     async fn top_products(

@@ -141,6 +141,15 @@ pub struct SettlementDetail {
     pub card_fees: Vec<CardFees>,
 }
 
+/// How replacing a window went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// Done: this many rows written.
+    Written(u64),
+    /// The run no longer holds its lease (another run took it over): nothing written.
+    LeaseLost,
+}
+
 /// How top products are ranked; ties are broken by name, then product id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ranking {
@@ -152,12 +161,22 @@ pub enum Ranking {
 #[async_trait]
 pub trait SettlementStorage: Send + Sync + 'static {
     /// Replaces the window's product sales of `window.stores` in one transaction, and
-    /// marks each of them aggregated for it. Answers the rows written.
-    async fn replace_product_sales(&self, window: ProductSalesWindow<'_>) -> StorageResult<u64>;
+    /// marks each of them aggregated for it — only while `run` still holds its lease on
+    /// the window (checked and held in the same transaction, so a run whose lease was
+    /// taken over never overwrites the newer run's rows).
+    async fn replace_product_sales(
+        &self,
+        run: RunId,
+        window: ProductSalesWindow<'_>,
+    ) -> StorageResult<Replaced>;
 
     /// Replaces the window's settlements of `window.stores` (totals, card fees and
-    /// product sales) in one transaction. Answers the rows written.
-    async fn replace_settlements(&self, window: SettlementWindow<'_>) -> StorageResult<u64>;
+    /// product sales) in one transaction, only while `run` still holds its lease.
+    async fn replace_settlements(
+        &self,
+        run: RunId,
+        window: SettlementWindow<'_>,
+    ) -> StorageResult<Replaced>;
 
     /// The store's `limit` top products in the window starting `start` (of `category`
     /// only, when given); `None` when the window was not aggregated for the store.
