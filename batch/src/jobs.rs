@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use pos_common::{
     aggregation::{Job, Term, Window},
     clock::SharedClock,
@@ -37,6 +37,9 @@ pub struct WindowRun<'a> {
     pub window: Window,
     pub scope: RunScope,
     pub stores: &'a [StoreId],
+    /// For a WEEK or MONTH of product sales (rolled up from DAY rows): also recompute it
+    /// from the paid trades, and fail naming the differences when they disagree.
+    pub verify: bool,
 }
 
 /// What a successful run did.
@@ -59,6 +62,8 @@ pub enum RunError {
     LeaseLost(RunId),
     #[error("not a window of this job and term")]
     Window(#[source] WindowError),
+    #[error("the rollup disagrees with the paid trades: {0}")]
+    Verify(String),
     #[error("reading the paid trades failed")]
     Source(#[source] StorageError),
     #[error("writing the aggregates failed")]
@@ -187,6 +192,7 @@ impl Aggregator {
         let paid = PaidBetween { from, to };
         let stores = StoreSelection::Only(run.stores.to_vec());
         match run.job {
+            Job::ProductSales if run.term != Term::Day => self.roll_up(id, run).await,
             Job::ProductSales => {
                 let sales = self
                     .source
@@ -240,6 +246,137 @@ impl Aggregator {
             }
         }
     }
+}
+
+impl Aggregator {
+    /// A WEEK or MONTH of product sales from its DAY rows: the days some store lacks are
+    /// aggregated first (each a run of its own), then the days are summed per product,
+    /// named as on the latest day.
+    async fn roll_up(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
+        let (start, end) = (run.window.start, run.window.end);
+        let covered = self
+            .storage
+            .day_product_sales(run.stores, start, end)
+            .await
+            .map_err(RunError::Source)?
+            .covered;
+        let mut day = start;
+        while day < end {
+            let next = day.succ_opt().unwrap_or(end);
+            let missing: Vec<StoreId> = run
+                .stores
+                .iter()
+                .copied()
+                .filter(|store| !covered.contains(&(*store, day)))
+                .collect();
+            if !missing.is_empty() {
+                let day_run = WindowRun {
+                    job: Job::ProductSales,
+                    term: Term::Day,
+                    window: Window {
+                        start: day,
+                        end: next,
+                    },
+                    scope: run.scope,
+                    stores: &missing,
+                    verify: false,
+                };
+                Box::pin(self.run(day_run)).await?;
+            }
+            day = next;
+        }
+        let days = self
+            .storage
+            .day_product_sales(run.stores, start, end)
+            .await
+            .map_err(RunError::Source)?;
+        let read = count(days.sales.len());
+        let sales = sum_days(days.sales).map_err(RunError::Source)?;
+        if run.verify {
+            let (from, to) = self.zone.instants(run.window);
+            let raw = self
+                .source
+                .product_sales(
+                    PaidBetween { from, to },
+                    &StoreSelection::Only(run.stores.to_vec()),
+                )
+                .await
+                .map_err(RunError::Source)?;
+            let raw: Vec<ProductSales> = raw.into_iter().map(product_sales).collect();
+            let differences = differences(&sales, &raw);
+            if !differences.is_empty() {
+                return Err(RunError::Verify(differences.join("; ")));
+            }
+        }
+        let written = self
+            .storage
+            .replace_product_sales(
+                id,
+                ProductSalesWindow {
+                    term: run.term,
+                    window: run.window,
+                    stores: run.stores,
+                    sales: &sales,
+                },
+            )
+            .await
+            .map_err(RunError::Write)?;
+        Ok((read, written_or_lost(id, written)?))
+    }
+}
+
+/// DAY rows (ordered by store, product and day) summed per product, named as on the last
+/// day it sold.
+fn sum_days(days: Vec<(NaiveDate, ProductSales)>) -> Result<Vec<ProductSales>, StorageError> {
+    let mut summed: Vec<ProductSales> = Vec::new();
+    for (_, row) in days {
+        match summed.last_mut() {
+            Some(last) if last.store_id == row.store_id && last.product_id == row.product_id => {
+                let add = |a: i64, b: i64| {
+                    a.checked_add(b)
+                        .ok_or(StorageError::Inconsistent("sales past what an i64 holds"))
+                };
+                last.sale_count = add(last.sale_count, row.sale_count)?;
+                last.sale_amount = add(last.sale_amount, row.sale_amount)?;
+                last.product_name = row.product_name;
+                last.category = row.category;
+            }
+            _ => summed.push(row),
+        }
+    }
+    Ok(summed)
+}
+
+/// What differs between a rollup and the same window from the paid trades, per product.
+fn differences(rolled: &[ProductSales], raw: &[ProductSales]) -> Vec<String> {
+    let key = |p: &ProductSales| (p.store_id, p.product_id);
+    let totals = |rows: &[ProductSales]| -> std::collections::BTreeMap<(StoreId, i64), (i64, i64)> {
+        rows.iter()
+            .map(|p| (key(p), (p.sale_count, p.sale_amount)))
+            .collect()
+    };
+    let (rolled, raw) = (totals(rolled), totals(raw));
+    let keys: std::collections::BTreeSet<&(StoreId, i64)> =
+        rolled.keys().chain(raw.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (rolled.get(k), raw.get(k));
+            (a != b).then(|| {
+                let show = |v: Option<&(i64, i64)>| {
+                    v.map_or("none".to_string(), |(count, amount)| {
+                        format!("{count} sold for {amount}")
+                    })
+                };
+                format!(
+                    "store {} product {}: rolled up {}, from trades {}",
+                    k.0.get(),
+                    k.1,
+                    show(a),
+                    show(b)
+                )
+            })
+        })
+        .collect()
 }
 
 fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {

@@ -28,6 +28,8 @@ crate::on_both_engines!(
     the_reference_example_settles_as_published,
     sales_add_up_to_revenue_and_fees_for_every_store,
     a_rerun_replaces_and_a_busy_window_is_refused,
+    a_week_rolls_up_from_its_days_aggregating_missing_days_first,
+    verifying_a_rollup_names_what_disagrees_with_the_trades,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -144,6 +146,7 @@ impl Books {
                 window: december_first(),
                 scope: RunScope::ALL,
                 stores: &stores,
+                verify: false,
             })
             .await
     }
@@ -318,6 +321,7 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
             },
             scope: RunScope::ALL,
             stores: &stores,
+            verify: false,
         })
         .await;
     assert!(matches!(week, Err(RunError::Window(_))), "{week:?}");
@@ -371,5 +375,149 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
             RunStatus::Succeeded
         ]
     );
+    books.finish().await;
+}
+
+/// The week of Monday 2024-11-25 in Seoul: a bill paid each day at 13:00 local, product
+/// 1 on even days and product 2 on odd ones, one more unit each day.
+async fn a_week_of_bills(books: &mut Books) {
+    for (offset, day) in (25..=30)
+        .map(|d| format!("2024-11-{d}"))
+        .chain(["2024-12-01".into()])
+        .enumerate()
+    {
+        let offset = i64::try_from(offset).expect("a day");
+        let product = 1 + offset % 2;
+        books
+            .order(1, 1, &[(product, Category::MainMenu, 1_000, 1 + offset)])
+            .await;
+        books.clock.set(at(&format!("{day}T04:00:00Z")));
+        books.pay(1, 1, PaymentMethod::Cash).await;
+    }
+    books.clock.set(at("2024-12-01T15:30:00Z"));
+}
+
+async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunError> {
+    let stores = [StoreId::from_stored(1)];
+    books
+        .aggregator
+        .run(WindowRun {
+            job: Job::ProductSales,
+            term: Term::Week,
+            window: Window {
+                start: date("2024-11-25"),
+                end: date("2024-12-02"),
+            },
+            scope: RunScope::ALL,
+            stores: &stores,
+            verify,
+        })
+        .await
+}
+
+async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    a_week_of_bills(&mut books).await;
+    let week = run_week(&books, true)
+        .await
+        .expect("rolled up and verified");
+    assert_eq!(week.rows_read, 7, "one DAY row per day");
+    let top = books
+        .settlements
+        .top_products(
+            StoreId::from_stored(1),
+            Term::Week,
+            date("2024-11-25"),
+            None,
+            Ranking::Count,
+            5,
+        )
+        .await
+        .expect("read")
+        .expect("aggregated");
+    // Product 1 on days 1, 3, 5, 7 (1+3+5+7 units), product 2 on days 2, 4, 6 (2+4+6).
+    let top: Vec<(i64, i64, i64)> = top
+        .iter()
+        .map(|p| (p.product_id, p.sale_count, p.sale_amount))
+        .collect();
+    assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
+    // The seven days were aggregated first, each as a run of its own.
+    let runs = books.settlements.runs(None, 20).await.expect("runs");
+    let days = runs.iter().filter(|r| r.term == Term::Day).count();
+    assert_eq!((runs.len(), days), (8, 7));
+    assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
+    books.finish().await;
+}
+
+async fn verifying_a_rollup_names_what_disagrees_with_the_trades(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    a_week_of_bills(&mut books).await;
+    run_week(&books, false).await.expect("rolled up");
+    // A DAY row that no longer matches the trades (a run of an old build, a hand edit).
+    let tamper = books
+        .settlements
+        .begin_run(&NewRun {
+            job: Job::ProductSales,
+            term: Term::Day,
+            window: Window {
+                start: date("2024-11-26"),
+                end: date("2024-11-27"),
+            },
+            scope: RunScope::ALL,
+            started_at: at("2024-12-01T15:40:00Z"),
+            lease_until: at("2024-12-01T15:45:00Z"),
+        })
+        .await
+        .expect("begin");
+    let Begun::Started(tamper) = tamper else {
+        panic!("the day was free: {tamper:?}");
+    };
+    let wrong = [pos_settlement_storage::ProductSales {
+        store_id: StoreId::from_stored(1),
+        product_id: 2,
+        product_name: "Product 2".into(),
+        category: Category::MainMenu,
+        sale_count: 99,
+        sale_amount: 99_000,
+    }];
+    books
+        .settlements
+        .replace_product_sales(
+            tamper,
+            pos_settlement_storage::ProductSalesWindow {
+                term: Term::Day,
+                window: Window {
+                    start: date("2024-11-26"),
+                    end: date("2024-11-27"),
+                },
+                stores: &[StoreId::from_stored(1)],
+                sales: &wrong,
+            },
+        )
+        .await
+        .expect("write");
+    books
+        .settlements
+        .finish_run(
+            tamper,
+            &pos_settlement_storage::Finished::Succeeded {
+                rows_read: 0,
+                rows_written: 1,
+                at: at("2024-12-01T15:41:00Z"),
+            },
+        )
+        .await
+        .expect("finish");
+    let verified = run_week(&books, true).await;
+    let Err(RunError::Verify(differences)) = &verified else {
+        panic!("expected the rollup to disagree, got {verified:?}");
+    };
+    assert!(
+        differences.contains(
+            "store 1 product 2: rolled up 109 sold for 109000, from trades 12 sold for 12000"
+        ),
+        "{differences}"
+    );
+    assert!(!differences.contains("product 1"), "{differences}");
     books.finish().await;
 }

@@ -14,8 +14,8 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_settlement_storage::{
-    AggregationRun, Begun, CardFees, Finished, NewRun, ProductSales, ProductSalesWindow, Ranking,
-    Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
+    AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
+    Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
     StorageResult, Term, Window, card_company_of, category_of, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
@@ -324,6 +324,65 @@ impl SettlementStorage for SqliteSettlementStorage {
         .rows_affected();
         tx.commit().await?;
         Ok(Replaced::Written(written))
+    }
+
+    async fn day_product_sales(
+        &self,
+        stores: &[StoreId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<DaySales> {
+        let ids = json(&stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
+        let (from, to) = (from.to_string(), to.to_string());
+        // One read transaction, one snapshot: the rows are those of the covered windows.
+        let mut tx = self.pool.begin().await?;
+        let covered = sqlx::query!(
+            "SELECT store_id, start_date FROM product_sales_windows
+             WHERE term = 'DAY' AND store_id IN (SELECT value FROM json_each(?1))
+               AND start_date >= ?2 AND start_date < ?3
+             ORDER BY store_id, start_date",
+            ids,
+            from,
+            to,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok((
+                store_of("product_sales_windows.store_id", row.store_id)?,
+                day("product_sales_windows.start_date", &row.start_date)?,
+            ))
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+        let sales = sqlx::query!(
+            r#"SELECT start_date, store_id, product_id, product_name, category, sale_count,
+                      sale_amount
+               FROM product_sales
+               WHERE term = 'DAY' AND store_id IN (SELECT value FROM json_each(?1))
+                 AND start_date >= ?2 AND start_date < ?3
+               ORDER BY store_id, product_id, start_date"#,
+            ids,
+            from,
+            to,
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let sales = product_sales(
+                r.store_id,
+                r.product_id,
+                r.product_name,
+                &r.category,
+                r.sale_count,
+                r.sale_amount,
+            )?;
+            Ok((day("product_sales.start_date", &r.start_date)?, sales))
+        })
+        .collect::<StorageResult<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(DaySales { covered, sales })
     }
 
     async fn top_products(

@@ -141,6 +141,14 @@ pub struct SettlementDetail {
     pub card_fees: Vec<CardFees>,
 }
 
+/// DAY product sales over a range of days: the (store, day) windows that were
+/// aggregated, and their rows by day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaySales {
+    pub covered: Vec<(StoreId, NaiveDate)>,
+    pub sales: Vec<(NaiveDate, ProductSales)>,
+}
+
 /// How replacing a window went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
@@ -177,6 +185,16 @@ pub trait SettlementStorage: Send + Sync + 'static {
         run: RunId,
         window: SettlementWindow<'_>,
     ) -> StorageResult<Replaced>;
+
+    /// The DAY product sales of `stores` on the days `from` to `to` (exclusive), with
+    /// which of those (store, day) windows were aggregated, for rolling days up into a
+    /// WEEK or MONTH.
+    async fn day_product_sales(
+        &self,
+        stores: &[StoreId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<DaySales>;
 
     /// The store's `limit` top products in the window starting `start` (of `category`
     /// only, when given); `None` when the window was not aggregated for the store.
