@@ -109,7 +109,11 @@ pub struct AggregationRun {
     pub window: Window,
     pub scope: RunScope,
     pub status: RunStatus,
+    /// Aggregate rows read: per-product, per-store and per-card-company totals from the
+    /// trade database, or the DAY rows a rollup summed.
     pub rows_read: u64,
+    /// Aggregate rows written: product sales, settlement, card fee and settlement product
+    /// rows (not the markers saying which stores a window covers).
     pub rows_written: u64,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
