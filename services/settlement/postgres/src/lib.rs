@@ -14,9 +14,9 @@ use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
     Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, card_company_of, category_of, store_of, term_name, term_of,
+    StorageResult, Term, Window, store_of, term_name, term_of,
 };
-use sqlx::{PgPool, Postgres, Transaction, migrate::Migrator};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
 
 /// This engine's migrations (tracked per service, in `settlement_migrations`).
 pub fn migrator() -> Migrator {
@@ -64,24 +64,6 @@ impl SalesColumns {
     }
 }
 
-fn product_sales(
-    store_id: i64,
-    product_id: i64,
-    product_name: String,
-    category: &str,
-    sale_count: i64,
-    sale_amount: i64,
-) -> StorageResult<ProductSales> {
-    Ok(ProductSales {
-        store_id: store_of("product_sales.store_id", store_id)?,
-        product_id,
-        product_name,
-        category: category_of("product_sales.category", category)?,
-        sale_count,
-        sale_amount,
-    })
-}
-
 struct SettlementRow {
     store_id: i64,
     term: String,
@@ -121,7 +103,7 @@ async fn holds_lease(db: &mut Transaction<'_, Postgres>, run: RunId) -> StorageR
 }
 
 async fn settlement_in(
-    db: &mut Transaction<'_, Postgres>,
+    db: &mut PgConnection,
     store: StoreId,
     term: Term,
     start: NaiveDate,
@@ -136,7 +118,7 @@ async fn settlement_in(
         term_name(term),
         start,
     )
-    .fetch_optional(&mut **db)
+    .fetch_optional(&mut *db)
     .await?
     .map(SettlementRow::decode)
     .transpose()
@@ -383,7 +365,7 @@ impl SettlementStorage for PgSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            let sales = product_sales(
+            let sales = ProductSales::decode(
                 r.store_id,
                 r.product_id,
                 r.product_name,
@@ -444,7 +426,7 @@ impl SettlementStorage for PgSettlementStorage {
         tx.commit().await?;
         rows.into_iter()
             .map(|r| {
-                product_sales(
+                ProductSales::decode(
                     r.store_id,
                     r.product_id,
                     r.product_name,
@@ -463,10 +445,8 @@ impl SettlementStorage for PgSettlementStorage {
         term: Term,
         start: NaiveDate,
     ) -> StorageResult<Option<Settlement>> {
-        let mut tx = self.pool.begin().await?;
-        let found = settlement_in(&mut tx, store, term, start).await?;
-        tx.commit().await?;
-        Ok(found)
+        let mut db = self.pool.acquire().await?;
+        settlement_in(&mut db, store, term, start).await
     }
 
     async fn settlements(
@@ -525,7 +505,7 @@ impl SettlementStorage for PgSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            product_sales(
+            ProductSales::decode(
                 r.store_id,
                 r.product_id,
                 r.product_name,
@@ -549,16 +529,13 @@ impl SettlementStorage for PgSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            Ok(CardFees {
-                store_id: store_of("settlement_card_fees.store_id", r.store_id)?,
-                card_company: card_company_of(
-                    "settlement_card_fees.card_company",
-                    &r.card_company,
-                )?,
-                payment_count: r.payment_count,
-                amount: r.amount,
-                fee: r.fee,
-            })
+            CardFees::decode(
+                r.store_id,
+                &r.card_company,
+                r.payment_count,
+                r.amount,
+                r.fee,
+            )
         })
         .collect::<StorageResult<Vec<_>>>()?;
         tx.commit().await?;

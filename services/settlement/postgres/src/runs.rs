@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::StoreId;
 use pos_settlement_storage::{
     AggregationRun, Begun, Finished, NewRun, RunId, RunStatus, StorageResult, Window,
-    runs::{count_of, job_name, job_of, scope_of, stored_count},
+    runs::{count_of, job_name, job_of, scope_of},
     term_name, term_of,
 };
 use sqlx::PgPool;
@@ -138,20 +138,7 @@ pub async fn renew(pool: &PgPool, run: RunId, until: DateTime<Utc>) -> StorageRe
 }
 
 pub async fn finish(pool: &PgPool, run: RunId, finished: &Finished) -> StorageResult<()> {
-    let (status, rows_read, rows_written, at, error) = match finished {
-        Finished::Succeeded {
-            rows_read,
-            rows_written,
-            at,
-        } => (
-            RunStatus::Succeeded,
-            stored_count(*rows_read),
-            stored_count(*rows_written),
-            *at,
-            None,
-        ),
-        Finished::Failed { error, at } => (RunStatus::Failed, 0, 0, *at, Some(error.as_str())),
-    };
+    let (status, rows_read, rows_written, at, error) = finished.columns();
     let mut tx = pool.begin().await?;
     sqlx::query!(
         "UPDATE aggregation_runs

@@ -16,7 +16,7 @@ use pos_common::{
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
     Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, card_company_of, category_of, store_of, term_name, term_of,
+    StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
@@ -63,24 +63,6 @@ fn sales_json(rows: &[ProductSales]) -> StorageResult<String> {
         })
         .collect();
     json(&rows)
-}
-
-fn product_sales(
-    store_id: i64,
-    product_id: i64,
-    product_name: String,
-    category: &str,
-    sale_count: i64,
-    sale_amount: i64,
-) -> StorageResult<ProductSales> {
-    Ok(ProductSales {
-        store_id: store_of("product_sales.store_id", store_id)?,
-        product_id,
-        product_name,
-        category: category_of("product_sales.category", category)?,
-        sale_count,
-        sale_amount,
-    })
 }
 
 struct SettlementRow {
@@ -370,7 +352,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            let sales = product_sales(
+            let sales = ProductSales::decode(
                 r.store_id,
                 r.product_id,
                 r.product_name,
@@ -436,7 +418,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         tx.commit().await?;
         rows.into_iter()
             .map(|r| {
-                product_sales(
+                ProductSales::decode(
                     r.store_id,
                     r.product_id,
                     r.product_name,
@@ -513,7 +495,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            product_sales(
+            ProductSales::decode(
                 r.store_id,
                 r.product_id,
                 r.product_name,
@@ -536,16 +518,13 @@ impl SettlementStorage for SqliteSettlementStorage {
         .await?
         .into_iter()
         .map(|r| {
-            Ok(CardFees {
-                store_id: store_of("settlement_card_fees.store_id", r.store_id)?,
-                card_company: card_company_of(
-                    "settlement_card_fees.card_company",
-                    &r.card_company,
-                )?,
-                payment_count: r.payment_count,
-                amount: r.amount,
-                fee: r.fee,
-            })
+            CardFees::decode(
+                r.store_id,
+                &r.card_company,
+                r.payment_count,
+                r.amount,
+                r.fee,
+            )
         })
         .collect::<StorageResult<Vec<_>>>()?;
         tx.commit().await?;

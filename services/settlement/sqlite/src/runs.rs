@@ -9,7 +9,7 @@ use pos_common::{
 };
 use pos_settlement_storage::{
     AggregationRun, Begun, Finished, NewRun, RunId, RunStatus, StorageResult, Window,
-    runs::{count_of, job_name, job_of, scope_of, stored_count},
+    runs::{count_of, job_name, job_of, scope_of},
     term_name, term_of,
 };
 use sqlx::SqlitePool;
@@ -126,20 +126,7 @@ pub async fn renew(pool: &SqlitePool, run: RunId, until: DateTime<Utc>) -> Stora
 }
 
 pub async fn finish(pool: &SqlitePool, run: RunId, finished: &Finished) -> StorageResult<()> {
-    let (status, rows_read, rows_written, at, error) = match finished {
-        Finished::Succeeded {
-            rows_read,
-            rows_written,
-            at,
-        } => (
-            RunStatus::Succeeded,
-            stored_count(*rows_read),
-            stored_count(*rows_written),
-            *at,
-            None,
-        ),
-        Finished::Failed { error, at } => (RunStatus::Failed, 0, 0, *at, Some(error.as_str())),
-    };
+    let (status, rows_read, rows_written, at, error) = finished.columns();
     let (status, at) = (status.as_str(), to_millis(at));
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query!(

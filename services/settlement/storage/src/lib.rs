@@ -41,6 +41,27 @@ pub struct ProductSales {
     pub sale_amount: i64,
 }
 
+impl ProductSales {
+    /// A stored row, its category and store decoded (both engines read the same columns).
+    pub fn decode(
+        store_id: i64,
+        product_id: i64,
+        product_name: String,
+        category: &str,
+        sale_count: i64,
+        sale_amount: i64,
+    ) -> StorageResult<Self> {
+        Ok(Self {
+            store_id: store_of("product_sales.store_id", store_id)?,
+            product_id,
+            product_name,
+            category: category_of("product_sales.category", category)?,
+            sale_count,
+            sale_amount,
+        })
+    }
+}
+
 /// A store's card payments with one company in a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CardFees {
@@ -49,6 +70,25 @@ pub struct CardFees {
     pub payment_count: i64,
     pub amount: i64,
     pub fee: i64,
+}
+
+impl CardFees {
+    /// A stored row, its company and store decoded.
+    pub fn decode(
+        store_id: i64,
+        card_company: &str,
+        payment_count: i64,
+        amount: i64,
+        fee: i64,
+    ) -> StorageResult<Self> {
+        Ok(Self {
+            store_id: store_of("settlement_card_fees.store_id", store_id)?,
+            card_company: card_company_of("settlement_card_fees.card_company", card_company)?,
+            payment_count,
+            amount,
+            fee,
+        })
+    }
 }
 
 /// What a store's paid trades in a window came to.

@@ -76,6 +76,26 @@ pub enum Finished {
     },
 }
 
+impl Finished {
+    /// The run record's columns for it: status, rows read and written, when, and error.
+    pub fn columns(&self) -> (RunStatus, i64, i64, DateTime<Utc>, Option<&str>) {
+        match self {
+            Self::Succeeded {
+                rows_read,
+                rows_written,
+                at,
+            } => (
+                RunStatus::Succeeded,
+                stored_count(*rows_read),
+                stored_count(*rows_written),
+                *at,
+                None,
+            ),
+            Self::Failed { error, at } => (RunStatus::Failed, 0, 0, *at, Some(error.as_str())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
     Running,

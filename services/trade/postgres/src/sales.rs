@@ -5,12 +5,11 @@
 //! meanwhile.
 
 use async_trait::async_trait;
-use pos_common::{domain::StoreId, storage::StorageError};
 use pos_trade_storage::{
-    CardCompany, Category, StorageResult,
+    StorageResult,
     sales::{
         CardFeeTotal, NamedSales, PaidBetween, ProductSaleTotal, SalesSource, SettlementSource,
-        StoreSelection, StoreTotal, merge_names,
+        StoreSelection, StoreTotal, category_of, merge_names, store_of,
     },
 };
 use sqlx::{PgConnection, PgPool};
@@ -25,10 +24,6 @@ impl PgSalesSource {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-fn store(id: i64) -> StorageResult<StoreId> {
-    StoreId::parse(id).map_err(|_| StorageError::unknown("trades.store_id", id))
 }
 
 async fn product_sales(
@@ -60,11 +55,9 @@ async fn product_sales(
         .into_iter()
         .map(|row| {
             Ok(NamedSales {
-                store_id: store(row.store_id)?,
+                store_id: store_of(row.store_id)?,
                 product_id: row.product_id,
-                category: Category::from_name(&row.category).ok_or_else(|| {
-                    StorageError::unknown("trade_order_lines.category", &row.category)
-                })?,
+                category: category_of(&row.category)?,
                 product_name: row.product_name,
                 sale_count: row.sale_count,
                 sale_amount: row.sale_amount,
@@ -101,14 +94,7 @@ async fn store_totals(
     .fetch_all(&mut *db)
     .await?
     .into_iter()
-    .map(|row| {
-        Ok(StoreTotal {
-            store_id: store(row.store_id)?,
-            revenue: row.revenue,
-            fee: row.fee,
-            trade_count: row.trade_count,
-        })
-    })
+    .map(|row| StoreTotal::decode(row.store_id, row.revenue, row.fee, row.trade_count))
     .collect()
 }
 
@@ -140,15 +126,13 @@ async fn card_fees(
     .await?
     .into_iter()
     .map(|row| {
-        Ok(CardFeeTotal {
-            store_id: store(row.store_id)?,
-            card_company: CardCompany::from_name(&row.card_company).ok_or_else(|| {
-                StorageError::unknown("trade_payments.card_company", &row.card_company)
-            })?,
-            payment_count: row.payment_count,
-            amount: row.amount,
-            fee: row.fee,
-        })
+        CardFeeTotal::decode(
+            row.store_id,
+            &row.card_company,
+            row.payment_count,
+            row.amount,
+            row.fee,
+        )
     })
     .collect()
 }

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use pos_common::domain::StoreId;
+use pos_common::{domain::StoreId, storage::StorageError};
 
 use crate::{CardCompany, Category, StorageResult};
 
@@ -75,6 +75,50 @@ pub struct CardFeeTotal {
     pub fee: i64,
 }
 
+/// A paying store's id as stored.
+pub fn store_of(stored: i64) -> StorageResult<StoreId> {
+    StoreId::parse(stored).map_err(|_| StorageError::unknown("trades.store_id", stored))
+}
+
+/// An order line's category as stored.
+pub fn category_of(stored: &str) -> StorageResult<Category> {
+    Category::from_name(stored)
+        .ok_or_else(|| StorageError::unknown("trade_order_lines.category", stored))
+}
+
+impl StoreTotal {
+    /// A row as both engines read it.
+    pub fn decode(store_id: i64, revenue: i64, fee: i64, trade_count: i64) -> StorageResult<Self> {
+        Ok(Self {
+            store_id: store_of(store_id)?,
+            revenue,
+            fee,
+            trade_count,
+        })
+    }
+}
+
+impl CardFeeTotal {
+    /// A row as both engines read it.
+    pub fn decode(
+        store_id: i64,
+        card_company: &str,
+        payment_count: i64,
+        amount: i64,
+        fee: i64,
+    ) -> StorageResult<Self> {
+        Ok(Self {
+            store_id: store_of(store_id)?,
+            card_company: CardCompany::from_name(card_company).ok_or_else(|| {
+                StorageError::unknown("trade_payments.card_company", card_company)
+            })?,
+            payment_count,
+            amount,
+            fee,
+        })
+    }
+}
+
 /// A product's sales under one name and category, as a database groups them; several of
 /// them for one product (renamed, or moved to another category, within the window) are
 /// merged by [`merge_names`].
@@ -123,10 +167,9 @@ pub fn merge_names(mut rows: Vec<NamedSales>) -> StorageResult<Vec<ProductSaleTo
 }
 
 fn checked_add(a: i64, b: i64) -> StorageResult<i64> {
-    a.checked_add(b)
-        .ok_or(pos_common::storage::StorageError::Inconsistent(
-            "sales past the largest amount an i64 holds",
-        ))
+    a.checked_add(b).ok_or(StorageError::Inconsistent(
+        "sales past the largest amount an i64 holds",
+    ))
 }
 
 /// What a settlement is made of, read from one snapshot so that its parts agree.
