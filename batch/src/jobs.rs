@@ -254,12 +254,13 @@ impl Aggregator {
     /// named as on the latest day.
     async fn roll_up(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
         let (start, end) = (run.window.start, run.window.end);
-        let covered = self
+        let mut days = self
             .storage
             .day_product_sales(run.stores, start, end)
             .await
-            .map_err(RunError::Source)?
-            .covered;
+            .map_err(RunError::Source)?;
+        let covered = std::mem::take(&mut days.covered);
+        let mut filled_in = false;
         let mut day = start;
         while day < end {
             let next = day.succ_opt().unwrap_or(end);
@@ -282,14 +283,18 @@ impl Aggregator {
                     verify: false,
                 };
                 Box::pin(self.run(day_run)).await?;
+                filled_in = true;
             }
             day = next;
         }
-        let days = self
-            .storage
-            .day_product_sales(run.stores, start, end)
-            .await
-            .map_err(RunError::Source)?;
+        // Read again only when days were added.
+        if filled_in {
+            days = self
+                .storage
+                .day_product_sales(run.stores, start, end)
+                .await
+                .map_err(RunError::Source)?;
+        }
         let read = count(days.sales.len());
         let sales = sum_days(days.sales).map_err(RunError::Source)?;
         if run.verify {
