@@ -207,6 +207,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_that_panics_while_being_built_loses_its_calls_not_the_batcher() {
+        let batcher = Batcher::start(limits(10, 1), |items: Vec<u32>| {
+            assert!(!items.contains(&7), "seven cannot be batched");
+            async move { items }
+        });
+        assert!(batcher.call(7).await.is_err(), "its call is lost");
+        assert_eq!(batcher.call(3).await.expect("still batching"), 3);
+    }
+
+    #[tokio::test]
     async fn a_batch_that_answers_too_few_loses_the_rest_not_the_batcher() {
         let batcher = Batcher::start(limits(10, 2), |items: Vec<u32>| async move {
             items.into_iter().filter(|i| *i != 7).collect()
