@@ -53,10 +53,10 @@ pub struct Resources {
 type Settings = Vec<(&'static str, String)>;
 
 /// A PostgreSQL database created for this run.
-struct ScratchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
+pub struct ScratchDatabase {
+    pub admin_url: String,
+    pub name: String,
+    pub url: String,
 }
 
 /// A running system: the edge's address and what to tear down.
@@ -84,7 +84,7 @@ fn database_url(admin: &str, name: &str) -> anyhow::Result<String> {
 }
 
 impl ScratchDatabase {
-    async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<Self> {
+    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -108,7 +108,7 @@ impl ScratchDatabase {
         })
     }
 
-    async fn drop_it(&self) -> anyhow::Result<()> {
+    pub async fn drop_it(&self) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&self.admin_url).await?;
         admin
             .execute(sqlx::AssertSqlSafe(format!(
