@@ -2,11 +2,13 @@
 //! twice at once), read what the covered stores' paid trades add up to, replace the
 //! window's rows for those stores in one transaction, and record how the run went. The
 //! lease is renewed while the run works; a run that loses it stops, and its write checks
-//! the lease in the same transaction, so it never overwrites a newer run's rows.
+//! the lease in the same transaction, so it never overwrites a newer run's rows. DAY
+//! windows are read from the paid trades; WEEK and MONTH ones are summed from their DAY
+//! rows (`rollup`).
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use pos_common::{
     aggregation::{Job, Term, Window},
     clock::SharedClock,
@@ -23,6 +25,10 @@ use pos_trade_storage::sales::{
 
 use crate::{
     TimeZone,
+    rollup::{
+        Settled, missing_days, product_differences, settlement_differences, sum_products,
+        sum_settlements,
+    },
     windows::{WindowError, check_window},
 };
 
@@ -37,8 +43,8 @@ pub struct WindowRun<'a> {
     pub window: Window,
     pub scope: RunScope,
     pub stores: &'a [StoreId],
-    /// For a WEEK or MONTH of product sales (rolled up from DAY rows): also recompute it
-    /// from the paid trades, and fail naming the differences when they disagree.
+    /// For a WEEK or MONTH (rolled up from DAY rows): also recompute it from the paid
+    /// trades, and fail naming the differences when they disagree.
     pub verify: bool,
 }
 
@@ -188,18 +194,14 @@ impl Aggregator {
 
     /// Reads and writes the window: (rows read, rows written).
     async fn aggregate(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
-        let (from, to) = self.zone.instants(run.window);
-        let paid = PaidBetween { from, to };
-        let stores = StoreSelection::Only(run.stores.to_vec());
         match run.job {
-            Job::ProductSales if run.term != Term::Day => self.roll_up(id, run).await,
             Job::ProductSales => {
-                let sales = self
-                    .source
-                    .product_sales(paid, &stores)
-                    .await
-                    .map_err(RunError::Source)?;
-                let sales: Vec<ProductSales> = sales.into_iter().map(product_sales).collect();
+                let (read, sales) = if run.term == Term::Day {
+                    let sales = self.product_sales_from_trades(run).await?;
+                    (sales.len(), sales)
+                } else {
+                    self.rolled_up_product_sales(run).await?
+                };
                 let written = self
                     .storage
                     .replace_product_sales(
@@ -213,20 +215,15 @@ impl Aggregator {
                     )
                     .await
                     .map_err(RunError::Write)?;
-                Ok((count(sales.len()), written_or_lost(id, written)?))
+                Ok((count(read), written_or_lost(id, written)?))
             }
             Job::Settlement => {
-                let source = self
-                    .source
-                    .settlement(paid, &stores)
-                    .await
-                    .map_err(RunError::Source)?;
-                let totals: Vec<StoreTotals> = source.stores.into_iter().map(totals).collect();
-                let card_fees: Vec<CardFees> =
-                    source.card_fees.into_iter().map(card_fees).collect();
-                let products: Vec<ProductSales> =
-                    source.products.into_iter().map(product_sales).collect();
-                let read = totals.len() + card_fees.len() + products.len();
+                let (read, settled) = if run.term == Term::Day {
+                    let settled = self.settlement_from_trades(run).await?;
+                    (settled.rows(), settled)
+                } else {
+                    self.rolled_up_settlement(run).await?
+                };
                 let written = self
                     .storage
                     .replace_settlements(
@@ -235,9 +232,9 @@ impl Aggregator {
                             term: run.term,
                             window: run.window,
                             stores: run.stores,
-                            totals: &totals,
-                            card_fees: &card_fees,
-                            products: &products,
+                            totals: &settled.totals,
+                            card_fees: &settled.card_fees,
+                            products: &settled.products,
                         },
                     )
                     .await
@@ -246,13 +243,70 @@ impl Aggregator {
             }
         }
     }
+
+    fn paid(&self, run: &WindowRun<'_>) -> (PaidBetween, StoreSelection) {
+        let (from, to) = self.zone.instants(run.window);
+        (
+            PaidBetween { from, to },
+            StoreSelection::Only(run.stores.to_vec()),
+        )
+    }
+
+    async fn product_sales_from_trades(
+        &self,
+        run: &WindowRun<'_>,
+    ) -> Result<Vec<ProductSales>, RunError> {
+        let (paid, stores) = self.paid(run);
+        let sales = self
+            .source
+            .product_sales(paid, &stores)
+            .await
+            .map_err(RunError::Source)?;
+        Ok(sales.into_iter().map(product_sales).collect())
+    }
+
+    async fn settlement_from_trades(&self, run: &WindowRun<'_>) -> Result<Settled, RunError> {
+        let (paid, stores) = self.paid(run);
+        let source = self
+            .source
+            .settlement(paid, &stores)
+            .await
+            .map_err(RunError::Source)?;
+        Ok(Settled {
+            totals: source.stores.into_iter().map(totals).collect(),
+            card_fees: source.card_fees.into_iter().map(card_fees).collect(),
+            products: source.products.into_iter().map(product_sales).collect(),
+        })
+    }
+
+    /// Aggregates the days of `missing` first, each as a run of its own.
+    async fn fill_in(
+        &self,
+        run: &WindowRun<'_>,
+        missing: Vec<(Window, Vec<StoreId>)>,
+    ) -> Result<(), RunError> {
+        for (window, stores) in missing {
+            let day_run = WindowRun {
+                term: Term::Day,
+                window,
+                stores: &stores,
+                verify: false,
+                ..*run
+            };
+            Box::pin(self.run(day_run)).await?;
+        }
+        Ok(())
+    }
 }
 
 impl Aggregator {
-    /// A WEEK or MONTH of product sales from its DAY rows: the days some store lacks are
-    /// aggregated first (each a run of its own), then the days are summed per product,
-    /// named as on the latest day.
-    async fn roll_up(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
+    /// A WEEK or MONTH of product sales from its DAY rows (the few days some store lacks
+    /// aggregated first), or from the paid trades when many days are missing; with
+    /// `verify`, a rollup is checked against the paid trades. (rows read, rows)
+    async fn rolled_up_product_sales(
+        &self,
+        run: &WindowRun<'_>,
+    ) -> Result<(usize, Vec<ProductSales>), RunError> {
         let (start, end) = (run.window.start, run.window.end);
         let mut days = self
             .storage
@@ -260,128 +314,63 @@ impl Aggregator {
             .await
             .map_err(RunError::Source)?;
         let covered = std::mem::take(&mut days.covered);
-        let mut filled_in = false;
-        let mut day = start;
-        while day < end {
-            let next = day.succ_opt().unwrap_or(end);
-            let missing: Vec<StoreId> = run
-                .stores
-                .iter()
-                .copied()
-                .filter(|store| !covered.contains(&(*store, day)))
-                .collect();
-            if !missing.is_empty() {
-                let day_run = WindowRun {
-                    job: Job::ProductSales,
-                    term: Term::Day,
-                    window: Window {
-                        start: day,
-                        end: next,
-                    },
-                    scope: run.scope,
-                    stores: &missing,
-                    verify: false,
-                };
-                Box::pin(self.run(day_run)).await?;
-                filled_in = true;
-            }
-            day = next;
-        }
+        let Some(missing) = missing_days(run.window, run.stores, covered) else {
+            let sales = self.product_sales_from_trades(run).await?;
+            return Ok((sales.len(), sales));
+        };
         // Read again only when days were added.
-        if filled_in {
+        if !missing.is_empty() {
+            self.fill_in(run, missing).await?;
             days = self
                 .storage
                 .day_product_sales(run.stores, start, end)
                 .await
                 .map_err(RunError::Source)?;
         }
-        let read = count(days.sales.len());
-        let sales = sum_days(days.sales).map_err(RunError::Source)?;
+        let read = days.sales.len();
+        let sales = sum_products(days.sales).map_err(RunError::Source)?;
         if run.verify {
-            let (from, to) = self.zone.instants(run.window);
-            let raw = self
-                .source
-                .product_sales(
-                    PaidBetween { from, to },
-                    &StoreSelection::Only(run.stores.to_vec()),
-                )
-                .await
-                .map_err(RunError::Source)?;
-            let raw: Vec<ProductSales> = raw.into_iter().map(product_sales).collect();
-            let differences = differences(&sales, &raw);
+            let raw = self.product_sales_from_trades(run).await?;
+            let differences = product_differences(&sales, &raw);
             if !differences.is_empty() {
                 return Err(RunError::Verify(differences.join("; ")));
             }
         }
-        let written = self
-            .storage
-            .replace_product_sales(
-                id,
-                ProductSalesWindow {
-                    term: run.term,
-                    window: run.window,
-                    stores: run.stores,
-                    sales: &sales,
-                },
-            )
-            .await
-            .map_err(RunError::Write)?;
-        Ok((read, written_or_lost(id, written)?))
+        Ok((read, sales))
     }
-}
 
-/// DAY rows (ordered by store, product and day) summed per product, named as on the last
-/// day it sold.
-fn sum_days(days: Vec<(NaiveDate, ProductSales)>) -> Result<Vec<ProductSales>, StorageError> {
-    let mut summed: Vec<ProductSales> = Vec::new();
-    for (_, row) in days {
-        match summed.last_mut() {
-            Some(last) if last.store_id == row.store_id && last.product_id == row.product_id => {
-                let add = |a: i64, b: i64| {
-                    a.checked_add(b)
-                        .ok_or(StorageError::Inconsistent("sales past what an i64 holds"))
-                };
-                last.sale_count = add(last.sale_count, row.sale_count)?;
-                last.sale_amount = add(last.sale_amount, row.sale_amount)?;
-                last.product_name = row.product_name;
-                last.category = row.category;
-            }
-            _ => summed.push(row),
+    /// A MONTH settlement from its DAY settlements, as product sales are rolled up.
+    async fn rolled_up_settlement(
+        &self,
+        run: &WindowRun<'_>,
+    ) -> Result<(usize, Settled), RunError> {
+        let (start, end) = (run.window.start, run.window.end);
+        let read_days = || async {
+            self.storage
+                .day_settlements(run.stores, start, end)
+                .await
+                .map_err(RunError::Source)
+        };
+        let mut days = read_days().await?;
+        let Some(missing) = missing_days(run.window, run.stores, days.covered()) else {
+            let settled = self.settlement_from_trades(run).await?;
+            return Ok((settled.rows(), settled));
+        };
+        if !missing.is_empty() {
+            self.fill_in(run, missing).await?;
+            days = read_days().await?;
         }
+        let read = days.totals.len() + days.card_fees.len() + days.products.len();
+        let settled = sum_settlements(days).map_err(RunError::Source)?;
+        if run.verify {
+            let raw = self.settlement_from_trades(run).await?;
+            let differences = settlement_differences(&settled, &raw);
+            if !differences.is_empty() {
+                return Err(RunError::Verify(differences.join("; ")));
+            }
+        }
+        Ok((read, settled))
     }
-    Ok(summed)
-}
-
-/// What differs between a rollup and the same window from the paid trades, per product.
-fn differences(rolled: &[ProductSales], raw: &[ProductSales]) -> Vec<String> {
-    let key = |p: &ProductSales| (p.store_id, p.product_id);
-    let totals = |rows: &[ProductSales]| -> std::collections::BTreeMap<(StoreId, i64), (i64, i64)> {
-        rows.iter()
-            .map(|p| (key(p), (p.sale_count, p.sale_amount)))
-            .collect()
-    };
-    let (rolled, raw) = (totals(rolled), totals(raw));
-    let keys: std::collections::BTreeSet<&(StoreId, i64)> =
-        rolled.keys().chain(raw.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let (a, b) = (rolled.get(k), raw.get(k));
-            (a != b).then(|| {
-                let show = |v: Option<&(i64, i64)>| {
-                    v.map_or("none".to_string(), |(count, amount)| {
-                        format!("{count} sold for {amount}")
-                    })
-                };
-                format!(
-                    "store {} product {}: rolled up {}, from trades {}",
-                    k.0.get(),
-                    k.1,
-                    show(a),
-                    show(b)
-                )
-            })
-        })
-        .collect()
 }
 
 fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {

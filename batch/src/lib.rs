@@ -3,6 +3,7 @@
 //! `pos up`'s in-process scheduler and the Kubernetes CronJobs alike.
 
 pub mod jobs;
+pub mod rollup;
 pub mod schedule;
 pub mod windows;
 pub mod zone;

@@ -29,8 +29,11 @@ crate::on_both_engines!(
     sales_add_up_to_revenue_and_fees_for_every_store,
     a_rerun_replaces_and_a_busy_window_is_refused,
     a_week_rolls_up_from_its_days_aggregating_missing_days_first,
+    a_week_missing_many_days_is_read_from_the_trades,
     verifying_a_rollup_names_what_disagrees_with_the_trades,
 );
+
+mod settlement_months;
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("a test instant")
@@ -397,17 +400,20 @@ async fn a_week_of_bills(books: &mut Books) {
     books.clock.set(at("2024-12-01T15:30:00Z"));
 }
 
-async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunError> {
+async fn run_window(
+    books: &Books,
+    job: Job,
+    term: Term,
+    window: Window,
+    verify: bool,
+) -> Result<pos_batch::Report, RunError> {
     let stores = [StoreId::from_stored(1)];
     books
         .aggregator
         .run(WindowRun {
-            job: Job::ProductSales,
-            term: Term::Week,
-            window: Window {
-                start: date("2024-11-25"),
-                end: date("2024-12-02"),
-            },
+            job,
+            term,
+            window,
             scope: RunScope::ALL,
             stores: &stores,
             verify,
@@ -415,9 +421,28 @@ async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunE
         .await
 }
 
+async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunError> {
+    let week = Window {
+        start: date("2024-11-25"),
+        end: date("2024-12-02"),
+    };
+    run_window(books, Job::ProductSales, Term::Week, week, verify).await
+}
+
 async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: Engine) {
     let mut books = Books::open(engine).await;
     a_week_of_bills(&mut books).await;
+    // The daily runs did all but the last two days.
+    for day in 25..=29 {
+        let start = date(&format!("2024-11-{day}"));
+        let window = Window {
+            start,
+            end: start.succ_opt().expect("a day"),
+        };
+        run_window(&books, Job::ProductSales, Term::Day, window, false)
+            .await
+            .expect("a day");
+    }
     let week = run_week(&books, true)
         .await
         .expect("rolled up and verified");
@@ -441,7 +466,7 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
         .map(|p| (p.product_id, p.sale_count, p.sale_amount))
         .collect();
     assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
-    // The seven days were aggregated first, each as a run of its own.
+    // The two missing days were aggregated first, each as a run of its own.
     let runs = books.settlements.runs(None, 20).await.expect("runs");
     let days = runs.iter().filter(|r| r.term == Term::Day).count();
     assert_eq!((runs.len(), days), (8, 7));
@@ -449,9 +474,49 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
     books.finish().await;
 }
 
+/// With more days missing than a DAY run covers, the week is read from the paid trades
+/// in one pass, and no DAY rows are written.
+async fn a_week_missing_many_days_is_read_from_the_trades(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    a_week_of_bills(&mut books).await;
+    let week = run_week(&books, true).await.expect("aggregated");
+    assert_eq!(week.rows_read, 2, "one row per product, from the trades");
+    let top = books
+        .settlements
+        .top_products(
+            StoreId::from_stored(1),
+            Term::Week,
+            date("2024-11-25"),
+            None,
+            Ranking::Count,
+            5,
+        )
+        .await
+        .expect("read")
+        .expect("aggregated");
+    let top: Vec<(i64, i64, i64)> = top
+        .iter()
+        .map(|p| (p.product_id, p.sale_count, p.sale_amount))
+        .collect();
+    assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
+    let runs = books.settlements.runs(None, 20).await.expect("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    books.finish().await;
+}
+
 async fn verifying_a_rollup_names_what_disagrees_with_the_trades(engine: Engine) {
     let mut books = Books::open(engine).await;
     a_week_of_bills(&mut books).await;
+    for day in 25..=30 {
+        let start = date(&format!("2024-11-{day}"));
+        let window = Window {
+            start,
+            end: start.succ_opt().expect("a day"),
+        };
+        run_window(&books, Job::ProductSales, Term::Day, window, false)
+            .await
+            .expect("a day");
+    }
     run_week(&books, false).await.expect("rolled up");
     // A DAY row that no longer matches the trades (a run of an old build, a hand edit).
     let tamper = books

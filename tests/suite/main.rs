@@ -21,6 +21,7 @@ mod pos_up;
 mod reflection;
 mod revocation;
 mod storage_settlement;
+mod storage_settlement_days;
 mod storage_store;
 mod storage_trade;
 mod storage_user;

@@ -32,15 +32,15 @@ crate::on_both_engines!(
     a_run_whose_lease_was_taken_over_writes_nothing,
 );
 
-struct Fixture {
+pub(crate) struct Fixture {
     test_db: TestDb,
     database: Database,
-    storage: Arc<dyn SettlementStorage>,
+    pub(crate) storage: Arc<dyn SettlementStorage>,
     leases: std::sync::atomic::AtomicI64,
 }
 
 impl Fixture {
-    async fn new(engine: Engine) -> Self {
+    pub(crate) async fn new(engine: Engine) -> Self {
         let (test_db, database) = TestDb::create(engine).await;
         database
             .migrate(&pos_settlement::MIGRATIONS)
@@ -57,7 +57,7 @@ impl Fixture {
 
     /// A run holding a lease of its own (a scope no other run of the test uses), for a
     /// write: writes happen only under a lease.
-    async fn lease(&self) -> RunId {
+    pub(crate) async fn lease(&self) -> RunId {
         let n = self
             .leases
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -101,13 +101,13 @@ impl Fixture {
             })
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.database.close().await;
         self.test_db.drop_database().await;
     }
 }
 
-fn date(text: &str) -> NaiveDate {
+pub(crate) fn date(text: &str) -> NaiveDate {
     text.parse().expect("a test date")
 }
 
@@ -118,11 +118,11 @@ fn december_first() -> Window {
     }
 }
 
-fn stores(ids: &[i64]) -> Vec<StoreId> {
+pub(crate) fn stores(ids: &[i64]) -> Vec<StoreId> {
     ids.iter().map(|&id| StoreId::from_stored(id)).collect()
 }
 
-fn sold(
+pub(crate) fn sold(
     store: i64,
     product: i64,
     name: &str,

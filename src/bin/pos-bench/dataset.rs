@@ -54,7 +54,10 @@ impl Shape {
 
     /// Refuses shapes the schema or the generator cannot hold.
     pub fn check(&self) -> anyhow::Result<()> {
-        ensure!(self.stores > 0 && self.paid_trades > 0, "no stores or trades");
+        ensure!(
+            self.stores > 0 && self.paid_trades > 0,
+            "no stores or trades"
+        );
         ensure!(
             self.order_lines >= self.paid_trades,
             "every paid trade has a line"
@@ -295,7 +298,13 @@ impl Generator {
             let device = store * 1_000 + mix.below(TABLETS);
             let paid_at = self.paid_at(index, &mut mix);
             let opened_at = paid_at - seconds(300 + mix.below(85 * 60));
-            (store, device, self.lines_of(index), opened_at, Some(paid_at))
+            (
+                store,
+                device,
+                self.lines_of(index),
+                opened_at,
+                Some(paid_at),
+            )
         } else {
             let open = index - shape.paid_trades;
             let store = 1 + open / shape.open_per_store.max(1);
@@ -497,7 +506,10 @@ mod tests {
         let payments = rows(&generator, Table::Payments);
         assert_eq!(payments.len(), 3_001, "a payment per paid trade");
         let cards = payments.iter().filter(|p| p[4] == "CARD").count();
-        assert!(cards > 1_500 && cards < 2_700, "card and cash mixed: {cards}");
+        assert!(
+            cards > 1_500 && cards < 2_700,
+            "card and cash mixed: {cards}"
+        );
         // Every paid trade's amount is its lines' and its payment's, and is paid within
         // the month in Seoul.
         let number = |s: &str| s.parse::<i64>().expect("a number");

@@ -92,8 +92,7 @@ pub async fn run(args: SettlementArgs) -> anyhow::Result<()> {
         ..Shape::spec(args.month, args.seed)
     };
     let generator = Generator::new(shape, TimeZone::default())?;
-    let database =
-        ScratchDatabase::create(&args.admin_database_url, &args.database_prefix).await?;
+    let database = ScratchDatabase::create(&args.admin_database_url, &args.database_prefix).await?;
     eprintln!("pos-bench: scratch database {}", database.name);
     let measured = tokio::select! {
         measured = measure(&database.url, &generator, &args) => measured,
@@ -110,7 +109,11 @@ pub async fn run(args: SettlementArgs) -> anyhow::Result<()> {
     dropped
 }
 
-async fn measure(url: &str, generator: &Generator, args: &SettlementArgs) -> anyhow::Result<Figures> {
+async fn measure(
+    url: &str,
+    generator: &Generator,
+    args: &SettlementArgs,
+) -> anyhow::Result<Figures> {
     let shape = generator.shape();
     let zone = generator.zone();
     migrate(url).await?;
@@ -130,7 +133,10 @@ async fn measure(url: &str, generator: &Generator, args: &SettlementArgs) -> any
     psql(url, &bare_sales).await?;
     psql(url, &bare_settlement).await?;
     let bare_product_sales_s = median(args.repeat, || psql(url, &bare_sales)).await?;
-    report("bare GROUP BY, product sales of the month", bare_product_sales_s);
+    report(
+        "bare GROUP BY, product sales of the month",
+        bare_product_sales_s,
+    );
     let bare_settlement_s = median(args.repeat, || psql(url, &bare_settlement)).await?;
     report("bare GROUP BY, settlement of the month", bare_settlement_s);
 
@@ -147,7 +153,10 @@ async fn measure(url: &str, generator: &Generator, args: &SettlementArgs) -> any
         batch_run::time(url, zone, product_month).await
     })
     .await?;
-    report("product sales MONTH from the trades (no DAY rows yet)", raw_s);
+    report(
+        "product sales MONTH from the trades (no DAY rows yet)",
+        raw_s,
+    );
     // The raw run left the month's DAY rows behind: the schedule's case.
     let rollup_s = median(args.repeat, || batch_run::time(url, zone, product_month)).await?;
     report("product sales MONTH from DAY rows", rollup_s);
@@ -187,7 +196,10 @@ async fn measure(url: &str, generator: &Generator, args: &SettlementArgs) -> any
     };
     let first = settlement_on(1)?;
     let one_day_s = median(args.repeat, || batch_run::time(url, zone, first)).await?;
-    report("settlement MONTH of the stores settling on the 1st", one_day_s);
+    report(
+        "settlement MONTH of the stores settling on the 1st",
+        one_day_s,
+    );
     let mut all_s = 0.0;
     for day in SETTLEMENT_DAYS {
         let run = settlement_on(day)?;
@@ -233,7 +245,18 @@ where
 async fn psql(url: &str, sql: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let output = tokio::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-o",
+            "/dev/null",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .kill_on_drop(true)
         .output()
         .await

@@ -6,15 +6,16 @@
 //! Enum columns are read as text and decoded by the domain's own names, so a value this
 //! build does not know is an error, never a default.
 
+mod days;
 mod runs;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
-    AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
-    Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, store_of, term_name, term_of,
+    AggregationRun, Begun, CardFees, DaySales, DaySettlements, Finished, NewRun, ProductSales,
+    ProductSalesWindow, Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage,
+    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
 
@@ -326,58 +327,16 @@ impl SettlementStorage for PgSettlementStorage {
         from: NaiveDate,
         to: NaiveDate,
     ) -> StorageResult<DaySales> {
-        let ids = ids(stores);
-        // One snapshot: the rows are those of the windows said to be covered.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let covered = sqlx::query!(
-            "SELECT store_id, start_date FROM product_sales_windows
-             WHERE term = 'DAY' AND store_id = ANY($1) AND start_date >= $2 AND start_date < $3
-             ORDER BY store_id, start_date",
-            &ids,
-            from,
-            to,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok((
-                store_of("product_sales_windows.store_id", row.store_id)?,
-                row.start_date,
-            ))
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
-        let sales = sqlx::query!(
-            r#"SELECT start_date, store_id, product_id, product_name,
-                      category::text AS "category!", sale_count, sale_amount
-               FROM product_sales
-               WHERE term = 'DAY' AND store_id = ANY($1) AND start_date >= $2
-                 AND start_date < $3
-               ORDER BY store_id, product_id, start_date"#,
-            &ids,
-            from,
-            to,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let sales = ProductSales::decode(
-                r.store_id,
-                r.product_id,
-                r.product_name,
-                &r.category,
-                r.sale_count,
-                r.sale_amount,
-            )?;
-            Ok((r.start_date, sales))
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(DaySales { covered, sales })
+        days::product_sales(&self.pool, &ids(stores), from, to).await
+    }
+
+    async fn day_settlements(
+        &self,
+        stores: &[StoreId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<DaySettlements> {
+        days::settlements(&self.pool, &ids(stores), from, to).await
     }
 
     async fn top_products(

@@ -5,6 +5,7 @@
 //! IMMEDIATE`); a detail is read in one read transaction, which in WAL mode is one
 //! snapshot.
 
+mod days;
 mod runs;
 
 use async_trait::async_trait;
@@ -14,9 +15,9 @@ use pos_common::{
     storage::StorageError,
 };
 use pos_settlement_storage::{
-    AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
-    Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, store_of, term_name, term_of,
+    AggregationRun, Begun, CardFees, DaySales, DaySettlements, Finished, NewRun, ProductSales,
+    ProductSalesWindow, Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage,
+    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
@@ -36,7 +37,7 @@ impl SqliteSettlementStorage {
     }
 }
 
-fn json<T: serde::Serialize>(value: &T) -> StorageResult<String> {
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> StorageResult<String> {
     serde_json::to_string(value)
         .map_err(|_| StorageError::Inconsistent("rows do not encode as JSON"))
 }
@@ -314,57 +315,16 @@ impl SettlementStorage for SqliteSettlementStorage {
         from: NaiveDate,
         to: NaiveDate,
     ) -> StorageResult<DaySales> {
-        let ids = json(&stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
-        let (from, to) = (from.to_string(), to.to_string());
-        // One read transaction, one snapshot: the rows are those of the covered windows.
-        let mut tx = self.pool.begin().await?;
-        let covered = sqlx::query!(
-            "SELECT store_id, start_date FROM product_sales_windows
-             WHERE term = 'DAY' AND store_id IN (SELECT value FROM json_each(?1))
-               AND start_date >= ?2 AND start_date < ?3
-             ORDER BY store_id, start_date",
-            ids,
-            from,
-            to,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok((
-                store_of("product_sales_windows.store_id", row.store_id)?,
-                day("product_sales_windows.start_date", &row.start_date)?,
-            ))
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
-        let sales = sqlx::query!(
-            r#"SELECT start_date, store_id, product_id, product_name, category, sale_count,
-                      sale_amount
-               FROM product_sales
-               WHERE term = 'DAY' AND store_id IN (SELECT value FROM json_each(?1))
-                 AND start_date >= ?2 AND start_date < ?3
-               ORDER BY store_id, product_id, start_date"#,
-            ids,
-            from,
-            to,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let sales = ProductSales::decode(
-                r.store_id,
-                r.product_id,
-                r.product_name,
-                &r.category,
-                r.sale_count,
-                r.sale_amount,
-            )?;
-            Ok((day("product_sales.start_date", &r.start_date)?, sales))
-        })
-        .collect::<StorageResult<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(DaySales { covered, sales })
+        days::product_sales(&self.pool, stores, from, to).await
+    }
+
+    async fn day_settlements(
+        &self,
+        stores: &[StoreId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<DaySettlements> {
+        days::settlements(&self.pool, stores, from, to).await
     }
 
     async fn top_products(

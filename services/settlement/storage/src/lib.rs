@@ -100,6 +100,18 @@ pub struct StoreTotals {
     pub trade_count: i64,
 }
 
+impl StoreTotals {
+    /// A stored settlement's totals, its store decoded.
+    pub fn decode(store_id: i64, revenue: i64, fee: i64, trade_count: i64) -> StorageResult<Self> {
+        Ok(Self {
+            store_id: store_of("settlements.store_id", store_id)?,
+            revenue,
+            fee,
+            trade_count,
+        })
+    }
+}
+
 /// A run's product sales for one window and the stores it covers (every store in
 /// `stores`, whether or not it sold anything; `sales` only of those stores).
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +201,24 @@ pub struct DaySales {
     pub sales: Vec<(NaiveDate, ProductSales)>,
 }
 
+/// DAY settlements over a range of days, for rolling days up into a MONTH: the totals
+/// of every (store, day) window that was settled (a settled store has totals, at zero
+/// when it sold nothing), ordered by store and day; card fees by store, company and day;
+/// product sales by store, product and day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaySettlements {
+    pub totals: Vec<(NaiveDate, StoreTotals)>,
+    pub card_fees: Vec<(NaiveDate, CardFees)>,
+    pub products: Vec<(NaiveDate, ProductSales)>,
+}
+
+impl DaySettlements {
+    /// The (store, day) windows that were settled.
+    pub fn covered(&self) -> impl Iterator<Item = (StoreId, NaiveDate)> + '_ {
+        self.totals.iter().map(|(day, t)| (t.store_id, *day))
+    }
+}
+
 /// How replacing a window went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replaced {
@@ -235,6 +265,15 @@ pub trait SettlementStorage: Send + Sync + 'static {
         from: NaiveDate,
         to: NaiveDate,
     ) -> StorageResult<DaySales>;
+
+    /// The DAY settlements of `stores` on the days `from` to `to` (exclusive), read from
+    /// one snapshot, for rolling days up into a MONTH.
+    async fn day_settlements(
+        &self,
+        stores: &[StoreId],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> StorageResult<DaySettlements>;
 
     /// The store's `limit` top products in the window starting `start` (of `category`
     /// only, when given); `None` when the window was not aggregated for the store.
