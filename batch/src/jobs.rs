@@ -23,6 +23,7 @@ use pos_trade_storage::sales::{
 
 use crate::{
     TimeZone,
+    driver::describe,
     windows::{WindowError, check_window},
 };
 
@@ -40,6 +41,10 @@ pub struct WindowRun<'a> {
     /// For a WEEK or MONTH of product sales (rolled up from DAY rows): also recompute it
     /// from the paid trades, and fail naming the differences when they disagree.
     pub verify: bool,
+    /// Compute a WEEK or MONTH of product sales from the paid trades themselves instead
+    /// of rolling up DAY rows (an on-demand recomputation: DAY rows may predate late
+    /// payments).
+    pub from_raw: bool,
 }
 
 /// What a successful run did.
@@ -192,7 +197,9 @@ impl Aggregator {
         let paid = PaidBetween { from, to };
         let stores = StoreSelection::Only(run.stores.to_vec());
         match run.job {
-            Job::ProductSales if run.term != Term::Day => self.roll_up(id, run).await,
+            Job::ProductSales if run.term != Term::Day && !run.from_raw => {
+                self.roll_up(id, run).await
+            }
             Job::ProductSales => {
                 let sales = self
                     .source
@@ -281,6 +288,7 @@ impl Aggregator {
                     scope: run.scope,
                     stores: &missing,
                     verify: false,
+                    from_raw: false,
                 };
                 Box::pin(self.run(day_run)).await?;
                 filled_in = true;
@@ -392,17 +400,6 @@ fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {
 }
 
 /// The error with its causes, for the run's record.
-fn describe(err: &RunError) -> String {
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(err);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
 }

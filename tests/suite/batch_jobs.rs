@@ -15,7 +15,7 @@ use pos_common::{
     storage::Database,
 };
 use pos_settlement_storage::{
-    Begun, NewRun, Ranking, RunScope, RunStatus, SettlementDetail, SettlementStorage,
+    Begun, NewRun, Ranking, RunFilter, RunScope, RunStatus, SettlementDetail, SettlementStorage,
 };
 use pos_trade_storage::{
     IdempotencyKey, NewOrder, NewPayment, OrderId, PaymentMethod, SnapshotLine, TradeStorage,
@@ -147,6 +147,7 @@ impl Books {
                 scope: RunScope::ALL,
                 stores: &stores,
                 verify: false,
+                from_raw: false,
             })
             .await
     }
@@ -322,6 +323,7 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
             scope: RunScope::ALL,
             stores: &stores,
             verify: false,
+            from_raw: false,
         })
         .await;
     assert!(matches!(week, Err(RunError::Window(_))), "{week:?}");
@@ -360,7 +362,7 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
     );
     let statuses: Vec<RunStatus> = books
         .settlements
-        .runs(None, 10)
+        .runs(&RunFilter::latest(10))
         .await
         .expect("runs")
         .iter()
@@ -411,6 +413,7 @@ async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunE
             scope: RunScope::ALL,
             stores: &stores,
             verify,
+            from_raw: false,
         })
         .await
 }
@@ -442,7 +445,11 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
         .collect();
     assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
     // The seven days were aggregated first, each as a run of its own.
-    let runs = books.settlements.runs(None, 20).await.expect("runs");
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(20))
+        .await
+        .expect("runs");
     let days = runs.iter().filter(|r| r.term == Term::Day).count();
     assert_eq!((runs.len(), days), (8, 7));
     assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
-    Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
+    Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
     StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
@@ -558,7 +558,7 @@ impl SettlementStorage for PgSettlementStorage {
         runs::finish(&self.pool, run, finished).await
     }
 
-    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>> {
-        runs::list(&self.pool, store, limit).await
+    async fn runs(&self, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>> {
+        runs::list(&self.pool, filter).await
     }
 }

@@ -25,7 +25,7 @@ use pos_common::{
 };
 
 pub use pos_common::aggregation::{Job, Term, Window};
-pub use runs::{AggregationRun, Begun, Finished, NewRun, RunId, RunScope, RunStatus};
+pub use runs::{AggregationRun, Begun, Finished, NewRun, RunFilter, RunId, RunScope, RunStatus};
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
@@ -285,9 +285,8 @@ pub trait SettlementStorage: Send + Sync + 'static {
     /// Records how a run ended and gives its lease back.
     async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()>;
 
-    /// The latest runs, newest first: those that covered `store` (its own, and those of
-    /// every store or of its shard) when given, all otherwise.
-    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>>;
+    /// The latest runs the filter lets through, newest (highest id) first.
+    async fn runs(&self, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>>;
 }
 
 /// The name a term is stored under.
