@@ -13,8 +13,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
-    Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, store_of, term_name, term_of,
+    Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail, SettlementStorage,
+    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
 

@@ -15,8 +15,8 @@ use pos_common::{
 };
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, Finished, NewRun, ProductSales, ProductSalesWindow,
-    Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail, SettlementStorage, SettlementWindow,
-    StorageResult, Term, Window, store_of, term_name, term_of,
+    Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail, SettlementStorage,
+    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
