@@ -2,7 +2,8 @@
 //! own (as `POS_SOURCE_DATABASE_URL` and `POS_DATABASE_URL` may be): the reference's
 //! worked example settles to its published figures; product sales add up to revenue and
 //! card fees to the fee for every store of a random data set; a re-run replaces, a busy
-//! window is refused and recorded.
+//! window is refused and recorded; a run stopped half way through its write (as a
+//! killed pod would stop) leaves the previous results, and the next run completes.
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ crate::on_both_engines!(
     a_rerun_replaces_and_a_busy_window_is_refused,
     a_week_rolls_up_from_its_days_aggregating_missing_days_first,
     verifying_a_rollup_names_what_disagrees_with_the_trades,
+    a_run_stopped_half_way_leaves_the_previous_results,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -526,5 +528,98 @@ async fn verifying_a_rollup_names_what_disagrees_with_the_trades(engine: Engine)
         "{differences}"
     );
     assert!(!differences.contains("product 1"), "{differences}");
+    books.finish().await;
+}
+
+/// The settlement storage of `books` with a hook half way through each write that says
+/// it was reached and then waits forever (until its run is dropped, as a kill ends it).
+fn stopping_half_way(
+    database: &Database,
+    reached: Arc<tokio::sync::Notify>,
+) -> Arc<dyn SettlementStorage> {
+    let halfway: pos_settlement_storage::Halfway = Arc::new(move || {
+        let reached = reached.clone();
+        Box::pin(async move {
+            reached.notify_one();
+            std::future::pending::<()>().await;
+        })
+    });
+    match database {
+        Database::Postgres(pool) => Arc::new(
+            pos_settlement_postgres::PgSettlementStorage::new(pool.clone()).with_halfway(halfway),
+        ),
+        Database::Sqlite(pool) => Arc::new(
+            pos_settlement_sqlite::SqliteSettlementStorage::new(pool.clone()).with_halfway(halfway),
+        ),
+    }
+}
+
+async fn a_run_stopped_half_way_leaves_the_previous_results(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    books.order(1, 1, &[(2, Category::SubMenu, 500, 4)]).await;
+    books.pay(1, 1, PaymentMethod::Cash).await;
+    books
+        .run(Job::Settlement, &[1])
+        .await
+        .expect("the first run");
+    let before = books.detail(1).await.expect("settled");
+    assert_eq!(before.settlement.revenue, 2_000);
+
+    // A late payment, then a run that is stopped inside its write transaction.
+    books.order(1, 2, &[(4, Category::Drink, 300, 1)]).await;
+    books.pay(1, 2, CARD_H).await;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let doomed = Aggregator::new(
+        pos_trade::open_sales_source(&books.trade_db.1),
+        stopping_half_way(&books.settlement_db.1, reached.clone()),
+        TimeZone::default(),
+        books.clock.clone(),
+    );
+    let stores = [StoreId::from_stored(1)];
+    let run = tokio::spawn(async move {
+        doomed
+            .run(WindowRun {
+                job: Job::Settlement,
+                term: Term::Day,
+                window: december_first(),
+                scope: RunScope::ALL,
+                stores: &stores,
+                verify: false,
+                from_raw: false,
+            })
+            .await
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), reached.notified())
+        .await
+        .expect("the run reached half way");
+    run.abort();
+    assert!(run.await.expect_err("stopped").is_cancelled());
+
+    // Its transaction never committed: the previous results stand, whole.
+    assert_eq!(books.detail(1).await, Some(before));
+    // Its lease outlives it; once the lease expires, the next run completes.
+    match books.run(Job::Settlement, &[1]).await {
+        Err(RunError::Busy { .. }) => {}
+        other => panic!("the stopped run still holds the window: {other:?}"),
+    }
+    books.clock.advance(std::time::Duration::from_secs(61));
+    books
+        .run(Job::Settlement, &[1])
+        .await
+        .expect("the next run");
+    let after = books.detail(1).await.expect("settled").settlement;
+    assert_eq!((after.revenue, after.fee, after.trade_count), (2_300, 1, 2));
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(10))
+        .await
+        .expect("runs");
+    let stopped = runs
+        .iter()
+        .find(|r| {
+            r.status == RunStatus::Failed && r.error.as_deref().is_some_and(|e| e.contains("lease"))
+        })
+        .or_else(|| runs.iter().find(|r| r.status == RunStatus::Running));
+    assert!(stopped.is_some(), "the stopped run is on record: {runs:?}");
     books.finish().await;
 }

@@ -26,11 +26,26 @@ pub fn migrator() -> Migrator {
 #[derive(Clone)]
 pub struct PgSettlementStorage {
     pool: PgPool,
+    #[cfg(feature = "fault-injection")]
+    halfway: Option<pos_settlement_storage::Halfway>,
 }
 
 impl PgSettlementStorage {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            #[cfg(feature = "fault-injection")]
+            halfway: None,
+        }
+    }
+
+    /// The storage with `halfway` awaited inside every replace's transaction, after the
+    /// window's old rows are deleted and before its new ones are written: tests stop a
+    /// run there as a crash would.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_halfway(mut self, halfway: pos_settlement_storage::Halfway) -> Self {
+        self.halfway = Some(halfway);
+        self
     }
 }
 
@@ -162,6 +177,11 @@ impl SettlementStorage for PgSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT store_id, $2::text::settlement_term, $3, $4
@@ -247,6 +267,11 @@ impl SettlementStorage for PgSettlementStorage {
         let revenues: Vec<i64> = window.totals.iter().map(|t| t.revenue).collect();
         let fees: Vec<i64> = window.totals.iter().map(|t| t.fee).collect();
         let trades: Vec<i64> = window.totals.iter().map(|t| t.trade_count).collect();
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)

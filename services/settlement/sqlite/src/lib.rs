@@ -28,11 +28,26 @@ pub fn migrator() -> Migrator {
 #[derive(Clone)]
 pub struct SqliteSettlementStorage {
     pool: SqlitePool,
+    #[cfg(feature = "fault-injection")]
+    halfway: Option<pos_settlement_storage::Halfway>,
 }
 
 impl SqliteSettlementStorage {
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            #[cfg(feature = "fault-injection")]
+            halfway: None,
+        }
+    }
+
+    /// The storage with `halfway` awaited inside every replace's transaction, after the
+    /// window's old rows are deleted and before its new ones are written: tests stop a
+    /// run there as a crash would.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_halfway(mut self, halfway: pos_settlement_storage::Halfway) -> Self {
+        self.halfway = Some(halfway);
+        self
     }
 }
 
@@ -161,6 +176,11 @@ impl SettlementStorage for SqliteSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT value, ?2, ?3, ?4 FROM json_each(?1)",
@@ -258,6 +278,11 @@ impl SettlementStorage for SqliteSettlementStorage {
         .execute(&mut *tx)
         .await?;
         // Every covered store settles, at zero when it sold nothing.
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)

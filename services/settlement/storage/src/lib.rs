@@ -29,6 +29,12 @@ pub use runs::{AggregationRun, Begun, Finished, NewRun, RunFilter, RunId, RunSco
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// A test hook the engines' storage can await half way through replacing a window (see
+/// their `with_halfway`, compiled only with their `fault-injection` feature).
+pub type Halfway = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
 /// One product's sales in a store's window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSales {
