@@ -215,6 +215,8 @@ async fn the_worked_example_settles_through_the_api(engine: Engine) {
         let run = api
             .run_aggregation(pb::RunAggregationRequest {
                 job: job as i32,
+                // No date is today, in Seoul: the stack's clock says 2024-12-01 12:00.
+                date: String::new(),
                 ..day_run("2024-12-01")
             })
             .await
@@ -576,6 +578,7 @@ async fn bad_requests_name_the_field(engine: Engine) {
         "term",
     );
     invalid(api.run_aggregation(day_run("yesterday")).await, "date");
+    invalid(api.run_aggregation(day_run("2024-02-30")).await, "date");
     invalid(
         api.list_aggregation_runs(pb::ListAggregationRunsRequest {
             page: Some(pb::PageRequest {

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use pos_batch::{Batch, Method, PlanError, RunError, windows};
+use pos_batch::{Batch, Method, PlanError, RunError, TimeZone, windows};
 use pos_common::{
     ApiError, ApiResult, Reason,
     aggregation::{Job, Term},
     auth::Principal,
+    clock::SharedClock,
     domain::{Category, Invalid, StoreId},
     error::Violations,
 };
@@ -36,11 +37,23 @@ const MAX_MONTHS_LISTED: i64 = 10 * 366;
 pub struct SettlementApi {
     storage: Arc<dyn SettlementStorage>,
     batch: Batch,
+    zone: TimeZone,
+    clock: SharedClock,
 }
 
 impl SettlementApi {
-    pub fn new(storage: Arc<dyn SettlementStorage>, batch: Batch) -> Self {
-        Self { storage, batch }
+    pub fn new(
+        storage: Arc<dyn SettlementStorage>,
+        batch: Batch,
+        zone: TimeZone,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            storage,
+            batch,
+            zone,
+            clock,
+        }
     }
 }
 
@@ -390,7 +403,12 @@ impl SettlementService for SettlementApi {
                 .ok_or_else(|| Invalid::new("must be PRODUCT_SALES or SETTLEMENT")),
         );
         let term = job.and_then(|job| violations.check("term", term_for(job, body.term)));
-        let date = violations.check("date", date(&body.date));
+        // No date: today in the stores' zone (what a person trying it out means).
+        let date = if body.date.is_empty() {
+            Some(self.zone.date_of(self.clock.now()))
+        } else {
+            violations.check("date", date(&body.date))
+        };
         let (job, term, date) = violations.finish(|| Some((job?, term?, date?)))?;
         let (scope, full_errors) = match caller {
             Caller::Owner(store) => (

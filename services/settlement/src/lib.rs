@@ -154,9 +154,14 @@ impl Role for SettlementRole {
         }
         let mut services = GrpcServices::default();
         services.add(
-            SettlementServiceServer::new(SettlementApi::new(storage, batch))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            SettlementServiceServer::new(SettlementApi::new(
+                storage,
+                batch,
+                args.aggregation.time_zone,
+                context.clock.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
         Ok(Served::Grpc {
             services,
