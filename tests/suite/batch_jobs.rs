@@ -32,6 +32,7 @@ crate::on_both_engines!(
     a_week_rolls_up_from_its_days_aggregating_missing_days_first,
     verifying_a_rollup_names_what_disagrees_with_the_trades,
     a_run_stopped_half_way_leaves_the_previous_results,
+    days_follow_a_zone_with_daylight_saving_time,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -62,6 +63,10 @@ struct Books {
 
 impl Books {
     async fn open(engine: Engine) -> Self {
+        Self::open_in(engine, TimeZone::default()).await
+    }
+
+    async fn open_in(engine: Engine, zone: TimeZone) -> Self {
         let clock = ManualClock::new(at("2024-12-01T03:00:00Z"));
         let shared: SharedClock = clock.clone();
         let trade_db = TestDb::create(engine).await;
@@ -81,7 +86,7 @@ impl Books {
         let aggregator = Aggregator::new(
             pos_trade::open_sales_source(&trade_db.1),
             settlements.clone(),
-            TimeZone::default(),
+            zone,
             shared,
         );
         Self {
@@ -621,5 +626,60 @@ async fn a_run_stopped_half_way_leaves_the_previous_results(engine: Engine) {
         })
         .or_else(|| runs.iter().find(|r| r.status == RunStatus::Running));
     assert!(stopped.is_some(), "the stopped run is on record: {runs:?}");
+    books.finish().await;
+}
+
+/// Berlin moves its clocks forward at 02:00 on 2024-03-31, a 23-hour day: bills paid a
+/// millisecond before and at each local midnight around it land on their own local days.
+async fn days_follow_a_zone_with_daylight_saving_time(engine: Engine) {
+    let berlin: TimeZone = "Europe/Berlin".parse().expect("a zone");
+    let mut books = Books::open_in(engine, berlin).await;
+    let paid = [
+        // 23:59:59.999 on the 30th (UTC+1), then midnight starting the 31st.
+        ("2024-03-30T22:59:59.999Z", 1),
+        ("2024-03-30T23:00:00Z", 10),
+        // 23:59:59.999 on the 31st (now UTC+2), then midnight starting April.
+        ("2024-03-31T21:59:59.999Z", 100),
+        ("2024-03-31T22:00:00Z", 1000),
+    ];
+    for (tablet, (instant, count)) in (1..).zip(paid) {
+        books.clock.set(at(instant));
+        books
+            .order(1, tablet, &[(1, Category::MainMenu, 1, count)])
+            .await;
+        books.pay(1, tablet, PaymentMethod::Cash).await;
+    }
+    let stores = [StoreId::from_stored(1)];
+    let mut revenue = Vec::new();
+    for (start, end) in [
+        ("2024-03-30", "2024-03-31"),
+        ("2024-03-31", "2024-04-01"),
+        ("2024-04-01", "2024-04-02"),
+    ] {
+        books
+            .aggregator
+            .run(WindowRun {
+                job: Job::Settlement,
+                term: Term::Day,
+                window: Window {
+                    start: date(start),
+                    end: date(end),
+                },
+                scope: RunScope::ALL,
+                stores: &stores,
+                verify: false,
+                from_raw: false,
+            })
+            .await
+            .expect("run");
+        let settled = books
+            .settlements
+            .settlement(StoreId::from_stored(1), Term::Day, date(start))
+            .await
+            .expect("read")
+            .expect("settled");
+        revenue.push(settled.revenue);
+    }
+    assert_eq!(revenue, [1, 110, 1000]);
     books.finish().await;
 }
