@@ -138,6 +138,9 @@ async fn seed_menu(store: &mut StoreServiceClient<Authorized>) -> anyhow::Result
     Ok(())
 }
 
+/// One order's (product id, count) lines.
+type OrderLines<'a> = &'a [(i64, i64)];
+
 /// The worked example's two paid bills, on the last two demo tablets (the first ones are
 /// left free for the README's ordering walk-through): 4 Kimchi + 2 Sikhye, then 2 Kimchi,
 /// paid 3,600 in cash; 6 Kimchi + 3 Sikhye paid 3,900 by card H. Every call carries a
@@ -159,7 +162,7 @@ async fn seed_paid_bills(
     let [.., (cash_table, cash_tablet), (card_table, card_tablet)] = tablets else {
         bail!("the demo needs two tablets for its paid bills");
     };
-    let bills: [(&str, &[&[(i64, i64)]]); 2] = [
+    let bills: [(&str, &[OrderLines]); 2] = [
         (cash_tablet, &[&[(kimchi, 4), (sikhye, 2)], &[(kimchi, 2)]]),
         (card_tablet, &[&[(kimchi, 6), (sikhye, 3)]]),
     ];

@@ -1,6 +1,5 @@
-//! The stores' time zone (an IANA name, Asia/Seoul by default; `pos batch` will read it
-//! from `POS_TIME_ZONE`): a sale belongs to the local day its trade was paid on, whatever
-//! zone the host runs in.
+//! The stores' time zone (an IANA name, Asia/Seoul by default; `POS_TIME_ZONE`): a sale
+//! belongs to the local day its trade was paid on, whatever zone the host runs in.
 
 use std::{fmt, str::FromStr};
 

@@ -30,6 +30,9 @@ crate::on_both_engines!(
 
 type Settlements = SettlementServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// A category's amount and its products' (id, count, amount).
+type CategoryFigures = (i32, i64, Vec<(i64, i64, i64)>);
+
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("a test instant")
 }
@@ -258,7 +261,7 @@ async fn the_worked_example_settles_through_the_api(engine: Engine) {
         .expect("detail")
         .into_inner();
     assert_eq!(detail.settlement, Some(settlement.clone()));
-    let categories: Vec<(i32, i64, Vec<(i64, i64, i64)>)> = detail
+    let categories: Vec<CategoryFigures> = detail
         .categories
         .iter()
         .map(|c| {
