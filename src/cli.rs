@@ -10,7 +10,7 @@ use crate::{
     serve, up,
 };
 
-/// `pos`: `up`, `serve <role>` and `migrate`.
+/// `pos`: `up`, `serve <role>`, `migrate` and `batch`.
 pub fn command() -> Command {
     let serve = Command::new("serve")
         .about("Runs one role, for Kubernetes")
@@ -55,6 +55,7 @@ pub fn command() -> Command {
         .subcommand(up::command())
         .subcommand(serve)
         .subcommand(migrate)
+        .subcommand(crate::batch::command())
 }
 
 /// Whether logs should be JSON lines.
@@ -77,6 +78,7 @@ pub async fn run(matches: ArgMatches) -> anyhow::Result<()> {
             serve::serve(role, flags, matches).await
         }
         Some(("migrate", migrate)) => run_migrate(migrate).await,
+        Some(("batch", batch)) => crate::batch::run(batch).await,
         _ => anyhow::bail!("unknown command; see pos --help"),
     }
 }

@@ -1,4 +1,5 @@
-//! `pos up --demo`: a ready-made owner, store, menu and tablets with tokens, so a
+//! `pos up --demo`: a ready-made owner, store, menu and tablets with tokens, and the
+//! worked example's two paid bills (so settlements have something to show), so a
 //! newcomer can call the API at once. The demo owner signs up through the public API like
 //! anyone (the development provider), so seeding is the same calls a client makes, and
 //! is idempotent: a second start logs in, finds the menu, and re-issues the tablet tokens
@@ -13,7 +14,7 @@ use pos_common::{
 };
 use pos_proto::v1::{
     self as pb, login_result, store_service_client::StoreServiceClient,
-    user_service_client::UserServiceClient,
+    trade_service_client::TradeServiceClient, user_service_client::UserServiceClient,
 };
 use serde::Serialize;
 use tonic::{
@@ -137,6 +138,70 @@ async fn seed_menu(store: &mut StoreServiceClient<Authorized>) -> anyhow::Result
     Ok(())
 }
 
+/// One order's (product id, count) lines.
+type OrderLines<'a> = &'a [(i64, i64)];
+
+/// The worked example's two paid bills, on the last two demo tablets (the first ones are
+/// left free for the README's ordering walk-through): 4 Kimchi + 2 Sikhye, then 2 Kimchi,
+/// paid 3,600 in cash; 6 Kimchi + 3 Sikhye paid 3,900 by card H. Every call carries a
+/// fixed idempotency key, so a restart answers the first start's orders and payments
+/// instead of adding more.
+async fn seed_paid_bills(
+    channel: &Channel,
+    owner: &str,
+    menu: &[pb::Product],
+    tablets: &[(i64, String)],
+) -> anyhow::Result<()> {
+    let id_of = |name: &str| {
+        menu.iter()
+            .find(|product| product.name == name)
+            .map(|product| product.id)
+            .with_context(|| format!("the demo menu has no {name}"))
+    };
+    let (kimchi, sikhye) = (id_of("Kimchi")?, id_of("Sikhye")?);
+    let [.., (cash_table, cash_tablet), (card_table, card_tablet)] = tablets else {
+        bail!("the demo needs two tablets for its paid bills");
+    };
+    let bills: [(&str, &[OrderLines]); 2] = [
+        (cash_tablet, &[&[(kimchi, 4), (sikhye, 2)], &[(kimchi, 2)]]),
+        (card_tablet, &[&[(kimchi, 6), (sikhye, 3)]]),
+    ];
+    for (bill, (tablet, orders)) in bills.into_iter().enumerate() {
+        let mut trade = TradeServiceClient::with_interceptor(channel.clone(), bearer(tablet)?);
+        for (n, lines) in orders.iter().enumerate() {
+            trade
+                .place_order(pb::PlaceOrderRequest {
+                    lines: lines
+                        .iter()
+                        .map(|&(product_id, count)| pb::OrderLineInput { product_id, count })
+                        .collect(),
+                    idempotency_key: format!("demo-bill{bill}-order{n}"),
+                })
+                .await
+                .context("demo order")?;
+        }
+    }
+    let mut counter = TradeServiceClient::with_interceptor(channel.clone(), bearer(owner)?);
+    counter
+        .pay_cash(pb::PayCashRequest {
+            device_id: *cash_table,
+            expected_amount: None,
+            idempotency_key: "demo-pay-cash".into(),
+        })
+        .await
+        .context("demo cash payment")?;
+    counter
+        .pay_card(pb::PayCardRequest {
+            device_id: *card_table,
+            card_company: pb::CardCompany::H as i32,
+            expected_amount: None,
+            idempotency_key: "demo-pay-card".into(),
+        })
+        .await
+        .context("demo card payment")?;
+    Ok(())
+}
+
 /// Seeds the demo through the running stack at `addr`.
 pub async fn seed(addr: SocketAddr, issuer: &TokenIssuer) -> anyhow::Result<DemoCredentials> {
     let channel = Channel::from_shared(format!("http://{addr}"))?
@@ -150,7 +215,7 @@ pub async fn seed(addr: SocketAddr, issuer: &TokenIssuer) -> anyhow::Result<Demo
         .into_inner();
     let owner = UserId::parse(me.user.context("GetMe answered no user")?.id)?;
     let store_id = StoreId::parse(me.store_id)?;
-    let mut store = StoreServiceClient::with_interceptor(channel, bearer(&access)?);
+    let mut store = StoreServiceClient::with_interceptor(channel.clone(), bearer(&access)?);
     seed_menu(&mut store).await?;
     let devices = store
         .list_devices(pb::ListDevicesRequest {
@@ -175,6 +240,17 @@ pub async fn seed(addr: SocketAddr, issuer: &TokenIssuer) -> anyhow::Result<Demo
         device_tokens.push(issued.device_token);
         device_ids.push(device.id);
     }
+    let menu = store
+        .list_products(pb::ListProductsRequest::default())
+        .await?
+        .into_inner()
+        .products;
+    let tablets: Vec<(i64, String)> = device_ids
+        .iter()
+        .copied()
+        .zip(device_tokens.iter().cloned())
+        .collect();
+    seed_paid_bills(&channel, &access, &menu, &tablets).await?;
     Ok(DemoCredentials {
         store_id: store_id.get(),
         owner_token: issuer.owner_access(owner, Some(store_id), DEMO_OWNER_TOKEN_TTL_SECS),

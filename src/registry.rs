@@ -12,6 +12,7 @@ use pos_common::role::{Needs, Role, RoleContext, Served, StartError};
 pub static ROLES: &[&dyn RegisteredRole] = &[
     &Registered::<pos_store::StoreRole>(PhantomData),
     &Registered::<pos_trade::TradeRole>(PhantomData),
+    &Registered::<pos_settlement::SettlementRole>(PhantomData),
     &Registered::<pos_user::UserRole>(PhantomData),
     &Registered::<pos_edge::EdgeRole>(PhantomData),
 ];

@@ -181,6 +181,7 @@ async fn context(
     };
     let context = RoleContext {
         database: database.clone(),
+        source_database: None,
         revocations: shared_state.clone().map(Revocations::new),
         shared_state,
         events,

@@ -94,7 +94,8 @@ pub struct Stack {
     pub stopping: Stopping,
     plumbing: Plumbing,
     keys: Arc<KeyCache>,
-    databases: Vec<Database>,
+    /// Each role's database, by role name (one database may serve several).
+    databases: HashMap<&'static str, Database>,
 }
 
 impl Plumbing {
@@ -131,6 +132,7 @@ impl Stack {
             &self.stopping,
             role,
             peers,
+            source_of(role, &self.databases),
         )
         .await
     }
@@ -143,10 +145,20 @@ impl Stack {
     }
 
     async fn close_databases(&self) {
-        for database in &self.databases {
+        for database in self.databases.values() {
             database.close().await;
         }
     }
+}
+
+/// The database of the role whose tables `role` reads, if that role is built already.
+fn source_of(
+    role: &dyn RegisteredRole,
+    databases: &HashMap<&'static str, Database>,
+) -> Option<Database> {
+    role.needs()
+        .reads_tables_of
+        .and_then(|name| databases.get(name).cloned())
 }
 
 async fn context(
@@ -156,9 +168,11 @@ async fn context(
     stopping: &Stopping,
     role: &dyn RegisteredRole,
     peers: HashMap<&'static str, PeerRole>,
+    source_database: Option<Database>,
 ) -> anyhow::Result<RoleContext> {
     Ok(RoleContext {
         database: plumbing.database(role).await?,
+        source_database,
         shared_state: Some(plumbing.ephemeral.clone()),
         revocations: Some(plumbing.revocations.clone()),
         events: plumbing.events.clone(),
@@ -198,7 +212,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
     let stopping = Stopping::new();
     let mut peers: HashMap<&'static str, PeerRole> = HashMap::new();
     let mut unbound: HashMap<&'static str, Vec<LateBinding>> = HashMap::new();
-    let mut databases = Vec::new();
+    let mut databases = HashMap::new();
     let mut front = None;
     for role in ROLES {
         let wanted = peer_roles(*role);
@@ -231,8 +245,14 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
             );
             unbound.entry(*name).or_default().push(binding);
         }
-        let context = context(&plumbing, &issuer, &keys, &stopping, *role, reachable).await?;
-        databases.extend(context.database.clone());
+        let source = source_of(*role, &databases);
+        let context = context(
+            &plumbing, &issuer, &keys, &stopping, *role, reachable, source,
+        )
+        .await?;
+        if let Some(database) = &context.database {
+            databases.insert(role.name(), database.clone());
+        }
         let served = role
             .build(matches, context)
             .await

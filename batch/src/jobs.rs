@@ -25,6 +25,7 @@ use pos_trade_storage::sales::{
 
 use crate::{
     TimeZone,
+    driver::describe,
     rollup::{
         Settled, missing_days, product_differences, settlement_differences, sum_products,
         sum_settlements,
@@ -46,6 +47,9 @@ pub struct WindowRun<'a> {
     /// For a WEEK or MONTH (rolled up from DAY rows): also recompute it from the paid
     /// trades, and fail naming the differences when they disagree.
     pub verify: bool,
+    /// Compute a WEEK or MONTH from the paid trades themselves instead of rolling up DAY
+    /// rows (an on-demand recomputation: DAY rows may predate late payments).
+    pub from_raw: bool,
 }
 
 /// What a successful run did.
@@ -196,7 +200,7 @@ impl Aggregator {
     async fn aggregate(&self, id: RunId, run: &WindowRun<'_>) -> Result<(u64, u64), RunError> {
         match run.job {
             Job::ProductSales => {
-                let (read, sales) = if run.term == Term::Day {
+                let (read, sales) = if run.term == Term::Day || run.from_raw {
                     let sales = self.product_sales_from_trades(run).await?;
                     (sales.len(), sales)
                 } else {
@@ -218,7 +222,7 @@ impl Aggregator {
                 Ok((count(read), written_or_lost(id, written)?))
             }
             Job::Settlement => {
-                let (read, settled) = if run.term == Term::Day {
+                let (read, settled) = if run.term == Term::Day || run.from_raw {
                     let settled = self.settlement_from_trades(run).await?;
                     (settled.rows(), settled)
                 } else {
@@ -291,6 +295,7 @@ impl Aggregator {
                 window,
                 stores: &stores,
                 verify: false,
+                from_raw: false,
                 ..*run
             };
             Box::pin(self.run(day_run)).await?;
@@ -381,17 +386,6 @@ fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {
 }
 
 /// The error with its causes, for the run's record.
-fn describe(err: &RunError) -> String {
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(err);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
 }

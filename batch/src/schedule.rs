@@ -1,6 +1,6 @@
-//! When the jobs run, in the stores' time zone. This table is to be the one source of
-//! truth: `pos up` will run it in process, and the Helm chart's CronJobs will be rendered
-//! from it (their `schedule` is [`Scheduled::cron`], with `timeZone` set to the stores'
+//! When the jobs run, in the stores' time zone. This table is the one source of truth:
+//! `pos up` runs it in process (`scheduler`), and the Helm chart's CronJobs are to be
+//! rendered from it (their `schedule` is [`Scheduled::cron`], with `timeZone` set to the stores'
 //! zone, since a CronJob otherwise reads its schedule in the controller's zone).
 
 use chrono::{Datelike, NaiveDate, NaiveTime, Weekday};
@@ -24,7 +24,7 @@ pub struct Scheduled {
     pub term: Term,
     pub days: Days,
     /// Local time of day: shortly after midnight, the DAY jobs first, so that WEEK and
-    /// MONTH rollups built from DAY rows (to come) find them.
+    /// MONTH rollups built from DAY rows find them.
     pub hour: u32,
     pub minute: u32,
 }

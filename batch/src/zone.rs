@@ -1,6 +1,5 @@
-//! The stores' time zone (an IANA name, Asia/Seoul by default; `pos batch` will read it
-//! from `POS_TIME_ZONE`): a sale belongs to the local day its trade was paid on, whatever
-//! zone the host runs in.
+//! The stores' time zone (an IANA name, Asia/Seoul by default; `POS_TIME_ZONE`): a sale
+//! belongs to the local day its trade was paid on, whatever zone the host runs in.
 
 use std::{fmt, str::FromStr};
 
@@ -47,11 +46,17 @@ impl TimeZone {
     /// The instant `date` begins: its local midnight, the earlier one when clocks go back
     /// over midnight, or the first instant after a gap when they skip it.
     pub fn start_of(&self, date: NaiveDate) -> DateTime<Utc> {
-        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        self.at(date, chrono::NaiveTime::MIN)
+    }
+
+    /// The instant the local clock shows `time` on `date`: the earlier one when clocks go
+    /// back over it, or the first instant after a gap when they skip it.
+    pub fn at(&self, date: NaiveDate, time: chrono::NaiveTime) -> DateTime<Utc> {
+        let local = date.and_time(time);
         (0..=LONGEST_GAP_MINUTES)
-            .find_map(|minutes| self.instant_of(midnight + TimeDelta::minutes(minutes)))
+            .find_map(|minutes| self.instant_of(local + TimeDelta::minutes(minutes)))
             // No zone skips two days; were one to, its offset is what's left to go by.
-            .unwrap_or_else(|| midnight.and_utc())
+            .unwrap_or_else(|| local.and_utc())
     }
 
     /// The instants `[start, end)` of a window of local dates.

@@ -9,7 +9,8 @@ beside it.
 * Takes the first ```sh block after each of the headings in HEADINGS in
   README.md (or `--readme PATH`), joining backslash-continued lines, and runs
   the blocks in that order ("## Sign up as a new owner (development provider)",
-  "## Try the API with grpcurl", then "## Order at a table and take payment")
+  "## Try the API with grpcurl", "## Order at a table and take payment", then
+  "## Settlements and product sales")
   against one server. Shell variables are
   per block, as if each block were pasted into a fresh shell.
 * `NAME=$(jq -r EXPR pos-data/demo.json)` lines are evaluated against the
@@ -80,6 +81,7 @@ HEADINGS = [
     "## Sign up as a new owner (development provider)",
     "## Try the API with grpcurl",
     "## Order at a table and take payment",
+    "## Settlements and product sales",
 ]
 README_DEMO_JSON = "pos-data/demo.json"
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=\$\((.*)\)$")

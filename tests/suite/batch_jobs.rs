@@ -2,7 +2,8 @@
 //! own (as `POS_SOURCE_DATABASE_URL` and `POS_DATABASE_URL` may be): the reference's
 //! worked example settles to its published figures; product sales add up to revenue and
 //! card fees to the fee for every store of a random data set; a re-run replaces, a busy
-//! window is refused and recorded.
+//! window is refused and recorded; a run stopped half way through its write (as a
+//! killed pod would stop) leaves the previous results, and the next run completes.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use pos_common::{
     storage::Database,
 };
 use pos_settlement_storage::{
-    Begun, NewRun, Ranking, RunScope, RunStatus, SettlementDetail, SettlementStorage,
+    Begun, NewRun, Ranking, RunFilter, RunScope, RunStatus, SettlementDetail, SettlementStorage,
 };
 use pos_trade_storage::{
     IdempotencyKey, NewOrder, NewPayment, OrderId, PaymentMethod, SnapshotLine, TradeStorage,
@@ -31,6 +32,8 @@ crate::on_both_engines!(
     a_week_rolls_up_from_its_days_aggregating_missing_days_first,
     a_week_missing_many_days_is_read_from_the_trades,
     verifying_a_rollup_names_what_disagrees_with_the_trades,
+    a_run_stopped_half_way_leaves_the_previous_results,
+    days_follow_a_zone_with_daylight_saving_time,
 );
 
 mod settlement_months;
@@ -63,6 +66,10 @@ struct Books {
 
 impl Books {
     async fn open(engine: Engine) -> Self {
+        Self::open_in(engine, TimeZone::default()).await
+    }
+
+    async fn open_in(engine: Engine, zone: TimeZone) -> Self {
         let clock = ManualClock::new(at("2024-12-01T03:00:00Z"));
         let shared: SharedClock = clock.clone();
         let trade_db = TestDb::create(engine).await;
@@ -82,7 +89,7 @@ impl Books {
         let aggregator = Aggregator::new(
             pos_trade::open_sales_source(&trade_db.1),
             settlements.clone(),
-            TimeZone::default(),
+            zone,
             shared,
         );
         Self {
@@ -150,6 +157,7 @@ impl Books {
                 scope: RunScope::ALL,
                 stores: &stores,
                 verify: false,
+                from_raw: false,
             })
             .await
     }
@@ -325,6 +333,7 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
             scope: RunScope::ALL,
             stores: &stores,
             verify: false,
+            from_raw: false,
         })
         .await;
     assert!(matches!(week, Err(RunError::Window(_))), "{week:?}");
@@ -363,7 +372,7 @@ async fn a_rerun_replaces_and_a_busy_window_is_refused(engine: Engine) {
     );
     let statuses: Vec<RunStatus> = books
         .settlements
-        .runs(None, 10)
+        .runs(&RunFilter::latest(10))
         .await
         .expect("runs")
         .iter()
@@ -417,6 +426,7 @@ async fn run_window(
             scope: RunScope::ALL,
             stores: &stores,
             verify,
+            from_raw: false,
         })
         .await
 }
@@ -467,7 +477,11 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
         .collect();
     assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
     // The two missing days were aggregated first, each as a run of its own.
-    let runs = books.settlements.runs(None, 20).await.expect("runs");
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(20))
+        .await
+        .expect("runs");
     let days = runs.iter().filter(|r| r.term == Term::Day).count();
     assert_eq!((runs.len(), days), (8, 7));
     assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
@@ -499,7 +513,11 @@ async fn a_week_missing_many_days_is_read_from_the_trades(engine: Engine) {
         .map(|p| (p.product_id, p.sale_count, p.sale_amount))
         .collect();
     assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
-    let runs = books.settlements.runs(None, 20).await.expect("runs");
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(20))
+        .await
+        .expect("runs");
     assert_eq!(runs.len(), 1, "{runs:?}");
     books.finish().await;
 }
@@ -584,5 +602,153 @@ async fn verifying_a_rollup_names_what_disagrees_with_the_trades(engine: Engine)
         "{differences}"
     );
     assert!(!differences.contains("product 1"), "{differences}");
+    books.finish().await;
+}
+
+/// The settlement storage of `books` with a hook half way through each write that says
+/// it was reached and then waits forever (until its run is dropped, as a kill ends it).
+fn stopping_half_way(
+    database: &Database,
+    reached: Arc<tokio::sync::Notify>,
+) -> Arc<dyn SettlementStorage> {
+    let halfway: pos_settlement_storage::Halfway = Arc::new(move || {
+        let reached = reached.clone();
+        Box::pin(async move {
+            reached.notify_one();
+            std::future::pending::<()>().await;
+        })
+    });
+    match database {
+        Database::Postgres(pool) => Arc::new(
+            pos_settlement_postgres::PgSettlementStorage::new(pool.clone()).with_halfway(halfway),
+        ),
+        Database::Sqlite(pool) => Arc::new(
+            pos_settlement_sqlite::SqliteSettlementStorage::new(pool.clone()).with_halfway(halfway),
+        ),
+    }
+}
+
+async fn a_run_stopped_half_way_leaves_the_previous_results(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    books.order(1, 1, &[(2, Category::SubMenu, 500, 4)]).await;
+    books.pay(1, 1, PaymentMethod::Cash).await;
+    books
+        .run(Job::Settlement, &[1])
+        .await
+        .expect("the first run");
+    let before = books.detail(1).await.expect("settled");
+    assert_eq!(before.settlement.revenue, 2_000);
+
+    // A late payment, then a run that is stopped inside its write transaction.
+    books.order(1, 2, &[(4, Category::Drink, 300, 1)]).await;
+    books.pay(1, 2, CARD_H).await;
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let doomed = Aggregator::new(
+        pos_trade::open_sales_source(&books.trade_db.1),
+        stopping_half_way(&books.settlement_db.1, reached.clone()),
+        TimeZone::default(),
+        books.clock.clone(),
+    );
+    let stores = [StoreId::from_stored(1)];
+    let run = tokio::spawn(async move {
+        doomed
+            .run(WindowRun {
+                job: Job::Settlement,
+                term: Term::Day,
+                window: december_first(),
+                scope: RunScope::ALL,
+                stores: &stores,
+                verify: false,
+                from_raw: false,
+            })
+            .await
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), reached.notified())
+        .await
+        .expect("the run reached half way");
+    run.abort();
+    assert!(run.await.expect_err("stopped").is_cancelled());
+
+    // Its transaction never committed: the previous results stand, whole.
+    assert_eq!(books.detail(1).await, Some(before));
+    // Its lease outlives it; once the lease expires, the next run completes.
+    match books.run(Job::Settlement, &[1]).await {
+        Err(RunError::Busy { .. }) => {}
+        other => panic!("the stopped run still holds the window: {other:?}"),
+    }
+    books.clock.advance(std::time::Duration::from_secs(61));
+    books
+        .run(Job::Settlement, &[1])
+        .await
+        .expect("the next run");
+    let after = books.detail(1).await.expect("settled").settlement;
+    assert_eq!((after.revenue, after.fee, after.trade_count), (2_300, 1, 2));
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(10))
+        .await
+        .expect("runs");
+    let stopped = runs
+        .iter()
+        .find(|r| {
+            r.status == RunStatus::Failed && r.error.as_deref().is_some_and(|e| e.contains("lease"))
+        })
+        .or_else(|| runs.iter().find(|r| r.status == RunStatus::Running));
+    assert!(stopped.is_some(), "the stopped run is on record: {runs:?}");
+    books.finish().await;
+}
+
+/// Berlin moves its clocks forward at 02:00 on 2024-03-31, a 23-hour day: bills paid a
+/// millisecond before and at each local midnight around it land on their own local days.
+async fn days_follow_a_zone_with_daylight_saving_time(engine: Engine) {
+    let berlin: TimeZone = "Europe/Berlin".parse().expect("a zone");
+    let mut books = Books::open_in(engine, berlin).await;
+    let paid = [
+        // 23:59:59.999 on the 30th (UTC+1), then midnight starting the 31st.
+        ("2024-03-30T22:59:59.999Z", 1),
+        ("2024-03-30T23:00:00Z", 10),
+        // 23:59:59.999 on the 31st (now UTC+2), then midnight starting April.
+        ("2024-03-31T21:59:59.999Z", 100),
+        ("2024-03-31T22:00:00Z", 1000),
+    ];
+    for (tablet, (instant, count)) in (1..).zip(paid) {
+        books.clock.set(at(instant));
+        books
+            .order(1, tablet, &[(1, Category::MainMenu, 1, count)])
+            .await;
+        books.pay(1, tablet, PaymentMethod::Cash).await;
+    }
+    let stores = [StoreId::from_stored(1)];
+    let mut revenue = Vec::new();
+    for (start, end) in [
+        ("2024-03-30", "2024-03-31"),
+        ("2024-03-31", "2024-04-01"),
+        ("2024-04-01", "2024-04-02"),
+    ] {
+        books
+            .aggregator
+            .run(WindowRun {
+                job: Job::Settlement,
+                term: Term::Day,
+                window: Window {
+                    start: date(start),
+                    end: date(end),
+                },
+                scope: RunScope::ALL,
+                stores: &stores,
+                verify: false,
+                from_raw: false,
+            })
+            .await
+            .expect("run");
+        let settled = books
+            .settlements
+            .settlement(StoreId::from_stored(1), Term::Day, date(start))
+            .await
+            .expect("read")
+            .expect("settled");
+        revenue.push(settled.revenue);
+    }
+    assert_eq!(revenue, [1, 110, 1000]);
     books.finish().await;
 }

@@ -14,8 +14,8 @@ use pos_common::{
 };
 use pos_settlement_storage::{
     Begun, CardFees, Finished, Job, NewRun, ProductSales, ProductSalesWindow, Ranking, Replaced,
-    RunId, RunScope, RunStatus, Settlement, SettlementStorage, SettlementWindow, StoreTotals, Term,
-    Window,
+    RunFilter, RunId, RunScope, RunStatus, Settlement, SettlementStorage, SettlementWindow,
+    StoreTotals, Term, Window,
 };
 
 use crate::support::{Engine, TestDb};
@@ -514,7 +514,7 @@ async fn a_window_is_leased_to_one_run_at_a_time(engine: Engine) {
             .await
             .expect("the lease is free again"),
     );
-    let runs = f.storage.runs(None, 10).await.expect("runs");
+    let runs = f.storage.runs(&RunFilter::latest(10)).await.expect("runs");
     let status: Vec<(RunId, RunStatus)> = runs.iter().map(|r| (r.id, r.status)).collect();
     assert_eq!(
         status,
@@ -562,7 +562,7 @@ async fn an_expired_lease_is_taken_over_and_its_holder_recorded_as_failed(engine
             .expect("renew"),
         "the lease is the new run's"
     );
-    let runs = f.storage.runs(None, 10).await.expect("runs");
+    let runs = f.storage.runs(&RunFilter::latest(10)).await.expect("runs");
     assert_eq!(runs[0].id, next);
     assert_eq!((runs[1].id, runs[1].status), (crashed, RunStatus::Failed));
     assert!(
@@ -622,16 +622,26 @@ async fn runs_are_listed_newest_first_to_the_stores_they_cover(engine: Engine) {
     let ids = |runs: Vec<pos_settlement_storage::AggregationRun>| -> Vec<RunId> {
         runs.into_iter().map(|r| r.id).collect()
     };
-    let of = |store| f.storage.runs(Some(StoreId::from_stored(store)), 10);
+    let of = async |store| {
+        f.storage
+            .runs(&RunFilter {
+                store: Some(StoreId::from_stored(store)),
+                ..RunFilter::latest(10)
+            })
+            .await
+    };
     assert_eq!(ids(of(5).await.expect("runs")), [fives, everyone]);
     assert_eq!(ids(of(6).await.expect("runs")), [sixes, everyone]);
     assert_eq!(
-        ids(f.storage.runs(None, 2).await.expect("runs")),
+        ids(f.storage.runs(&RunFilter::latest(2)).await.expect("runs")),
         [sixes, fives]
     );
     let listed = f
         .storage
-        .runs(Some(StoreId::from_stored(5)), 1)
+        .runs(&RunFilter {
+            store: Some(StoreId::from_stored(5)),
+            ..RunFilter::latest(1)
+        })
         .await
         .expect("runs");
     assert_eq!(listed[0].scope, owners(5));

@@ -1,5 +1,5 @@
 //! The system tools the tasks need (PostgreSQL and Redis clients or servers, Python's
-//! venv, npm, Chromium, sqlite3, OpenSSL), installed with apt when they are missing and we can:
+//! venv, npm, Chromium, sqlite3, OpenSSL, the Prometheus Pushgateway), installed with apt when they are missing and we can:
 //! as root, or through sudo without a password. Otherwise the task stops with the exact
 //! command that installs them.
 
@@ -44,6 +44,11 @@ pub const TEST_TOOLS: &[Tool] = &[
     Tool {
         package: "openssl",
         present: || on_path("openssl"),
+    },
+    // `pos batch` pushes its metrics to a real Pushgateway, started by the test.
+    Tool {
+        package: "prometheus-pushgateway",
+        present: || on_path("prometheus-pushgateway"),
     },
 ];
 

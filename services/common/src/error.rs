@@ -39,6 +39,10 @@ pub enum Reason {
     ReservationClosed,
     IdempotencyKeyReused,
     ProductLimitReached,
+    /// The window asked for has not been aggregated (for this store) yet.
+    NotAggregated,
+    /// Another run holds the aggregation window; try again when it is done.
+    WindowBusy,
     InvalidArgument,
     /// The request body is not one well-formed message (empty, truncated, more than one,
     /// or bytes that do not decode).
@@ -78,6 +82,8 @@ impl Reason {
             Reason::ReservationClosed => "RESERVATION_CLOSED",
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::ProductLimitReached => "PRODUCT_LIMIT_REACHED",
+            Reason::NotAggregated => "NOT_AGGREGATED",
+            Reason::WindowBusy => "WINDOW_BUSY",
             Reason::InvalidArgument => "INVALID_ARGUMENT",
             Reason::MalformedRequest => pos_proto::codec::MALFORMED_REQUEST,
             Reason::MessageTooLarge => "MESSAGE_TOO_LARGE",
@@ -99,8 +105,9 @@ impl Reason {
                 Code::PermissionDenied
             }
             UserNotFound | StoreNotFound | ProductNotFound | DeviceNotFound | OpenTradeNotFound
-            | ReservationNotFound => Code::NotFound,
+            | ReservationNotFound | NotAggregated => Code::NotFound,
             EmailAlreadyUsed => Code::AlreadyExists,
+            WindowBusy => Code::Aborted,
             OutOfStock | AmountChanged | SignupTicketExpired | ReservationClosed
             | IdempotencyKeyReused | ProductLimitReached => Code::FailedPrecondition,
             InvalidArgument | MalformedRequest => Code::InvalidArgument,

@@ -69,6 +69,9 @@ pub struct Needs {
     pub signing_key: Requirement,
     pub key_source: KeySource,
     pub peers: PeerNeeds,
+    /// Another role whose tables this role reads, never writes (the settlement reads the
+    /// trade's paid bills): its database, or a read replica of it.
+    pub reads_tables_of: Option<&'static str>,
 }
 
 /// Another role, as this role reaches it.
@@ -84,6 +87,9 @@ pub struct PeerRole {
 pub struct RoleContext {
     /// Present when the role has migrations.
     pub database: Option<Database>,
+    /// The database of the role named by [`Needs::reads_tables_of`], when the binary knows
+    /// it (`pos up`); otherwise the role opens it from its own flags.
+    pub source_database: Option<Database>,
     /// Present when the role needs it (always in `pos up`, in memory).
     pub shared_state: Option<SharedEphemeral>,
     /// The access-token deny-list: in the shared state in a deployment, in a file of the

@@ -189,6 +189,7 @@ impl Role for EdgeRole {
         peers: PeerNeeds::Every {
             required: &["store", "user"],
         },
+        reads_tables_of: None,
     };
     type Args = EdgeArgs;
 

@@ -106,6 +106,7 @@ impl Role for StoreRole {
         key_source: KeySource::Published,
         // The reconciler asks the trade role about stale reservations.
         peers: PeerNeeds::Optional(&["trade"]),
+        reads_tables_of: None,
     };
     type Args = StoreArgs;
 

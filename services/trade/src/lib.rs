@@ -93,6 +93,7 @@ impl Role for TradeRole {
         key_source: KeySource::Published,
         // Stock moves and tablet credentials are the store's.
         peers: PeerNeeds::Roles(&["store"]),
+        reads_tables_of: None,
     };
     type Args = TradeArgs;
 

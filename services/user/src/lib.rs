@@ -128,6 +128,7 @@ impl Role for UserRole {
         signing_key: Requirement::Required,
         key_source: KeySource::Own,
         peers: PeerNeeds::Roles(&["store"]),
+        reads_tables_of: None,
     };
     type Args = UserArgs;
 

@@ -1,15 +1,21 @@
-//! One scheduled batch run, timed from its start to its committed rows: what `pos batch
-//! run --job J --term T --date D` does — the windows the schedule gives that date, for
-//! the stores each covers — run here in a process of the benchmark's own with fresh
-//! connections, until the `pos batch` command exists to be started as a child.
+//! Batch runs as the schedule starts them: `pos batch run --job J --term T --date D` as a
+//! child process against the benchmark's database (trade, store and settlement tables in
+//! one), asking a `pos serve store` of its own which stores a window covers, timed from
+//! starting the process to its exit — its rows committed by then.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use pos_batch::{Aggregator, Job, Stores, Term, TimeZone, WindowRun, windows};
-use pos_common::{domain::StoreId, storage::Database};
-use pos_settlement_storage::RunScope;
+use pos_batch::{Job, Term};
+
+use crate::{
+    child::{PosChild, pos_binary, pos_command},
+    target::key_files,
+};
 
 /// A run as the schedule starts it.
 #[derive(Debug, Clone, Copy)]
@@ -17,71 +23,129 @@ pub struct BatchRun {
     pub job: Job,
     pub term: Term,
     pub date: NaiveDate,
-    pub verify: bool,
+    /// `--from-raw`: a WEEK or MONTH from the paid trades, not from DAY rows.
+    pub from_raw: bool,
 }
 
 impl BatchRun {
-    pub fn describe(&self) -> String {
-        format!(
-            "{} {} on {}{}",
-            self.job.as_str(),
-            self.term.as_str(),
-            self.date,
-            if self.verify { " (verified)" } else { "" }
-        )
+    fn args(&self) -> Vec<String> {
+        let job = match self.job {
+            Job::ProductSales => "product-sales",
+            Job::Settlement => "settlement",
+        };
+        let term = match self.term {
+            Term::Day => "day",
+            Term::Week => "week",
+            Term::Month => "month",
+        };
+        let mut args: Vec<String> = ["batch", "run", "--job", job, "--term", term, "--date"]
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        args.push(self.date.to_string());
+        if self.from_raw {
+            args.push("--from-raw".into());
+        }
+        args
     }
 }
 
-/// Runs `run` against the database at `url` (trade, store and settlement tables in one)
-/// and answers how long it took.
-pub async fn time(url: &str, zone: TimeZone, run: BatchRun) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let database = Database::connect(url).await?;
-    let outcome = run_windows(&database, zone, run).await;
-    database.close().await;
-    let elapsed = started.elapsed();
-    outcome.with_context(|| run.describe())?;
-    Ok(elapsed)
+/// The store role the batch asks, and what a batch process is started with.
+pub struct Batches {
+    pos: PathBuf,
+    url: String,
+    key_file: String,
+    store: Option<PosChild>,
 }
 
-async fn run_windows(database: &Database, zone: TimeZone, run: BatchRun) -> anyhow::Result<()> {
-    let aggregator = Aggregator::new(
-        pos_trade::open_sales_source(database),
-        pos_settlement::open_storage(database),
-        zone,
-        pos_common::clock::system(),
-    );
-    for covered in windows::scheduled(run.job, run.term, run.date)? {
-        let stores = stores(database, covered.stores).await?;
-        aggregator
-            .run(WindowRun {
-                job: run.job,
-                term: run.term,
-                window: covered.window,
-                scope: RunScope::ALL,
-                stores: &stores,
-                verify: run.verify,
-            })
-            .await?;
+impl Batches {
+    /// Starts `pos serve store` on the database at `url`; its key files and log go to
+    /// `workdir`.
+    pub async fn start(url: &str, workdir: &Path) -> anyhow::Result<Self> {
+        let pos = pos_binary()?;
+        let (key_file, jwks) = key_files(workdir, "signing-key")?;
+        let mut command = pos_command(&pos);
+        command
+            .args(["serve", "store", "--listen", "127.0.0.1:0"])
+            .env("POS_DATABASE_URL", url)
+            .env("POS_JWKS_FILE", jwks)
+            .env("POS_SIGNING_KEY_FILE", &key_file);
+        let store = PosChild::spawn("store", command, workdir).await?;
+        Ok(Self {
+            pos,
+            url: url.to_string(),
+            key_file,
+            store: Some(store),
+        })
     }
-    Ok(())
-}
 
-/// The stores a window covers, from the store role's table (which `pos batch` asks the
-/// store role for).
-async fn stores(database: &Database, stores: Stores) -> anyhow::Result<Vec<StoreId>> {
-    let Database::Postgres(pool) = database else {
-        anyhow::bail!("the settlement benchmark runs on PostgreSQL");
-    };
-    let day = match stores {
-        Stores::All => None,
-        Stores::SettlingOn(day) => Some(i32::try_from(day)?),
-    };
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM stores WHERE $1::int IS NULL OR settlement_day = $1 ORDER BY id",
-    )
-    .bind(day)
-    .fetch_all(pool)
-    .await?;
-    Ok(ids.into_iter().map(StoreId::from_stored).collect())
+    fn command(&self, args: &[String]) -> anyhow::Result<tokio::process::Command> {
+        let store = self.store.as_ref().context("the store role was stopped")?;
+        let mut command = pos_command(&self.pos);
+        command
+            .args(args)
+            .env("POS_DATABASE_URL", &self.url)
+            .env("POS_STORE_ADDR", format!("http://{}", store.addr))
+            .env("POS_SIGNING_KEY_FILE", &self.key_file);
+        Ok(command)
+    }
+
+    async fn finish(&self, args: &[String]) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let output = self
+            .command(args)?
+            .output()
+            .await
+            .with_context(|| format!("cannot run pos {}", args.join(" ")))?;
+        let elapsed = started.elapsed();
+        if !output.status.success() {
+            bail!(
+                "pos {} failed ({}):\n{}{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(elapsed)
+    }
+
+    /// Runs `run` and answers how long the process took.
+    pub async fn time(&self, run: BatchRun) -> anyhow::Result<Duration> {
+        self.finish(&run.args()).await
+    }
+
+    /// `pos batch backfill --job J --term DAY --from F --to T` (untimed groundwork).
+    pub async fn backfill_days(
+        &self,
+        job: Job,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> anyhow::Result<Duration> {
+        let mut args = BatchRun {
+            job,
+            term: Term::Day,
+            date: from,
+            from_raw: false,
+        }
+        .args();
+        args[1] = "backfill".into();
+        let date_at = args.len() - 2;
+        args.truncate(date_at);
+        args.extend([
+            "--from".into(),
+            from.to_string(),
+            "--to".into(),
+            to.to_string(),
+        ]);
+        self.finish(&args).await
+    }
+
+    /// Stops the store role.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        match self.store.take() {
+            Some(store) => store.stop().await,
+            None => Ok(()),
+        }
+    }
 }

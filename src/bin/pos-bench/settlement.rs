@@ -2,7 +2,7 @@
 //! product sales and settlements, against what PostgreSQL itself needs for the same
 //! `GROUP BY`. It loads SPEC section 8's data set into a scratch database (`dataset.rs`,
 //! `load.rs`), times the hand-written `GROUP BY`s through `psql` and the batch's MONTH
-//! runs as the schedule starts them (`batch_run.rs`), each from process start to exit,
+//! runs as `pos batch run` processes (`batch_run.rs`), each from process start to exit,
 //! checks the batch's rows against the trades, prints each figure and ratio and, last,
 //! one JSON line; the database is dropped afterwards (on errors and Ctrl-C too).
 
@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use chrono::{Datelike, NaiveDate};
 use pos_batch::{Job, SETTLEMENT_DAYS, Term, TimeZone, Window};
-use pos_common::storage::Database;
 use sqlx::{Connection, PgConnection};
 
 use crate::{
-    batch_run::{self, BatchRun},
+    batch_run::{BatchRun, Batches},
+    child::{pos_binary, pos_command, run_to_end},
     dataset::{Generator, Shape},
     load,
     target::ScratchDatabase,
@@ -114,11 +114,34 @@ async fn measure(
     generator: &Generator,
     args: &SettlementArgs,
 ) -> anyhow::Result<Figures> {
+    let workdir = std::env::temp_dir().join(format!("pos-bench-settlement-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir)
+        .with_context(|| format!("cannot create {}", workdir.display()))?;
+    let mut migrate = pos_command(&pos_binary()?);
+    migrate.args(["migrate", "--database-url", url]);
+    run_to_end("migrate", migrate).await?;
+    load::load(url, generator).await?;
+    let batches = Batches::start(url, &workdir).await?;
+    let measured = measure_runs(url, generator, args, &batches).await;
+    let stopped = batches.stop().await;
+    if measured.is_ok() && stopped.is_ok() {
+        let _ = std::fs::remove_dir_all(&workdir);
+    } else {
+        eprintln!("pos-bench: logs kept in {}", workdir.display());
+    }
+    let figures = measured?;
+    stopped?;
+    Ok(figures)
+}
+
+async fn measure_runs(
+    url: &str,
+    generator: &Generator,
+    args: &SettlementArgs,
+    batches: &Batches,
+) -> anyhow::Result<Figures> {
     let shape = generator.shape();
     let zone = generator.zone();
-    migrate(url).await?;
-    load::load(url, generator).await?;
-
     let month = Window {
         start: shape.month,
         end: shape.month_end()?,
@@ -146,69 +169,76 @@ async fn measure(
         job: Job::ProductSales,
         term: Term::Month,
         date: next_month,
-        verify: false,
+        from_raw: true,
     };
-    let raw_s = median(args.repeat, || async {
-        clear_product_sales(url).await?;
-        batch_run::time(url, zone, product_month).await
-    })
-    .await?;
-    report(
-        "product sales MONTH from the trades (no DAY rows yet)",
-        raw_s,
+    let raw_s = median(args.repeat, || batches.time(product_month)).await?;
+    report("product sales MONTH from the trades (--from-raw)", raw_s);
+    check_product_sales(url, month.start).await?;
+    // The daily runs' rows first (untimed), then the MONTH as the schedule runs it.
+    let last_day = month.end.pred_opt().context("a last day of the month")?;
+    let took = batches
+        .backfill_days(Job::ProductSales, month.start, last_day)
+        .await?;
+    eprintln!(
+        "pos-bench: DAY product sales built in {:.1} s (untimed)",
+        took.as_secs_f64()
     );
-    // The raw run left the month's DAY rows behind: the schedule's case.
-    let rollup_s = median(args.repeat, || batch_run::time(url, zone, product_month)).await?;
+    let rolled_up = BatchRun {
+        from_raw: false,
+        ..product_month
+    };
+    clear_month(url, "product_sales", month.start).await?;
+    let rollup_s = median(args.repeat, || batches.time(rolled_up)).await?;
     report("product sales MONTH from DAY rows", rollup_s);
     check_product_sales(url, month.start).await?;
 
     // Settlements: the DAY rows of every day a settlement window of the month after
     // covers are built first (untimed), as the daily runs would have.
     let last_day = SETTLEMENT_DAYS.iter().max().copied().unwrap_or(1);
-    let mut day = month.start;
     let until = next_month
         .with_day(last_day)
+        .and_then(|day| day.pred_opt())
         .context("a settlement day of the month after")?;
-    let started = Instant::now();
-    while day < until {
-        let next = day.succ_opt().context("a day after")?;
-        let run = BatchRun {
-            job: Job::Settlement,
-            term: Term::Day,
-            date: next,
-            verify: false,
-        };
-        // A DAY run on `next` covers `day` (and re-covers the day before it).
-        batch_run::time(url, zone, run).await?;
-        day = next;
-    }
+    let took = batches
+        .backfill_days(Job::Settlement, month.start, until)
+        .await?;
     eprintln!(
         "pos-bench: DAY settlements built in {:.1} s (untimed)",
-        started.elapsed().as_secs_f64()
+        took.as_secs_f64()
     );
-    let settlement_on = |day: u32| -> anyhow::Result<BatchRun> {
+    let settlement_on = |day: u32, from_raw: bool| -> anyhow::Result<BatchRun> {
         Ok(BatchRun {
             job: Job::Settlement,
             term: Term::Month,
             date: next_month.with_day(day).context("a settlement day")?,
-            verify: false,
+            from_raw,
         })
     };
-    let first = settlement_on(1)?;
-    let one_day_s = median(args.repeat, || batch_run::time(url, zone, first)).await?;
+    let first_raw = settlement_on(1, true)?;
+    let raw_one_s = median(args.repeat, || batches.time(first_raw)).await?;
     report(
-        "settlement MONTH of the stores settling on the 1st",
+        "settlement MONTH of the stores settling on the 1st, from the trades (--from-raw)",
+        raw_one_s,
+    );
+    clear_month(url, "settlement", month.start).await?;
+    let first = settlement_on(1, false)?;
+    let one_day_s = median(args.repeat, || batches.time(first)).await?;
+    report(
+        "settlement MONTH of the stores settling on the 1st, from DAY rows",
         one_day_s,
     );
+    check_settlement(url, month.start).await?;
     let mut all_s = 0.0;
     for day in SETTLEMENT_DAYS {
-        let run = settlement_on(day)?;
-        let took = median(args.repeat, || batch_run::time(url, zone, run)).await?;
-        report(&format!("settlement MONTH on day {day}"), took);
+        let run = settlement_on(day, false)?;
+        let took = median(args.repeat, || batches.time(run)).await?;
+        report(
+            &format!("settlement MONTH on day {day}, from DAY rows"),
+            took,
+        );
         all_s += took;
     }
     report("settlement MONTH, all six settlement days", all_s);
-    check_settlement(url, month.start).await?;
 
     Ok(Figures {
         product_sales_month_raw_s: raw_s,
@@ -272,32 +302,31 @@ async fn psql(url: &str, sql: &str) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
-/// Applies every role's migrations that the batch reads or writes.
-async fn migrate(url: &str) -> anyhow::Result<()> {
-    let database = Database::connect(url).await?;
-    for migrations in [
-        &pos_store::MIGRATIONS,
-        &pos_trade::MIGRATIONS,
-        &pos_settlement::MIGRATIONS,
-    ] {
-        database.migrate(migrations).await?;
-    }
-    database.close().await;
-    Ok(())
-}
-
 async fn connect(url: &str) -> anyhow::Result<PgConnection> {
     PgConnection::connect(url)
         .await
         .with_context(|| format!("cannot connect to {url}"))
 }
 
-/// Forgets every product sales row, so the next MONTH run starts from the trades.
-async fn clear_product_sales(url: &str) -> anyhow::Result<()> {
+/// Forgets the MONTH rows of a job starting `start`, so that a check after the next run
+/// sees that run's rows.
+async fn clear_month(url: &str, job: &str, start: NaiveDate) -> anyhow::Result<()> {
     let mut db = connect(url).await?;
-    sqlx::raw_sql("DELETE FROM product_sales; DELETE FROM product_sales_windows")
-        .execute(&mut db)
-        .await?;
+    let statements: &[&str] = if job == "product_sales" {
+        &[
+            "DELETE FROM product_sales WHERE term = 'MONTH' AND start_date = $1",
+            "DELETE FROM product_sales_windows WHERE term = 'MONTH' AND start_date = $1",
+        ]
+    } else {
+        &[
+            "DELETE FROM settlement_products WHERE term = 'MONTH' AND start_date = $1",
+            "DELETE FROM settlement_card_fees WHERE term = 'MONTH' AND start_date = $1",
+            "DELETE FROM settlements WHERE term = 'MONTH' AND start_date = $1",
+        ]
+    };
+    for statement in statements {
+        sqlx::query(*statement).bind(start).execute(&mut db).await?;
+    }
     let _ = db.close().await;
     Ok(())
 }

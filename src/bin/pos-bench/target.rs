@@ -154,7 +154,7 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 /// A fresh Ed25519 key as PEM in `dir/<name>.pem`, its JWKS in `dir/<name>.jwks.json`.
-fn key_files(dir: &Path, name: &str) -> anyhow::Result<(String, String)> {
+pub fn key_files(dir: &Path, name: &str) -> anyhow::Result<(String, String)> {
     let key = SigningKey::generate();
     let pem = dir.join(format!("{name}.pem"));
     std::fs::write(&pem, key.to_pkcs8_pem())?;

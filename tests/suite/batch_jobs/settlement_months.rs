@@ -6,7 +6,7 @@
 use pos_batch::{Job, Term, Window};
 use pos_common::domain::{CardCompany, Category, StoreId};
 use pos_settlement_storage::{
-    Begun, Finished, NewRun, RunScope, RunStatus, SettlementWindow, StoreTotals,
+    Begun, Finished, NewRun, RunFilter, RunScope, RunStatus, SettlementWindow, StoreTotals,
 };
 use pos_trade_storage::PaymentMethod;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -59,6 +59,7 @@ async fn run(
             scope: RunScope::ALL,
             stores: &stores,
             verify,
+            from_raw: false,
         })
         .await
 }
@@ -116,7 +117,11 @@ async fn a_settlement_month_rolls_up_to_what_the_trades_add_up_to(engine: Engine
         .await
         .expect("rolled up and verified");
     assert!(month_run.rows_read > 30, "DAY rows read: {month_run:?}");
-    let runs = books.settlements.runs(None, 100).await.expect("runs");
+    let runs = books
+        .settlements
+        .runs(&RunFilter::latest(100))
+        .await
+        .expect("runs");
     assert_eq!(
         runs.len(),
         28 + 2 + 1,

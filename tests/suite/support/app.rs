@@ -63,6 +63,7 @@ impl TestApp {
         let listen = "127.0.0.1:0".parse().expect("addr");
         let context = RoleContext {
             database: Some(database.clone()),
+            source_database: None,
             shared_state: None,
             revocations: None,
             events: Arc::new(pos_common::events::LocalBus::new()),

@@ -14,8 +14,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::domain::{Category, StoreId};
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, DaySettlements, Finished, NewRun, ProductSales,
-    ProductSalesWindow, Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage,
-    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
+    ProductSalesWindow, Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail,
+    SettlementStorage, SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, migrate::Migrator};
 
@@ -27,11 +27,26 @@ pub fn migrator() -> Migrator {
 #[derive(Clone)]
 pub struct PgSettlementStorage {
     pool: PgPool,
+    #[cfg(feature = "fault-injection")]
+    halfway: Option<pos_settlement_storage::Halfway>,
 }
 
 impl PgSettlementStorage {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            #[cfg(feature = "fault-injection")]
+            halfway: None,
+        }
+    }
+
+    /// The storage with `halfway` awaited inside every replace's transaction, after the
+    /// window's old rows are deleted and before its new ones are written: tests stop a
+    /// run there as a crash would.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_halfway(mut self, halfway: pos_settlement_storage::Halfway) -> Self {
+        self.halfway = Some(halfway);
+        self
     }
 }
 
@@ -163,6 +178,11 @@ impl SettlementStorage for PgSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT store_id, $2::text::settlement_term, $3, $4
@@ -248,6 +268,11 @@ impl SettlementStorage for PgSettlementStorage {
         let revenues: Vec<i64> = window.totals.iter().map(|t| t.revenue).collect();
         let fees: Vec<i64> = window.totals.iter().map(|t| t.fee).collect();
         let trades: Vec<i64> = window.totals.iter().map(|t| t.trade_count).collect();
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)
@@ -517,7 +542,7 @@ impl SettlementStorage for PgSettlementStorage {
         runs::finish(&self.pool, run, finished).await
     }
 
-    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>> {
-        runs::list(&self.pool, store, limit).await
+    async fn runs(&self, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>> {
+        runs::list(&self.pool, filter).await
     }
 }

@@ -3,9 +3,8 @@
 //! for the first's row and then finds the lease held.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use pos_common::domain::StoreId;
 use pos_settlement_storage::{
-    AggregationRun, Begun, Finished, NewRun, RunId, RunStatus, StorageResult, Window,
+    AggregationRun, Begun, Finished, NewRun, RunFilter, RunId, RunStatus, StorageResult, Window,
     runs::{count_of, job_name, job_of, scope_of},
     term_name, term_of,
 };
@@ -203,23 +202,25 @@ impl RunRow {
     }
 }
 
-pub async fn list(
-    pool: &PgPool,
-    store: Option<StoreId>,
-    limit: u32,
-) -> StorageResult<Vec<AggregationRun>> {
+pub async fn list(pool: &PgPool, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>> {
     sqlx::query_as!(
         RunRow,
         r#"SELECT id, job::text AS "job!", term::text AS "term!", window_start, window_end,
                   shard_index, shard_count, store_id, status::text AS "status!", rows_read,
                   rows_written, started_at, finished_at, error
            FROM aggregation_runs
-           WHERE $1::bigint IS NULL OR store_id = $1
-              OR (store_id = 0 AND $1 % shard_count = shard_index)
-           ORDER BY started_at DESC, id DESC
-           LIMIT $2"#,
-        store.map(|store| store.get()),
-        i64::from(limit),
+           WHERE ($1::bigint IS NULL OR store_id = $1
+                  OR (store_id = 0 AND $1 % shard_count = shard_index))
+             AND ($2::text IS NULL OR job::text = $2)
+             AND ($3::text IS NULL OR term::text = $3)
+             AND ($4::bigint IS NULL OR id < $4)
+           ORDER BY id DESC
+           LIMIT $5"#,
+        filter.store.map(|store| store.get()),
+        filter.job.map(job_name),
+        filter.term.map(term_name),
+        filter.before.map(|run| run.0),
+        i64::from(filter.limit),
     )
     .fetch_all(pool)
     .await?

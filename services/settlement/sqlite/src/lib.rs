@@ -16,8 +16,8 @@ use pos_common::{
 };
 use pos_settlement_storage::{
     AggregationRun, Begun, CardFees, DaySales, DaySettlements, Finished, NewRun, ProductSales,
-    ProductSalesWindow, Ranking, Replaced, RunId, Settlement, SettlementDetail, SettlementStorage,
-    SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
+    ProductSalesWindow, Ranking, Replaced, RunFilter, RunId, Settlement, SettlementDetail,
+    SettlementStorage, SettlementWindow, StorageResult, Term, Window, store_of, term_name, term_of,
 };
 use sqlx::{SqliteConnection, SqlitePool, migrate::Migrator};
 
@@ -29,11 +29,26 @@ pub fn migrator() -> Migrator {
 #[derive(Clone)]
 pub struct SqliteSettlementStorage {
     pool: SqlitePool,
+    #[cfg(feature = "fault-injection")]
+    halfway: Option<pos_settlement_storage::Halfway>,
 }
 
 impl SqliteSettlementStorage {
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            #[cfg(feature = "fault-injection")]
+            halfway: None,
+        }
+    }
+
+    /// The storage with `halfway` awaited inside every replace's transaction, after the
+    /// window's old rows are deleted and before its new ones are written: tests stop a
+    /// run there as a crash would.
+    #[cfg(feature = "fault-injection")]
+    pub fn with_halfway(mut self, halfway: pos_settlement_storage::Halfway) -> Self {
+        self.halfway = Some(halfway);
+        self
     }
 }
 
@@ -162,6 +177,11 @@ impl SettlementStorage for SqliteSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT value, ?2, ?3, ?4 FROM json_each(?1)",
@@ -259,6 +279,11 @@ impl SettlementStorage for SqliteSettlementStorage {
         .execute(&mut *tx)
         .await?;
         // Every covered store settles, at zero when it sold nothing.
+        // Tests stop a run here, its old rows deleted and its new ones not yet written.
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)
@@ -507,7 +532,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         runs::finish(&self.pool, run, finished).await
     }
 
-    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>> {
-        runs::list(&self.pool, store, limit).await
+    async fn runs(&self, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>> {
+        runs::list(&self.pool, filter).await
     }
 }

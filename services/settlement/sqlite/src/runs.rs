@@ -3,12 +3,9 @@
 //! second finds the lease held. Instants are UTC Unix milliseconds.
 
 use chrono::{DateTime, Utc};
-use pos_common::{
-    domain::StoreId,
-    storage::{from_millis, to_millis},
-};
+use pos_common::storage::{from_millis, to_millis};
 use pos_settlement_storage::{
-    AggregationRun, Begun, Finished, NewRun, RunId, RunStatus, StorageResult, Window,
+    AggregationRun, Begun, Finished, NewRun, RunFilter, RunId, RunStatus, StorageResult, Window,
     runs::{count_of, job_name, job_of, scope_of},
     term_name, term_of,
 };
@@ -190,22 +187,28 @@ impl RunRow {
     }
 }
 
-pub async fn list(
-    pool: &SqlitePool,
-    store: Option<StoreId>,
-    limit: u32,
-) -> StorageResult<Vec<AggregationRun>> {
-    let (store, limit) = (store.map(|store| store.get()), i64::from(limit));
+pub async fn list(pool: &SqlitePool, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>> {
+    let store = filter.store.map(|store| store.get());
+    let job = filter.job.map(job_name);
+    let term = filter.term.map(term_name);
+    let before = filter.before.map(|run| run.0);
+    let limit = i64::from(filter.limit);
     sqlx::query_as!(
         RunRow,
         r#"SELECT id AS "id!", job, term, window_start, window_end, shard_index, shard_count,
                   store_id, status, rows_read, rows_written, started_at, finished_at, error
            FROM aggregation_runs
-           WHERE ?1 IS NULL OR store_id = ?1
-              OR (store_id = 0 AND ?1 % shard_count = shard_index)
-           ORDER BY started_at DESC, id DESC
-           LIMIT ?2"#,
+           WHERE (?1 IS NULL OR store_id = ?1
+                  OR (store_id = 0 AND ?1 % shard_count = shard_index))
+             AND (?2 IS NULL OR job = ?2)
+             AND (?3 IS NULL OR term = ?3)
+             AND (?4 IS NULL OR id < ?4)
+           ORDER BY id DESC
+           LIMIT ?5"#,
         store,
+        job,
+        term,
+        before,
         limit,
     )
     .fetch_all(pool)

@@ -25,9 +25,15 @@ use pos_common::{
 };
 
 pub use pos_common::aggregation::{Job, Term, Window};
-pub use runs::{AggregationRun, Begun, Finished, NewRun, RunId, RunScope, RunStatus};
+pub use runs::{AggregationRun, Begun, Finished, NewRun, RunFilter, RunId, RunScope, RunStatus};
 
 pub type StorageResult<T> = Result<T, StorageError>;
+
+/// A test hook the engines' storage can await half way through replacing a window (see
+/// their `with_halfway`, compiled only with their `fault-injection` feature).
+pub type Halfway = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
 
 /// One product's sales in a store's window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,9 +330,8 @@ pub trait SettlementStorage: Send + Sync + 'static {
     /// Records how a run ended and gives its lease back.
     async fn finish_run(&self, run: RunId, finished: &Finished) -> StorageResult<()>;
 
-    /// The latest runs, newest first: those that covered `store` (its own, and those of
-    /// every store or of its shard) when given, all otherwise.
-    async fn runs(&self, store: Option<StoreId>, limit: u32) -> StorageResult<Vec<AggregationRun>>;
+    /// The latest runs the filter lets through, newest (highest id) first.
+    async fn runs(&self, filter: &RunFilter) -> StorageResult<Vec<AggregationRun>>;
 }
 
 /// The name a term is stored under.

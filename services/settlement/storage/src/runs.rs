@@ -37,6 +37,32 @@ impl RunScope {
     }
 }
 
+/// Which runs to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Those that covered this store (its own, and those of every store or of its
+    /// shard); every run when `None`.
+    pub store: Option<StoreId>,
+    pub job: Option<Job>,
+    pub term: Option<Term>,
+    /// Only runs older than this one (the next page after it).
+    pub before: Option<RunId>,
+    pub limit: u32,
+}
+
+impl RunFilter {
+    /// The latest `limit` runs of every kind.
+    pub fn latest(limit: u32) -> Self {
+        Self {
+            store: None,
+            job: None,
+            term: None,
+            before: None,
+            limit,
+        }
+    }
+}
+
 /// A run about to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewRun {

@@ -1,0 +1,332 @@
+//! `pos batch run|backfill`: one aggregation job as a Kubernetes CronJob runs it. It reads
+//! paid bills from the trade database (`POS_SOURCE_DATABASE_URL`, a read replica in
+//! production), writes the settlement tables (`POS_DATABASE_URL`), asks the store role
+//! which stores a window covers, pushes metrics when `POS_PUSHGATEWAY_URL` is set, and
+//! exits non-zero when any window failed.
+
+use std::{sync::Arc, time::Instant};
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use clap::{ArgMatches, Args, Command, FromArgMatches, ValueEnum};
+use pos_batch::{
+    Aggregator, Batch, Method, Outcome, PlanError, StoreRoleDirectory, driver::describe,
+};
+use pos_common::{
+    aggregation::{Job, Term},
+    auth::{SigningKey, TokenIssuer},
+    clock,
+    domain::StoreId,
+    peer::{ServiceCredential, connect_lazy},
+    role::Role,
+    storage::Database,
+};
+use pos_settlement::AggregationArgs;
+use pos_settlement_storage::RunScope;
+
+use crate::flags::{DatabaseFlags, ServiceKeyFlags, SigningFlags, TokenFlags};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum JobName {
+    ProductSales,
+    Settlement,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TermName {
+    Day,
+    Week,
+    Month,
+}
+
+/// A shard `I/N` (1-based, as people count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a shard I/N with 1 <= I <= N (e.g. 2/3)");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            index.trim().parse::<u32>().map_err(|_| bad())?,
+            count.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+/// What every `pos batch` subcommand takes.
+#[derive(Debug, Clone, Args)]
+struct Common {
+    #[arg(long, value_enum)]
+    job: JobName,
+    #[arg(long, value_enum)]
+    term: TermName,
+    /// Only this store (its windows, with the store's settlement day for MONTH
+    /// settlements).
+    #[arg(long)]
+    store: Option<i64>,
+    /// This shard of the stores, I/N (1-based); by default shard JOB_COMPLETION_INDEX + 1
+    /// of POS_SHARD_COUNT when that is set (a Kubernetes Indexed Job), else every store.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Shard count of an Indexed Job, whose pods take their shard from
+    /// JOB_COMPLETION_INDEX.
+    #[arg(long, env = "POS_SHARD_COUNT")]
+    shard_count: Option<u32>,
+    /// Recompute a rolled-up WEEK or MONTH (product sales or settlements) from the paid
+    /// bills as well, and fail naming the differences.
+    #[arg(long)]
+    verify: bool,
+    /// Compute a WEEK or MONTH (product sales or settlements) from the paid bills
+    /// instead of the DAY rows.
+    #[arg(long)]
+    from_raw: bool,
+    /// The store role, which says which stores there are and when they settle.
+    #[arg(long, env = "POS_STORE_ADDR", value_name = "URL")]
+    store_addr: String,
+    #[command(flatten)]
+    aggregation: AggregationArgs,
+    #[command(flatten)]
+    database: DatabaseFlags,
+    #[command(flatten)]
+    tokens: TokenFlags,
+    #[command(flatten)]
+    signing: SigningFlags,
+    #[command(flatten)]
+    service_key: ServiceKeyFlags,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunFlags {
+    /// The day the schedule runs on: DAY covers the day before and the one before that,
+    /// WEEK the previous Monday-to-Sunday, MONTH product sales the previous month, MONTH
+    /// settlements the stores settling on this day over [this day last month, this day).
+    #[arg(long)]
+    date: NaiveDate,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Debug, Clone, Args)]
+struct BackfillFlags {
+    /// First date of the range: every window holding a date of the range is run.
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last date of the range, included.
+    #[arg(long)]
+    to: NaiveDate,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// `pos batch`.
+pub fn command() -> Command {
+    Command::new("batch")
+        .about("Runs an aggregation job and exits (a Kubernetes CronJob)")
+        .subcommand_required(true)
+        .subcommand(
+            RunFlags::augment_args(Command::new("run"))
+                .about("Aggregates what the schedule aggregates on --date")
+                .long_about(None),
+        )
+        .subcommand(
+            BackfillFlags::augment_args(Command::new("backfill"))
+                .about("Aggregates every window holding a date from --from to --to")
+                .long_about(None),
+        )
+}
+
+pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
+    let (what, common, dates) = match matches.subcommand() {
+        Some(("run", sub)) => {
+            let flags = RunFlags::from_arg_matches(sub)?;
+            ("run", flags.common, (flags.date, flags.date))
+        }
+        Some(("backfill", sub)) => {
+            let flags = BackfillFlags::from_arg_matches(sub)?;
+            ("backfill", flags.common, (flags.from, flags.to))
+        }
+        _ => bail!("pos batch needs run or backfill"),
+    };
+    let job = match common.job {
+        JobName::ProductSales => Job::ProductSales,
+        JobName::Settlement => Job::Settlement,
+    };
+    let term = match common.term {
+        TermName::Day => Term::Day,
+        TermName::Week => Term::Week,
+        TermName::Month => Term::Month,
+    };
+    let scope = scope(
+        &common,
+        std::env::var("JOB_COMPLETION_INDEX").ok().as_deref(),
+    )?;
+    let started = Instant::now();
+    let (batch, databases, pushgateway) = open(&common).await?;
+    let method = Method {
+        verify: common.verify,
+        from_raw: common.from_raw,
+    };
+    let outcomes = match what {
+        "run" => batch.scheduled(job, term, dates.0, scope, method).await,
+        _ => {
+            batch
+                .backfill(job, term, dates.0, dates.1, scope, method)
+                .await
+        }
+    };
+    if let Some(pushgateway) = pushgateway {
+        pushgateway
+            .push(job, term, scope, &outcomes, started.elapsed())
+            .await;
+    }
+    for database in databases {
+        database.close().await;
+    }
+    report(job, term, outcomes)
+}
+
+/// Which stores this invocation covers, from `--store`, `--shard` or the Indexed Job's
+/// completion index.
+fn scope(common: &Common, completion_index: Option<&str>) -> anyhow::Result<RunScope> {
+    let store = common
+        .store
+        .map(|raw| StoreId::parse(raw).map_err(|why| anyhow::anyhow!("--store {raw}: {why}")))
+        .transpose()?;
+    let shard = match (common.shard, common.shard_count, completion_index) {
+        (Some(shard), _, _) => Some(shard),
+        (None, Some(count), Some(index)) if count > 1 => {
+            let index: u32 = index
+                .trim()
+                .parse()
+                .with_context(|| format!("JOB_COMPLETION_INDEX={index:?} is not a number"))?;
+            if index >= count {
+                bail!("JOB_COMPLETION_INDEX={index} is not below POS_SHARD_COUNT={count}");
+            }
+            Some(Shard {
+                index: index + 1,
+                count,
+            })
+        }
+        (None, Some(count), None) if count > 1 => {
+            bail!("POS_SHARD_COUNT={count} needs JOB_COMPLETION_INDEX (or --shard I/N)")
+        }
+        _ => None,
+    };
+    let (shard_index, shard_count) = shard.map_or((0, 1), |shard| (shard.index - 1, shard.count));
+    Ok(RunScope {
+        shard_index,
+        shard_count,
+        store,
+    })
+}
+
+/// The batch, the databases to close, and where metrics go.
+async fn open(
+    common: &Common,
+) -> anyhow::Result<(Batch, Vec<Database>, Option<pos_batch::Pushgateway>)> {
+    let settlement = Database::connect(&common.database.database_url)
+        .await
+        .context("cannot open the settlement database (POS_DATABASE_URL)")?;
+    if common.database.migrate_on_start {
+        settlement.migrate(&pos_settlement::MIGRATIONS).await?;
+    }
+    let source = common
+        .aggregation
+        .source(None, &settlement)
+        .await
+        .map_err(|err| anyhow::anyhow!(err))
+        .context("cannot open the trade database (POS_SOURCE_DATABASE_URL)")?;
+    let key = common
+        .service_key
+        .service_key_file
+        .as_ref()
+        .or(common.signing.signing_key_file.as_ref())
+        .context("a key for the batch's service token is needed (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)")?;
+    let key = SigningKey::from_file(key)
+        .with_context(|| format!("cannot use the key in {}", key.display()))?;
+    let clock = clock::system();
+    // The store role lists stores to the settlement role only: the batch is its job.
+    let credential = ServiceCredential::new(
+        TokenIssuer::new(
+            Arc::new(key),
+            &common.tokens.jwt_issuer,
+            &common.tokens.jwt_audience,
+        ),
+        <pos_settlement::SettlementRole as Role>::NAME,
+        clock.clone(),
+    );
+    let store = connect_lazy(&common.store_addr)?;
+    let aggregator = Aggregator::new(
+        pos_trade::open_sales_source(&source),
+        pos_settlement::open_storage(&settlement),
+        common.aggregation.time_zone,
+        clock,
+    );
+    let batch = Batch::new(
+        aggregator,
+        Arc::new(StoreRoleDirectory::new(store, &credential)),
+    );
+    let pushgateway = common
+        .aggregation
+        .pushgateway()
+        .map_err(|err| anyhow::anyhow!(err))?;
+    Ok((batch, vec![settlement, source], pushgateway))
+}
+
+/// Prints one line per window; fails when the plan or any window failed.
+fn report(job: Job, term: Term, outcomes: Result<Vec<Outcome>, PlanError>) -> anyhow::Result<()> {
+    let outcomes = outcomes.map_err(|err| anyhow::anyhow!(describe(&err)))?;
+    let mut failed = 0;
+    for Outcome { window, result, .. } in &outcomes {
+        match result {
+            Ok(report) => println!(
+                "{} {} {}..{}: run {} read {} rows, wrote {}",
+                job.as_str(),
+                term.as_str(),
+                window.start,
+                window.end,
+                report.run.0,
+                report.rows_read,
+                report.rows_written
+            ),
+            Err(err) => {
+                failed += 1;
+                println!(
+                    "{} {} {}..{}: FAILED: {}",
+                    job.as_str(),
+                    term.as_str(),
+                    window.start,
+                    window.end,
+                    describe(err)
+                );
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} windows failed", outcomes.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_counted_from_one() {
+        assert_eq!("2/3".parse(), Ok(Shard { index: 2, count: 3 }));
+        assert!("0/3".parse::<Shard>().is_err());
+        assert!("4/3".parse::<Shard>().is_err());
+        assert!("3".parse::<Shard>().is_err());
+    }
+}
