@@ -6,6 +6,7 @@ mod support;
 
 mod batch_jobs;
 mod bench_orders;
+mod bench_settlement;
 mod checks_once;
 mod cli;
 mod edge_auth;
