@@ -33,6 +33,7 @@ crate::on_both_engines!(
     verifying_a_rollup_names_what_disagrees_with_the_trades,
     a_run_stopped_half_way_leaves_the_previous_results,
     days_follow_a_zone_with_daylight_saving_time,
+    runs_of_overlapping_scopes_at_once_both_complete,
 );
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -681,5 +682,45 @@ async fn days_follow_a_zone_with_daylight_saving_time(engine: Engine) {
         revenue.push(settled.revenue);
     }
     assert_eq!(revenue, [1, 110, 1000]);
+    books.finish().await;
+}
+
+/// An owner's run of their store and a run of every store, of one window at once (their
+/// leases differ): both complete, whichever writes last, and the figures are right.
+async fn runs_of_overlapping_scopes_at_once_both_complete(engine: Engine) {
+    let mut books = Books::open(engine).await;
+    for store in 1..=3 {
+        books
+            .order(store, 1, &[(1, Category::MainMenu, 100, store)])
+            .await;
+        books.pay(store, 1, PaymentMethod::Cash).await;
+    }
+    let all: Vec<StoreId> = (1..=3).map(StoreId::from_stored).collect();
+    let mine = [StoreId::from_stored(2)];
+    let run = |job, scope, stores| {
+        books.aggregator.run(WindowRun {
+            job,
+            term: Term::Day,
+            window: december_first(),
+            scope,
+            stores,
+            verify: false,
+            from_raw: false,
+        })
+    };
+    let owner = RunScope {
+        store: Some(StoreId::from_stored(2)),
+        ..RunScope::ALL
+    };
+    for _ in 0..5 {
+        for job in [Job::Settlement, Job::ProductSales] {
+            let (everyone, one) =
+                tokio::join!(run(job, RunScope::ALL, &all), run(job, owner, &mine));
+            everyone.expect("the run of every store");
+            one.expect("the owner's run");
+        }
+    }
+    let two = books.detail(2).await.expect("settled").settlement;
+    assert_eq!((two.revenue, two.trade_count), (200, 1));
     books.finish().await;
 }
