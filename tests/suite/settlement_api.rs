@@ -56,19 +56,21 @@ fn settlements(stack: &TestStack, token: &str) -> Settlements {
 }
 
 /// The settlement role as an operator reaches it: directly, with a service token.
-fn operator(
-    stack: &TestStack,
-) -> SettlementServiceClient<pos_common::peer::WithServiceToken<pos_common::peer::Peer>> {
+type Direct = SettlementServiceClient<pos_common::peer::WithServiceToken<pos_common::peer::Peer>>;
+
+fn operator(stack: &TestStack) -> Direct {
+    service(stack, "operator")
+}
+
+/// The settlement role reached directly, with a service token whose subject is `subject`.
+fn service(stack: &TestStack, subject: &str) -> Direct {
     let role = stack
         .stack
         .peers
         .get("settlement")
         .expect("the settlement role");
-    let credential = ServiceCredential::new(
-        stack.issuer.clone(),
-        "operator",
-        pos_common::clock::system(),
-    );
+    let credential =
+        ServiceCredential::new(stack.issuer.clone(), subject, pos_common::clock::system());
     SettlementServiceClient::new(with_service_token(role.peer.clone(), &credential))
 }
 
@@ -468,6 +470,36 @@ async fn owners_see_and_recompute_only_their_own_store(engine: Engine) {
         .into_inner()
         .runs;
     assert!(next.iter().any(|r| r.id == run.id), "{next:?}");
+
+    // Another role's service token is not an operator's.
+    assert_error(
+        service(&stack, "trade")
+            .run_aggregation(day_run("2024-12-01"))
+            .await,
+        Code::PermissionDenied,
+        "ROLE_NOT_ALLOWED",
+    );
+    // An owner sees an operator's run of every store, but not its row counts (other
+    // stores' rows), nor why it failed.
+    let everyone = operator(&stack)
+        .run_aggregation(day_run("2024-12-01"))
+        .await
+        .expect("an operator's run")
+        .into_inner()
+        .run
+        .expect("record");
+    assert!(everyone.rows_written > 0);
+    let seen = first_api
+        .list_aggregation_runs(pb::ListAggregationRunsRequest::default())
+        .await
+        .expect("runs")
+        .into_inner()
+        .runs;
+    let theirs = seen
+        .iter()
+        .find(|r| r.id == everyone.id)
+        .expect("the run covered the store");
+    assert_eq!((theirs.rows_read, theirs.rows_written), (0, 0));
     stack.stop().await;
 }
 
@@ -582,6 +614,8 @@ async fn bad_requests_name_the_field(engine: Engine) {
     );
     invalid(api.run_aggregation(day_run("yesterday")).await, "date");
     invalid(api.run_aggregation(day_run("2024-02-30")).await, "date");
+    // The stack's clock says 2024-12-01: the 2nd has not begun in Seoul.
+    invalid(api.run_aggregation(day_run("2024-12-02")).await, "date");
     invalid(
         api.list_aggregation_runs(pb::ListAggregationRunsRequest {
             page: Some(pb::PageRequest {

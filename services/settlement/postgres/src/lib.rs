@@ -284,7 +284,6 @@ impl SettlementStorage for PgSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Every covered store settles, at zero when it sold nothing.
         let totals_stores: Vec<i64> = window.totals.iter().map(|t| t.store_id.get()).collect();
         let revenues: Vec<i64> = window.totals.iter().map(|t| t.revenue).collect();
         let fees: Vec<i64> = window.totals.iter().map(|t| t.fee).collect();
@@ -294,6 +293,7 @@ impl SettlementStorage for PgSettlementStorage {
         if let Some(halfway) = &self.halfway {
             halfway().await;
         }
+        // Every covered store settles, at zero when it sold nothing.
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)
