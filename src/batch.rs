@@ -110,8 +110,10 @@ struct RunFlags {
     /// The day the schedule runs on: DAY covers the day before and the one before that,
     /// WEEK the previous Monday-to-Sunday, MONTH product sales the previous month, MONTH
     /// settlements the stores settling on this day over [this day last month, this day).
+    /// Default: today in POS_TIME_ZONE (what a CronJob means: its arguments are fixed,
+    /// and the container's own date may be another zone's).
     #[arg(long)]
-    date: NaiveDate,
+    date: Option<NaiveDate>,
     #[command(flatten)]
     common: Common,
 }
@@ -149,7 +151,10 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let (what, common, dates) = match matches.subcommand() {
         Some(("run", sub)) => {
             let flags = RunFlags::from_arg_matches(sub)?;
-            ("run", flags.common, (flags.date, flags.date))
+            let date = flags
+                .date
+                .unwrap_or_else(|| flags.common.aggregation.time_zone.today());
+            ("run", flags.common, (date, date))
         }
         Some(("backfill", sub)) => {
             let flags = BackfillFlags::from_arg_matches(sub)?;
@@ -185,8 +190,14 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
         }
     };
     if let Some(pushgateway) = pushgateway {
+        // A backfill is pushed to a group of its own, so it never stands in for the
+        // CronJob's last success.
+        let group = match what {
+            "run" => pos_batch::metrics::Group::Scheduled,
+            _ => pos_batch::metrics::Group::Backfill,
+        };
         pushgateway
-            .push(job, term, scope, &outcomes, started.elapsed())
+            .push(job, term, scope, group, &outcomes, started.elapsed())
             .await;
     }
     for database in databases {
@@ -204,7 +215,8 @@ fn scope(common: &Common, completion_index: Option<&str>) -> anyhow::Result<RunS
         .transpose()?;
     let shard = match (common.shard, common.shard_count, completion_index) {
         (Some(shard), _, _) => Some(shard),
-        (None, Some(count), Some(index)) if count > 1 => {
+        (None, Some(0), _) => bail!("POS_SHARD_COUNT must be at least 1"),
+        (None, Some(count), Some(index)) => {
             let index: u32 = index
                 .trim()
                 .parse()
@@ -217,11 +229,19 @@ fn scope(common: &Common, completion_index: Option<&str>) -> anyhow::Result<RunS
                 count,
             })
         }
-        (None, Some(count), None) if count > 1 => {
+        (None, Some(1), None) => None,
+        (None, Some(count), None) => {
             bail!("POS_SHARD_COUNT={count} needs JOB_COMPLETION_INDEX (or --shard I/N)")
         }
-        _ => None,
+        // An Indexed Job's pod without a shard count would run every store N times over.
+        (None, None, Some(_)) => bail!(
+            "JOB_COMPLETION_INDEX is set but POS_SHARD_COUNT is not: set it to the Job's completions"
+        ),
+        (None, None, None) => None,
     };
+    if store.is_some() && shard.is_some_and(|shard| shard.count > 1) {
+        bail!("--store and --shard exclude each other: one store is already one part");
+    }
     let (shard_index, shard_count) = shard.map_or((0, 1), |shard| (shard.index - 1, shard.count));
     Ok(RunScope {
         shard_index,
@@ -321,6 +341,56 @@ fn report(job: Job, term: Term, outcomes: Result<Vec<Outcome>, PlanError>) -> an
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn common(args: &[&str]) -> Common {
+        let matches = RunFlags::augment_args(Command::new("run"))
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(
+                [
+                    "run",
+                    "--job",
+                    "settlement",
+                    "--term",
+                    "day",
+                    "--store-addr",
+                    "http://s",
+                ]
+                .iter()
+                .chain(["--database-url", "sqlite://x.db"].iter())
+                .chain(args),
+            )
+            .expect("flags");
+        RunFlags::from_arg_matches(&matches).expect("flags").common
+    }
+
+    #[test]
+    fn an_indexed_job_takes_its_shard_from_the_completion_index() {
+        let counted = Common {
+            shard_count: Some(3),
+            ..common(&[])
+        };
+        let third = scope(&counted, Some("2")).expect("a shard");
+        assert_eq!((third.shard_index, third.shard_count), (2, 3));
+        assert!(scope(&counted, Some("3")).is_err());
+        assert!(scope(&counted, None).is_err());
+        assert!(
+            scope(&common(&[]), Some("0")).is_err(),
+            "an index without a count"
+        );
+        let zero = Common {
+            shard_count: Some(0),
+            ..common(&[])
+        };
+        assert!(scope(&zero, Some("0")).is_err());
+        assert!(scope(&common(&["--store", "4", "--shard", "1/2"]), None).is_err());
+        let whole = scope(&common(&[]), None).expect("every store");
+        assert_eq!(
+            (whole.shard_index, whole.shard_count, whole.store),
+            (0, 1, None)
+        );
+        let flagged = scope(&common(&["--shard", "2/3"]), Some("0")).expect("the flag wins");
+        assert_eq!(flagged.shard_index, 1);
+    }
 
     #[test]
     fn shards_are_counted_from_one() {

@@ -140,14 +140,26 @@ impl Batch {
         scope: RunScope,
         method: Method,
     ) -> Result<Vec<Outcome>, PlanError> {
-        if let Some(store) = scope.store
-            && self.directory.settlement_day_of(store).await?.is_none()
-        {
-            return Err(PlanError::UnknownStore(store));
-        }
+        // One store: whether it exists and when it settles is all that is needed, not
+        // the list of every store.
+        let one_store = match scope.store {
+            Some(store) => Some((
+                store,
+                self.directory
+                    .settlement_day_of(store)
+                    .await?
+                    .ok_or(PlanError::UnknownStore(store))?,
+            )),
+            None => None,
+        };
         let mut outcomes = Vec::with_capacity(covered.len());
         for Covered { window, stores } in covered {
-            let listed = self.directory.stores(stores).await?;
+            let listed = match (one_store, stores) {
+                (Some((store, _)), Stores::All) => vec![store],
+                (Some((store, day)), Stores::SettlingOn(on)) if day == on => vec![store],
+                (Some(_), Stores::SettlingOn(_)) => Vec::new(),
+                (None, stores) => self.directory.stores(stores).await?,
+            };
             let part = part_of(scope, listed);
             let result = self
                 .aggregator

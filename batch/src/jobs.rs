@@ -385,7 +385,7 @@ fn written_or_lost(run: RunId, replaced: Replaced) -> Result<u64, RunError> {
     }
 }
 
-/// The error with its causes, for the run's record.
+/// A count of rows as the run record keeps it.
 fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
 }

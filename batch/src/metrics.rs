@@ -11,6 +11,11 @@
 //!   and pushed with POST, which keeps the group's other metrics, so a failed run leaves
 //!   the last success where it was (alert on its age).
 //!
+//! A backfill pushes to a group of its own (`command="backfill"`), and so does a run of
+//! one store (`store=ID`). A group has one writer at a time (a CronJob forbids concurrent
+//! runs; shards have groups of their own): two pushes to one group at once could each add
+//! to the same previous counts.
+//!
 //! The text format is written here: seven samples need no registry. A push that fails is
 //! logged and never fails the run.
 
@@ -43,6 +48,15 @@ pub enum PushError {
 pub struct Pushgateway {
     base: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+/// Which group an invocation is pushed to, beside its job and term: the scheduled run's
+/// (the CronJob's), or a backfill's own, so a backfill's success never hides a failing
+/// CronJob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Scheduled,
+    Backfill,
 }
 
 /// What one invocation did, summed over its windows.
@@ -112,6 +126,7 @@ impl Pushgateway {
         job: Job,
         term: Term,
         scope: RunScope,
+        group: Group,
         outcomes: &Result<Vec<Outcome>, PlanError>,
         took: Duration,
     ) {
@@ -119,7 +134,7 @@ impl Pushgateway {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        if let Err(err) = self.push_tally(job, term, scope, tally, now).await {
+        if let Err(err) = self.push_tally(job, term, scope, group, tally, now).await {
             tracing::warn!(error = %crate::driver::describe(&err), "could not push batch metrics");
         }
     }
@@ -131,10 +146,11 @@ impl Pushgateway {
         job: Job,
         term: Term,
         scope: RunScope,
+        group: Group,
         tally: Tally,
         now: Duration,
     ) -> Result<(), PushError> {
-        let labels = group_labels(job, term, scope);
+        let labels = group_labels(job, term, scope, group);
         let work = async {
             let before = self.counted(&labels).await?;
             let body = exposition(before, tally, now);
@@ -222,11 +238,19 @@ impl Pushgateway {
 }
 
 /// The group a push belongs to: its job and term, and its shard when sharded.
-fn group_labels(job: Job, term: Term, scope: RunScope) -> Vec<(&'static str, String)> {
+fn group_labels(
+    job: Job,
+    term: Term,
+    scope: RunScope,
+    group: Group,
+) -> Vec<(&'static str, String)> {
     let mut labels = vec![
         ("job", job.as_str().to_string()),
         ("term", term.as_str().to_string()),
     ];
+    if group == Group::Backfill {
+        labels.push(("command", "backfill".to_string()));
+    }
     if scope.shard_count > 1 {
         labels.push((
             "shard",
@@ -344,12 +368,31 @@ mod tests {
             store: None,
         };
         assert_eq!(
-            group_path(&group_labels(Job::ProductSales, Term::Month, sharded)),
+            group_path(&group_labels(
+                Job::ProductSales,
+                Term::Month,
+                sharded,
+                Group::Scheduled
+            )),
             "/metrics/job/product-sales/term/month/shard/2-of-3"
         );
         assert_eq!(
-            group_path(&group_labels(Job::Settlement, Term::Day, RunScope::ALL)),
+            group_path(&group_labels(
+                Job::Settlement,
+                Term::Day,
+                RunScope::ALL,
+                Group::Scheduled
+            )),
             "/metrics/job/settlement/term/day"
+        );
+        assert_eq!(
+            group_path(&group_labels(
+                Job::Settlement,
+                Term::Day,
+                RunScope::ALL,
+                Group::Backfill
+            )),
+            "/metrics/job/settlement/term/day/command/backfill"
         );
     }
 }

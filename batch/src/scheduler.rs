@@ -1,6 +1,7 @@
-//! The schedule run in process (`pos up`, or a settlement role told to): the same
-//! [`SCHEDULE`] table the CronJobs are rendered from, read in the stores' zone, each job
-//! run at its local time for every store.
+//! The schedule run in process by `pos up`'s settlement role: the same [`SCHEDULE`]
+//! table the CronJobs are rendered from, read in the stores' zone, each job run at its
+//! local time for every store (one at a time; a job that comes due while another runs
+//! starts when that one ends).
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use pos_common::{clock::SharedClock, stopping::Stopping};
@@ -41,13 +42,16 @@ pub async fn run_schedule(
     pushgateway: Option<Pushgateway>,
     stopping: Stopping,
 ) {
+    // Jobs are due one after another from here: one that comes due while an earlier one
+    // still runs is run when that one ends, not skipped.
+    let mut after = clock.now();
     loop {
-        let now = clock.now();
-        let Some((due, date, job)) = next_due(now, zone) else {
+        let Some((due, date, job)) = next_due(after, zone) else {
             tracing::error!("the schedule has nothing to run; the in-process scheduler stops");
             return;
         };
-        let wait = (due - now).to_std().unwrap_or_default();
+        after = due;
+        let wait = (due - clock.now()).to_std().unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stopping.stopped() => return,
@@ -69,6 +73,7 @@ pub async fn run_schedule(
                     job.job,
                     job.term,
                     RunScope::ALL,
+                    crate::metrics::Group::Scheduled,
                     &outcomes,
                     started.elapsed(),
                 )

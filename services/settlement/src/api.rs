@@ -30,9 +30,13 @@ const MAX_TOP: u32 = 100;
 /// Runs per page when a request asks for 0, and at most.
 const DEFAULT_RUNS_PAGE: u32 = 20;
 const MAX_RUNS_PAGE: u32 = 100;
-/// The longest range of window starts ListSettlements answers at once.
-const MAX_DAYS_LISTED: i64 = 400;
-const MAX_MONTHS_LISTED: i64 = 10 * 366;
+/// The longest range of window starts ListSettlements answers at once, in days: 400 for
+/// DAY settlements, ten years for MONTH ones.
+const MAX_DAYS_OF_DAYS: i64 = 400;
+const MAX_DAYS_OF_MONTHS: i64 = 10 * 366;
+/// The subject of an operator's service token: the only service token that sees every
+/// run and runs whole windows (other roles' tokens have no business here).
+pub const OPERATOR: &str = "operator";
 
 pub struct SettlementApi {
     storage: Arc<dyn SettlementStorage>,
@@ -75,7 +79,9 @@ fn owner_store(principal: &Principal) -> ApiResult<StoreId> {
 
 fn caller(principal: &Principal) -> ApiResult<Caller> {
     match principal {
-        Principal::Service { .. } => Ok(Caller::Operator),
+        Principal::Service { .. } => principal
+            .require_service(&[OPERATOR])
+            .map(|()| Caller::Operator),
         other => owner_store(other).map(Caller::Owner),
     }
 }
@@ -263,12 +269,12 @@ impl SettlementService for SettlementApi {
         let to = violations.check("to_date", date(&body.to_date));
         if let (Some(term), Some(from), Some(to)) = (term, from, to) {
             let longest = match term {
-                Term::Month => MAX_MONTHS_LISTED,
-                _ => MAX_DAYS_LISTED,
+                Term::Month => MAX_DAYS_OF_MONTHS,
+                _ => MAX_DAYS_OF_DAYS,
             };
             if to < from {
                 violations.add("to_date", "must not be before from_date");
-            } else if (to - from).num_days() >= longest {
+            } else if (to - from).num_days() > longest {
                 violations.add(
                     "to_date",
                     format!("at most {longest} days after from_date; ask for less at once"),
@@ -403,11 +409,26 @@ impl SettlementService for SettlementApi {
                 .ok_or_else(|| Invalid::new("must be PRODUCT_SALES or SETTLEMENT")),
         );
         let term = job.and_then(|job| violations.check("term", term_for(job, body.term)));
-        // No date: today in the stores' zone (what a person trying it out means).
+        // No date: today in the stores' zone (what a person trying it out means). A
+        // later day has nothing paid yet: aggregating it would store zeros that read as
+        // figures.
+        let today = self.zone.date_of(self.clock.now());
         let date = if body.date.is_empty() {
-            Some(self.zone.date_of(self.clock.now()))
+            Some(today)
         } else {
-            violations.check("date", date(&body.date))
+            violations.check(
+                "date",
+                date(&body.date).and_then(|date| {
+                    if date > today {
+                        Err(Invalid::new(format!(
+                            "must not be after today ({today} in {})",
+                            self.zone
+                        )))
+                    } else {
+                        Ok(date)
+                    }
+                }),
+            )
         };
         let (job, term, date) = violations.finish(|| Some((job?, term?, date?)))?;
         let (scope, full_errors) = match caller {

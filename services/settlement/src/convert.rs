@@ -53,17 +53,13 @@ fn company(company: CardCompany) -> pb::CardCompany {
     }
 }
 
-pub fn product_sales(
-    sales: ProductSales,
-    term_: Term,
-    start: chrono::NaiveDate,
-) -> pb::ProductSales {
+pub fn product_sales(sales: ProductSales, of: Term, start: chrono::NaiveDate) -> pb::ProductSales {
     pb::ProductSales {
         product_id: sales.product_id,
         store_id: sales.store_id.get(),
         product_name: sales.product_name,
         category: sales.category.to_proto().into(),
-        term: term(term_).into(),
+        term: term(of).into(),
         start_date: start.to_string(),
         sale_count: sales.sale_count,
         sale_amount: sales.sale_amount,
@@ -134,9 +130,19 @@ fn status(status: RunStatus) -> pb::AggregationRunStatus {
     }
 }
 
-/// A run record; `error` is shown in full to operators, and to owners only as whether the
-/// run failed (its causes may name the database).
+/// A run record, in full for operators. An owner sees whether a run failed but not why
+/// (its causes may name the database), and row counts only of the runs of their own
+/// store: a run of every store counts other stores' rows.
 pub fn run(run: AggregationRun, full_error: bool) -> pb::AggregationRun {
+    let counts_shown = full_error || run.scope.store.is_some();
+    let shown = |count: u64| {
+        if counts_shown {
+            i64::try_from(count).unwrap_or(i64::MAX)
+        } else {
+            0
+        }
+    };
+    let (rows_read, rows_written) = (shown(run.rows_read), shown(run.rows_written));
     let error = match (run.error, full_error) {
         (Some(error), true) => error,
         (Some(_), false) => "the run failed; operators can see why in the run history".into(),
@@ -151,8 +157,8 @@ pub fn run(run: AggregationRun, full_error: bool) -> pb::AggregationRun {
         shard_index: i32::try_from(run.scope.shard_index).unwrap_or(i32::MAX),
         shard_count: i32::try_from(run.scope.shard_count).unwrap_or(i32::MAX),
         status: status(run.status).into(),
-        rows_read: i64::try_from(run.rows_read).unwrap_or(i64::MAX),
-        rows_written: i64::try_from(run.rows_written).unwrap_or(i64::MAX),
+        rows_read,
+        rows_written,
         started_at: Some(to_timestamp(run.started_at)),
         finished_at: run.finished_at.map(to_timestamp),
         error,

@@ -97,8 +97,6 @@ pub async fn call(
 pub enum Expect {
     Ok,
     Refused(Code, &'static str),
-    /// No role of the registry serves this service yet.
-    NotDeployed,
 }
 
 /// Every public RPC with a real body aimed at owner A, and what a caller its policy
@@ -318,33 +316,47 @@ pub fn table(stack: &TestStack, world: &World) -> Vec<(&'static str, Vec<u8>, Ex
         ),
         (
             "/pos.v1.SettlementService/GetProductSales",
-            pb::GetProductSalesRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            pb::GetProductSalesRequest {
+                term: pb::Term::Day as i32,
+                start_date: "2024-12-01".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            Expect::Refused(Code::NotFound, "NOT_AGGREGATED"),
         ),
         (
             "/pos.v1.SettlementService/GetSettlement",
-            pb::GetSettlementRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            pb::GetSettlementRequest {
+                term: pb::Term::Day as i32,
+                start_date: "2024-12-01".into(),
+            }
+            .encode_to_vec(),
+            Expect::Refused(Code::NotFound, "NOT_AGGREGATED"),
         ),
         (
             "/pos.v1.SettlementService/ListSettlements",
-            pb::ListSettlementsRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            pb::ListSettlementsRequest {
+                term: pb::Term::Day as i32,
+                from_date: "2024-12-01".into(),
+                to_date: "2024-12-31".into(),
+            }
+            .encode_to_vec(),
+            Expect::Ok,
         ),
         (
             "/pos.v1.SettlementService/GetSettlementDetail",
             pb::GetSettlementDetailRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT"),
         ),
         (
             "/pos.v1.SettlementService/ListAggregationRuns",
             pb::ListAggregationRunsRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            Expect::Ok,
         ),
         (
             "/pos.v1.SettlementService/RunAggregation",
             pb::RunAggregationRequest::default().encode_to_vec(),
-            Expect::NotDeployed,
+            Expect::Refused(Code::InvalidArgument, "INVALID_ARGUMENT"),
         ),
     ]
 }

@@ -39,18 +39,6 @@ fn expect_refused(result: Result<(), Status>, code: Code, expected: &str, what: 
     );
 }
 
-/// Whether a role of the registry serves the service of `path`.
-fn deployed(path: &str) -> bool {
-    let service = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    pos::registry::ROLES
-        .iter()
-        .any(|role| role.services().contains(&service))
-}
-
 #[track_caller]
 fn expect_answer(result: Result<(), Status>, expect: Expect, path: &str, who: &str) {
     let what = format!("{path} as {who}");
@@ -61,14 +49,6 @@ fn expect_answer(result: Result<(), Status>, expect: Expect, path: &str, who: &s
             }
         }
         Expect::Refused(code, expected) => expect_refused(result, code, expected, &what),
-        Expect::NotDeployed => {
-            assert!(
-                !deployed(path),
-                "{what}: a role serves it now; give it a real expectation"
-            );
-            let status = result.expect_err(&what);
-            assert_eq!(status.code(), Code::Unimplemented, "{what}: {status:?}");
-        }
     }
 }
 

@@ -108,6 +108,26 @@ impl SettlementRow {
 
 /// Whether `run` holds its lease, locking the lease until the transaction ends so that no
 /// other run can take it over meanwhile.
+/// Makes writers of one window take turns, whatever stores each covers: runs of
+/// overlapping scopes (every store, a shard, one owner's store) may run at once, and two
+/// transactions deleting and re-inserting the same rows concurrently would otherwise
+/// collide on their keys. Taken before the deletes, so the later writer's statements see
+/// the earlier one's rows. Released at commit or rollback.
+async fn lock_window(
+    db: &mut Transaction<'_, Postgres>,
+    table: &str,
+    term: &str,
+    start: chrono::NaiveDate,
+) -> StorageResult<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)) AS locked",
+        format!("{table}/{term}/{start}"),
+    )
+    .fetch_one(&mut **db)
+    .await?;
+    Ok(())
+}
+
 async fn holds_lease(db: &mut Transaction<'_, Postgres>, run: RunId) -> StorageResult<bool> {
     let held = sqlx::query_scalar!(
         "SELECT run_id FROM aggregation_locks WHERE run_id = $1 FOR UPDATE",
@@ -156,6 +176,7 @@ impl SettlementStorage for PgSettlementStorage {
         let stores = ids(window.stores);
         let rows = SalesColumns::of(window.sales);
         let mut tx = self.pool.begin().await?;
+        lock_window(&mut tx, "product_sales", term, start).await?;
         if !holds_lease(&mut tx, run).await? {
             tx.rollback().await?;
             return Ok(Replaced::LeaseLost);
@@ -232,6 +253,7 @@ impl SettlementStorage for PgSettlementStorage {
         );
         let stores = ids(window.stores);
         let mut tx = self.pool.begin().await?;
+        lock_window(&mut tx, "settlements", term, start).await?;
         if !holds_lease(&mut tx, run).await? {
             tx.rollback().await?;
             return Ok(Replaced::LeaseLost);
@@ -263,7 +285,6 @@ impl SettlementStorage for PgSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Every covered store settles, at zero when it sold nothing.
         let totals_stores: Vec<i64> = window.totals.iter().map(|t| t.store_id.get()).collect();
         let revenues: Vec<i64> = window.totals.iter().map(|t| t.revenue).collect();
         let fees: Vec<i64> = window.totals.iter().map(|t| t.fee).collect();
@@ -273,6 +294,7 @@ impl SettlementStorage for PgSettlementStorage {
         if let Some(halfway) = &self.halfway {
             halfway().await;
         }
+        // Every covered store settles, at zero when it sold nothing.
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)

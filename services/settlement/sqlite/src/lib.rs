@@ -278,12 +278,12 @@ impl SettlementStorage for SqliteSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Every covered store settles, at zero when it sold nothing.
         // Tests stop a run here, its old rows deleted and its new ones not yet written.
         #[cfg(feature = "fault-injection")]
         if let Some(halfway) = &self.halfway {
             halfway().await;
         }
+        // Every covered store settles, at zero when it sold nothing.
         let mut written = sqlx::query!(
             "INSERT INTO settlements
                (store_id, term, start_date, end_date, revenue, fee, trade_count)
