@@ -27,26 +27,34 @@ pub struct BatchRun {
     pub from_raw: bool,
 }
 
+fn job_name(job: Job) -> &'static str {
+    match job {
+        Job::ProductSales => "product-sales",
+        Job::Settlement => "settlement",
+    }
+}
+
+fn term_name(term: Term) -> &'static str {
+    match term {
+        Term::Day => "day",
+        Term::Week => "week",
+        Term::Month => "month",
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| arg.to_string()).collect()
+}
+
 impl BatchRun {
     fn args(&self) -> Vec<String> {
-        let job = match self.job {
-            Job::ProductSales => "product-sales",
-            Job::Settlement => "settlement",
-        };
-        let term = match self.term {
-            Term::Day => "day",
-            Term::Week => "week",
-            Term::Month => "month",
-        };
-        let mut args: Vec<String> = ["batch", "run", "--job", job, "--term", term, "--date"]
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        args.push(self.date.to_string());
+        let date = self.date.to_string();
+        let mut args = vec!["batch", "run", "--job", job_name(self.job)];
+        args.extend(["--term", term_name(self.term), "--date", &date]);
         if self.from_raw {
-            args.push("--from-raw".into());
+            args.push("--from-raw");
         }
-        args
+        strings(&args)
     }
 }
 
@@ -122,21 +130,18 @@ impl Batches {
         from: NaiveDate,
         to: NaiveDate,
     ) -> anyhow::Result<Duration> {
-        let mut args = BatchRun {
-            job,
-            term: Term::Day,
-            date: from,
-            from_raw: false,
-        }
-        .args();
-        args[1] = "backfill".into();
-        let date_at = args.len() - 2;
-        args.truncate(date_at);
-        args.extend([
-            "--from".into(),
-            from.to_string(),
-            "--to".into(),
-            to.to_string(),
+        let (from, to) = (from.to_string(), to.to_string());
+        let args = strings(&[
+            "batch",
+            "backfill",
+            "--job",
+            job_name(job),
+            "--term",
+            term_name(Term::Day),
+            "--from",
+            &from,
+            "--to",
+            &to,
         ]);
         self.finish(&args).await
     }
