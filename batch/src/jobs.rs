@@ -305,9 +305,9 @@ impl Aggregator {
 }
 
 impl Aggregator {
-    /// A WEEK or MONTH of product sales from its DAY rows (the few days some store lacks
-    /// aggregated first), or from the paid trades when many days are missing; with
-    /// `verify`, a rollup is checked against the paid trades. (rows read, rows)
+    /// A WEEK or MONTH of product sales from its DAY rows (the days some store lacks
+    /// aggregated first); with `verify`, checked against the paid trades. (rows read,
+    /// rows)
     async fn rolled_up_product_sales(
         &self,
         run: &WindowRun<'_>,
@@ -319,10 +319,7 @@ impl Aggregator {
             .await
             .map_err(RunError::Source)?;
         let covered = std::mem::take(&mut days.covered);
-        let Some(missing) = missing_days(run.window, run.stores, covered) else {
-            let sales = self.product_sales_from_trades(run).await?;
-            return Ok((sales.len(), sales));
-        };
+        let missing = missing_days(run.window, run.stores, covered);
         // Read again only when days were added.
         if !missing.is_empty() {
             self.fill_in(run, missing).await?;
@@ -357,10 +354,7 @@ impl Aggregator {
                 .map_err(RunError::Source)
         };
         let mut days = read_days().await?;
-        let Some(missing) = missing_days(run.window, run.stores, days.covered()) else {
-            let settled = self.settlement_from_trades(run).await?;
-            return Ok((settled.rows(), settled));
-        };
+        let missing = missing_days(run.window, run.stores, days.covered());
         if !missing.is_empty() {
             self.fill_in(run, missing).await?;
             days = read_days().await?;

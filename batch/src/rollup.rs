@@ -12,12 +12,6 @@ use pos_common::{
 };
 use pos_settlement_storage::{CardFees, DaySettlements, ProductSales, StoreTotals};
 
-/// Most days a rollup aggregates first when some store lacks them (a DAY run covers two:
-/// yesterday and the day before). With more missing — a first run, a backfill — the
-/// window is read from the paid trades in one pass instead, which costs about what one
-/// day's pass does: every pass joins the window's trades to their orders and lines.
-pub const FILL_IN_DAYS: usize = 2;
-
 /// What a window's settlement is made of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
@@ -32,13 +26,14 @@ impl Settled {
     }
 }
 
-/// The days of `window` some of `stores` lack, each with the stores lacking it; `None`
-/// when more than [`FILL_IN_DAYS`] are.
+/// The days of `window` some of `stores` lack, each with the stores lacking it: a rollup
+/// aggregates them first, each a DAY run of its own, so that the window is always the
+/// sum of its DAY rows.
 pub fn missing_days(
     window: Window,
     stores: &[StoreId],
     covered: impl IntoIterator<Item = (StoreId, NaiveDate)>,
-) -> Option<Vec<(Window, Vec<StoreId>)>> {
+) -> Vec<(Window, Vec<StoreId>)> {
     let covered: HashSet<(StoreId, NaiveDate)> = covered.into_iter().collect();
     let mut missing = Vec::new();
     let mut day = window.start;
@@ -50,9 +45,6 @@ pub fn missing_days(
             .filter(|store| !covered.contains(&(*store, day)))
             .collect();
         if !lacking.is_empty() {
-            if missing.len() == FILL_IN_DAYS {
-                return None;
-            }
             missing.push((
                 Window {
                     start: day,
@@ -63,7 +55,7 @@ pub fn missing_days(
         }
         day = next;
     }
-    Some(missing)
+    missing
 }
 
 fn add(a: i64, b: i64) -> Result<i64, StorageError> {
@@ -215,23 +207,24 @@ mod tests {
     }
 
     #[test]
-    fn at_most_two_missing_days_are_filled_in() {
+    fn the_days_some_store_lacks_are_named_with_the_stores() {
         let (a, b) = (StoreId::from_stored(1), StoreId::from_stored(2));
         let week = Window {
             start: date(3),
             end: date(10),
         };
         let every_day = (3..10).flat_map(|d| [(a, date(d)), (b, date(d))]);
-        assert_eq!(missing_days(week, &[a, b], every_day.clone()), Some(vec![]));
+        assert_eq!(missing_days(week, &[a, b], every_day.clone()), vec![]);
         let but_two: Vec<_> = every_day
             .clone()
             .filter(|&(s, d)| !(s == b && d == date(4)) && d != date(9))
             .collect();
-        let missing = missing_days(week, &[a, b], but_two).expect("two days to fill in");
-        let missing: Vec<(NaiveDate, Vec<StoreId>)> =
-            missing.into_iter().map(|(w, s)| (w.start, s)).collect();
+        let missing: Vec<(NaiveDate, Vec<StoreId>)> = missing_days(week, &[a, b], but_two)
+            .into_iter()
+            .map(|(w, s)| (w.start, s))
+            .collect();
         assert_eq!(missing, [(date(4), vec![b]), (date(9), vec![a, b])]);
-        let but_three = every_day.filter(|&(_, d)| d > date(5));
-        assert_eq!(missing_days(week, &[a, b], but_three), None);
+        let from_the_sixth = every_day.filter(|&(_, d)| d > date(5));
+        assert_eq!(missing_days(week, &[a, b], from_the_sixth).len(), 3);
     }
 }

@@ -24,7 +24,6 @@ mod reflection;
 mod revocation;
 mod settlement_api;
 mod storage_settlement;
-mod storage_settlement_days;
 mod storage_store;
 mod storage_trade;
 mod storage_user;

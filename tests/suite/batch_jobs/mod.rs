@@ -30,7 +30,7 @@ crate::on_both_engines!(
     sales_add_up_to_revenue_and_fees_for_every_store,
     a_rerun_replaces_and_a_busy_window_is_refused,
     a_week_rolls_up_from_its_days_aggregating_missing_days_first,
-    a_week_missing_many_days_is_read_from_the_trades,
+    a_week_without_day_rows_aggregates_every_day_first,
     verifying_a_rollup_names_what_disagrees_with_the_trades,
 );
 
@@ -487,13 +487,13 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
     books.finish().await;
 }
 
-/// With more days missing than a DAY run covers, the week is read from the paid trades
-/// in one pass, and no DAY rows are written.
-async fn a_week_missing_many_days_is_read_from_the_trades(engine: Engine) {
+/// A week none of whose days was aggregated (a first run, a backfill): every day is
+/// aggregated first, then summed.
+async fn a_week_without_day_rows_aggregates_every_day_first(engine: Engine) {
     let mut books = Books::open(engine).await;
     a_week_of_bills(&mut books).await;
     let week = run_week(&books, true).await.expect("aggregated");
-    assert_eq!(week.rows_read, 2, "one row per product, from the trades");
+    assert_eq!(week.rows_read, 7, "one DAY row per day");
     let top = books
         .settlements
         .top_products(
@@ -517,7 +517,8 @@ async fn a_week_missing_many_days_is_read_from_the_trades(engine: Engine) {
         .runs(&RunFilter::latest(20))
         .await
         .expect("runs");
-    assert_eq!(runs.len(), 1, "{runs:?}");
+    let days = runs.iter().filter(|r| r.term == Term::Day).count();
+    assert_eq!((runs.len(), days), (8, 7), "{runs:?}");
     books.finish().await;
 }
 

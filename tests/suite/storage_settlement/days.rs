@@ -1,5 +1,4 @@
-//! The contract of `SettlementStorage::day_settlements` (a part of `storage_settlement`'s
-//! contract, kept apart for length), on both engines: a range of DAY settlements reads
+//! The contract of `SettlementStorage::day_settlements`, on both engines: a range of DAY settlements reads
 //! the totals, card fees and products of the given stores on the days `[from, to)`, every
 //! settled (store, day) with its totals — at zero when it sold nothing — ordered as a
 //! rollup sums them, and nothing of other stores, days or terms.
@@ -8,10 +7,8 @@ use chrono::NaiveDate;
 use pos_common::domain::{CardCompany, Category, StoreId};
 use pos_settlement_storage::{CardFees, ProductSales, SettlementWindow, StoreTotals, Term, Window};
 
-use crate::{
-    storage_settlement::{Fixture, date, sold, stores},
-    support::Engine,
-};
+use super::{Fixture, date, sold, stores};
+use crate::support::Engine;
 
 crate::on_both_engines!(a_range_of_day_settlements_reads_what_each_day_settled);
 
