@@ -14,6 +14,7 @@ use pos_common::{
     clock, ephemeral,
     events::{LocalBus, RedisBus, SharedEventBus},
     peer::{ServiceCredential, connect_lazy},
+    readiness::Dependencies,
     role::{PeerRole, Requirement, RoleContext},
     stopping::Stopping,
     storage::Database,
@@ -32,12 +33,18 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (context, database) = context(role, &flags).await?;
     let stopping = context.stopping.clone();
+    // Readiness follows what the role cannot work without: its database, and Redis when
+    // it was given one.
+    let dependencies = Dependencies {
+        database: database.clone(),
+        shared_state: context.shared_state.clone(),
+    };
     let served = role
         .build(matches, context)
         .await
         .map_err(|err| anyhow::anyhow!(err))
         .with_context(|| format!("cannot start the {} role", role.name()))?;
-    let mut running = startup::serve(flags.serve.listen, served).await?;
+    let mut running = startup::serve_checked(flags.serve.listen, served, dependencies).await?;
     startup::announce(running.addr);
     startup::wait_for_shutdown(&mut running, &stopping, flags.serve.shutdown.grace_secs).await?;
     if let Some(database) = database {

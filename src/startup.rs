@@ -9,13 +9,15 @@ use anyhow::Context;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
     framing::RequestFramingLayer,
-    introspection::add_health_and_reflection,
+    introspection::{add_health_and_reflection, set_all},
     peer::{self, Peer},
+    readiness::{self, Dependencies},
     role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
     stopping::Stopping,
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::Layer;
 
 /// Requests without a shorter `grpc-timeout` are cut off after this.
@@ -31,8 +33,17 @@ pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
 
 /// Serves what a role built on `listen`.
 pub async fn serve(listen: SocketAddr, served: Served) -> anyhow::Result<Running> {
+    serve_checked(listen, served, Dependencies::default()).await
+}
+
+/// [`serve`], its health NOT_SERVING while one of `dependencies` does not answer.
+pub async fn serve_checked(
+    listen: SocketAddr,
+    served: Served,
+    dependencies: Dependencies,
+) -> anyhow::Result<Running> {
     match served {
-        Served::Grpc { services, auth } => serve_grpc(listen, services, auth).await,
+        Served::Grpc { services, auth } => serve_grpc(listen, services, auth, dependencies).await,
         Served::Front(front) => serve_http(listen, front).await,
     }
 }
@@ -42,6 +53,14 @@ pub struct Running {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// A gRPC role's health, and the task keeping it to its dependencies.
+    health: Option<Health>,
+}
+
+struct Health {
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    watcher: JoinHandle<()>,
 }
 
 impl Running {
@@ -52,6 +71,11 @@ impl Running {
 
     /// [`Running::stop`] through a mutable reference.
     pub async fn stop_in_place(&mut self, grace: Duration) -> anyhow::Result<()> {
+        // Probes and balancers hear it first, and send no new calls while this drains.
+        if let Some(health) = self.health.take() {
+            health.watcher.abort();
+            set_all(&health.reporter, &health.names, ServingStatus::NotServing).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -78,11 +102,14 @@ pub async fn serve_grpc(
     listen: SocketAddr,
     services: GrpcServices,
     auth: Authenticator,
+    dependencies: Dependencies,
 ) -> anyhow::Result<Running> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let (mut routes, names) = services.into_parts();
-    add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET).await?;
+    let reporter =
+        add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET).await?;
+    let watcher = tokio::spawn(keep_to(dependencies, reporter.clone(), names.clone()));
     let incoming = accepting(listener);
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -106,7 +133,37 @@ pub async fn serve_grpc(
         addr,
         shutdown: Some(shutdown),
         task,
+        health: Some(Health {
+            reporter,
+            names,
+            watcher,
+        }),
     })
+}
+
+/// Keeps a role's health to its dependencies: NOT_SERVING while one does not answer,
+/// SERVING again once all do; each change is logged once.
+async fn keep_to(dependencies: Dependencies, reporter: HealthReporter, names: Vec<&'static str>) {
+    if dependencies.is_empty() {
+        return;
+    }
+    let mut serving = true;
+    loop {
+        tokio::time::sleep(readiness::CHECK_EVERY).await;
+        match dependencies.check().await {
+            Ok(()) if !serving => {
+                tracing::info!("dependencies answer again: SERVING");
+                set_all(&reporter, &names, ServingStatus::Serving).await;
+                serving = true;
+            }
+            Err(err) if serving => {
+                tracing::warn!(error = %err, "a dependency does not answer: NOT_SERVING");
+                set_all(&reporter, &names, ServingStatus::NotServing).await;
+                serving = false;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Serves an HTTP front door (the edge) on HTTP/1.1 and HTTP/2 under its connection
@@ -124,6 +181,7 @@ pub async fn serve_http(listen: SocketAddr, front: Front) -> anyhow::Result<Runn
         addr,
         shutdown: Some(shutdown),
         task,
+        health: None,
     })
 }
 

@@ -20,6 +20,7 @@ mod pos_batch;
 mod pos_mesh;
 mod pos_serve;
 mod pos_up;
+mod readiness;
 mod reflection;
 mod revocation;
 mod settlement_api;

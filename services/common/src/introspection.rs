@@ -2,17 +2,18 @@
 //! services: what grpcurl, Kubernetes probes and load balancers ask every server.
 
 use tonic::service::RoutesBuilder;
-use tonic_health::ServingStatus;
+use tonic_health::{ServingStatus, server::HealthReporter};
 
 pub use tonic_reflection::server::Error as ReflectionError;
 
 /// Adds health (SERVING for each name) and reflection advertising exactly `names`, with
-/// schemas from `descriptor_set` (plus health's own).
+/// schemas from `descriptor_set` (plus health's own); answers the health reporter, which
+/// readiness and shutdown turn to NOT_SERVING.
 pub async fn add_health_and_reflection(
     routes: &mut RoutesBuilder,
     names: &[&'static str],
     descriptor_set: &'static [u8],
-) -> Result<(), ReflectionError> {
+) -> Result<HealthReporter, ReflectionError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for name in names {
         reporter
@@ -34,5 +35,13 @@ pub async fn add_health_and_reflection(
         .add_service(health)
         .add_service(v1.build_v1()?)
         .add_service(v1alpha.build_v1alpha()?);
-    Ok(())
+    Ok(reporter)
+}
+
+/// Sets every one of `names`, and the server as a whole (`""`), to `status`.
+pub async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in names {
+        reporter.set_service_status(*name, status).await;
+    }
 }

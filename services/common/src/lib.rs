@@ -15,6 +15,7 @@ pub mod framing;
 pub mod introspection;
 pub mod paging;
 pub mod peer;
+pub mod readiness;
 pub mod role;
 pub mod stopping;
 pub mod storage;

@@ -150,6 +150,15 @@ impl Database {
             Self::Sqlite(pool) => pool.close().await,
         }
     }
+
+    /// Whether the database answers a statement now (readiness).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        match self {
+            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
 }
 
 /// Why storage failed. Callers see domain outcomes (not found, out of stock) as values,

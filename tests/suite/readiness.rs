@@ -1,0 +1,110 @@
+//! Readiness as Kubernetes probes it: `pos serve store` answers NOT_SERVING on the gRPC
+//! health service while Redis does not answer (behind a proxy the test cuts and
+//! restores) and SERVING again once it does, and NOT_SERVING for good once its database
+//! is gone.
+
+use std::time::Duration;
+
+use tokio::{net::TcpListener, task::JoinHandle};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::support::{
+    Engine, TestDb,
+    process::{PosProcess, output, pos},
+};
+
+/// A TCP proxy on loopback to `target`; dropping the handle (aborting it) cuts every
+/// connection it carries.
+async fn proxy(listen: &str, target: String) -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind(listen).await.expect("bind the proxy");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let task = tokio::spawn(async move {
+        let mut links = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            links.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+async fn status(channel: &Channel, service: &str) -> Option<ServingStatus> {
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .ok()
+        .map(|answer| answer.into_inner().status())
+}
+
+/// Waits (up to 15 s) until the store service's health is `wanted`.
+async fn becomes(channel: &Channel, wanted: ServingStatus) {
+    for _ in 0..150 {
+        if status(channel, "pos.v1.StoreService").await == Some(wanted)
+            && status(channel, "").await == Some(wanted)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "health never became {wanted:?}: {:?}",
+        status(channel, "pos.v1.StoreService").await
+    );
+}
+
+#[tokio::test]
+async fn health_follows_the_database_and_redis() {
+    let (test_db, db) = TestDb::create(Engine::Postgres).await;
+    let url = test_db.url();
+    let mut migrate = pos();
+    migrate.args(["migrate", "--database-url", &url, "--role", "store"]);
+    let (done, _, stderr) = output(migrate).await;
+    assert!(done.success(), "{stderr}");
+    db.close().await;
+
+    let redis = crate::support::redis_url();
+    let redis_addr = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string();
+    let (proxied, cut) = proxy("127.0.0.1:0", redis_addr.clone()).await;
+    let files = tempfile::tempdir().expect("dir");
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
+    let mut command = pos();
+    command
+        .args(["serve", "store", "--listen", "127.0.0.1:0"])
+        .env("POS_DATABASE_URL", &url)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SIGNING_KEY_FILE", &key_file)
+        .env("POS_REDIS_URL", format!("redis://{proxied}"))
+        .env("POS_REDIS_KEY_PREFIX", crate::support::redis_prefix());
+    let store = PosProcess::spawn("store", command).await;
+    let channel = Channel::from_shared(format!("http://{}", store.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    becomes(&channel, ServingStatus::Serving).await;
+
+    // Redis gone: not ready; back on the same address: ready again.
+    cut.abort();
+    let _ = cut.await;
+    becomes(&channel, ServingStatus::NotServing).await;
+    let (_, restored) = proxy(&proxied, redis_addr).await;
+    becomes(&channel, ServingStatus::Serving).await;
+
+    // The database gone: not ready.
+    test_db.drop_database().await;
+    becomes(&channel, ServingStatus::NotServing).await;
+    restored.abort();
+    store.kill().await;
+}
