@@ -33,10 +33,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (context, database) = context(role, &flags).await?;
     let stopping = context.stopping.clone();
-    // Readiness follows what the role cannot work without: its database, and Redis when
-    // it was given one.
+    // Readiness follows what the role cannot work without: its database (on the schema
+    // this build needs), and Redis when it was given one.
     let dependencies = Dependencies {
         database: database.clone(),
+        migrations: role.needs().migrations,
         shared_state: context.shared_state.clone(),
     };
     let served = role

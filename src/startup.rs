@@ -109,7 +109,17 @@ pub async fn serve_grpc(
     let (mut routes, names) = services.into_parts();
     let reporter =
         add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET).await?;
-    let watcher = tokio::spawn(keep_to(dependencies, reporter.clone(), names.clone()));
+    // Not ready from the first probe when a dependency is down or the schema is behind.
+    let serving = ready(&dependencies).await;
+    if !serving {
+        set_all(&reporter, &names, ServingStatus::NotServing).await;
+    }
+    let watcher = tokio::spawn(keep_to(
+        dependencies,
+        reporter.clone(),
+        names.clone(),
+        serving,
+    ));
     let incoming = accepting(listener);
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -141,13 +151,28 @@ pub async fn serve_grpc(
     })
 }
 
+/// Whether every dependency answers now; says why not.
+async fn ready(dependencies: &Dependencies) -> bool {
+    match dependencies.check().await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!(error = %err, "not ready: NOT_SERVING");
+            false
+        }
+    }
+}
+
 /// Keeps a role's health to its dependencies: NOT_SERVING while one does not answer,
 /// SERVING again once all do; each change is logged once.
-async fn keep_to(dependencies: Dependencies, reporter: HealthReporter, names: Vec<&'static str>) {
+async fn keep_to(
+    dependencies: Dependencies,
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    mut serving: bool,
+) {
     if dependencies.is_empty() {
         return;
     }
-    let mut serving = true;
     loop {
         tokio::time::sleep(readiness::CHECK_EVERY).await;
         match dependencies.check().await {

@@ -108,3 +108,61 @@ async fn health_follows_the_database_and_redis() {
     restored.abort();
     store.kill().await;
 }
+
+/// Runs `statement` on the database at `url`.
+async fn execute(url: &str, statement: &str) {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    conn.execute(sqlx::AssertSqlSafe(statement.to_string()))
+        .await
+        .expect("statement");
+    conn.close().await.ok();
+}
+
+#[tokio::test]
+async fn a_role_on_an_older_schema_is_not_ready_and_says_why() {
+    let (test_db, db) = TestDb::create(Engine::Postgres).await;
+    let url = test_db.url();
+    let mut migrate = pos();
+    migrate.args(["migrate", "--database-url", &url, "--role", "store"]);
+    let (done, _, stderr) = output(migrate).await;
+    assert!(done.success(), "{stderr}");
+    db.close().await;
+    // As if this build's latest migration had not run yet (a rollout ahead of its Job).
+    execute(
+        &url,
+        "CREATE TABLE held_back AS SELECT * FROM store_migrations
+           WHERE version = (SELECT max(version) FROM store_migrations);
+         DELETE FROM store_migrations WHERE version IN (SELECT version FROM held_back)",
+    )
+    .await;
+    let files = tempfile::tempdir().expect("dir");
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
+    let mut command = pos();
+    command
+        .args(["serve", "store", "--listen", "127.0.0.1:0"])
+        .env("POS_DATABASE_URL", &url)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SIGNING_KEY_FILE", &key_file);
+    let store = PosProcess::spawn("store", command).await;
+    let channel = Channel::from_shared(format!("http://{}", store.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    // Not ready from the first probe, with the reason in the log.
+    assert_eq!(
+        status(&channel, "pos.v1.StoreService").await,
+        Some(ServingStatus::NotServing)
+    );
+    assert!(
+        store.stderr().contains("run `pos migrate`"),
+        "{}",
+        store.stderr()
+    );
+    // Migrated: ready.
+    execute(&url, "INSERT INTO store_migrations SELECT * FROM held_back").await;
+    becomes(&channel, ServingStatus::Serving).await;
+    store.kill().await;
+    test_db.drop_database().await;
+}

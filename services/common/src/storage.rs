@@ -151,6 +151,39 @@ impl Database {
         }
     }
 
+    /// The latest migration of `migrations` this database has applied, and the latest
+    /// this build has: a role on an older schema than it needs must not serve.
+    pub async fn schema_versions(
+        &self,
+        migrations: &Migrations,
+    ) -> Result<(Option<i64>, Option<i64>), StorageError> {
+        let statement = sqlx::AssertSqlSafe(format!(
+            "SELECT max(version) FROM {} WHERE success",
+            migrations.table
+        ));
+        let (applied, needed) = match self {
+            Self::Postgres(pool) => (
+                sqlx::query_scalar::<_, Option<i64>>(statement)
+                    .fetch_one(pool)
+                    .await,
+                (migrations.postgres)().iter().map(|m| m.version).max(),
+            ),
+            Self::Sqlite(pool) => (
+                sqlx::query_scalar::<_, Option<i64>>(statement)
+                    .fetch_one(pool)
+                    .await,
+                (migrations.sqlite)().iter().map(|m| m.version).max(),
+            ),
+        };
+        // No migrations table at all: nothing applied.
+        let applied = match applied {
+            Ok(version) => version,
+            Err(sqlx::Error::Database(_)) => None,
+            Err(err) => return Err(err.into()),
+        };
+        Ok((applied, needed))
+    }
+
     /// Whether the database answers a statement now (readiness).
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self {
