@@ -40,6 +40,34 @@ impl PgSettlementStorage {
         }
     }
 
+    /// The transaction that replaces a window of `table`: its turn among the window's
+    /// writers taken, and `run`'s lease checked and held; `None` (nothing done) when the
+    /// run no longer holds it.
+    async fn begin_window_write(
+        &self,
+        run: RunId,
+        table: &str,
+        term: &str,
+        start: NaiveDate,
+    ) -> StorageResult<Option<Transaction<'static, Postgres>>> {
+        let mut tx = self.pool.begin().await?;
+        lock_window(&mut tx, table, term, start).await?;
+        if holds_lease(&mut tx, run).await? {
+            Ok(Some(tx))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+
+    /// Where tests stop a run: its old rows deleted, its new ones not yet written.
+    async fn halfway(&self) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
+    }
+
     /// The storage with `halfway` awaited inside every replace's transaction, after the
     /// window's old rows are deleted and before its new ones are written: tests stop a
     /// run there as a crash would.
@@ -106,8 +134,6 @@ impl SettlementRow {
     }
 }
 
-/// Whether `run` holds its lease, locking the lease until the transaction ends so that no
-/// other run can take it over meanwhile.
 /// Makes writers of one window take turns, whatever stores each covers: runs of
 /// overlapping scopes (every store, a shard, one owner's store) may run at once, and two
 /// transactions deleting and re-inserting the same rows concurrently would otherwise
@@ -128,6 +154,8 @@ async fn lock_window(
     Ok(())
 }
 
+/// Whether `run` holds its lease, locking the lease until the transaction ends so that no
+/// other run can take it over meanwhile.
 async fn holds_lease(db: &mut Transaction<'_, Postgres>, run: RunId) -> StorageResult<bool> {
     let held = sqlx::query_scalar!(
         "SELECT run_id FROM aggregation_locks WHERE run_id = $1 FOR UPDATE",
@@ -175,12 +203,12 @@ impl SettlementStorage for PgSettlementStorage {
         );
         let stores = ids(window.stores);
         let rows = SalesColumns::of(window.sales);
-        let mut tx = self.pool.begin().await?;
-        lock_window(&mut tx, "product_sales", term, start).await?;
-        if !holds_lease(&mut tx, run).await? {
-            tx.rollback().await?;
+        let Some(mut tx) = self
+            .begin_window_write(run, "product_sales", term, start)
+            .await?
+        else {
             return Ok(Replaced::LeaseLost);
-        }
+        };
         sqlx::query!(
             "DELETE FROM product_sales
              WHERE term = $1::text::settlement_term AND start_date = $2 AND store_id = ANY($3)",
@@ -199,11 +227,7 @@ impl SettlementStorage for PgSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Tests stop a run here, its old rows deleted and its new ones not yet written.
-        #[cfg(feature = "fault-injection")]
-        if let Some(halfway) = &self.halfway {
-            halfway().await;
-        }
+        self.halfway().await;
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT store_id, $2::text::settlement_term, $3, $4
@@ -252,12 +276,12 @@ impl SettlementStorage for PgSettlementStorage {
             window.window.end,
         );
         let stores = ids(window.stores);
-        let mut tx = self.pool.begin().await?;
-        lock_window(&mut tx, "settlements", term, start).await?;
-        if !holds_lease(&mut tx, run).await? {
-            tx.rollback().await?;
+        let Some(mut tx) = self
+            .begin_window_write(run, "settlements", term, start)
+            .await?
+        else {
             return Ok(Replaced::LeaseLost);
-        }
+        };
         sqlx::query!(
             "DELETE FROM settlement_products
              WHERE term = $1::text::settlement_term AND start_date = $2 AND store_id = ANY($3)",
@@ -289,11 +313,7 @@ impl SettlementStorage for PgSettlementStorage {
         let revenues: Vec<i64> = window.totals.iter().map(|t| t.revenue).collect();
         let fees: Vec<i64> = window.totals.iter().map(|t| t.fee).collect();
         let trades: Vec<i64> = window.totals.iter().map(|t| t.trade_count).collect();
-        // Tests stop a run here, its old rows deleted and its new ones not yet written.
-        #[cfg(feature = "fault-injection")]
-        if let Some(halfway) = &self.halfway {
-            halfway().await;
-        }
+        self.halfway().await;
         // Every covered store settles, at zero when it sold nothing.
         let mut written = sqlx::query!(
             "INSERT INTO settlements

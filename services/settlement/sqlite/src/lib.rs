@@ -42,6 +42,29 @@ impl SqliteSettlementStorage {
         }
     }
 
+    /// The transaction that replaces a window (`BEGIN IMMEDIATE`: one writer at a time),
+    /// `run`'s lease checked in it; `None` (nothing done) when the run no longer holds it.
+    async fn begin_window_write(
+        &self,
+        run: RunId,
+    ) -> StorageResult<Option<sqlx::Transaction<'static, sqlx::Sqlite>>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if holds_lease(&mut tx, run).await? {
+            Ok(Some(tx))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+
+    /// Where tests stop a run: its old rows deleted, its new ones not yet written.
+    async fn halfway(&self) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(halfway) = &self.halfway {
+            halfway().await;
+        }
+    }
+
     /// The storage with `halfway` awaited inside every replace's transaction, after the
     /// window's old rows are deleted and before its new ones are written: tests stop a
     /// run there as a crash would.
@@ -154,11 +177,9 @@ impl SettlementStorage for SqliteSettlementStorage {
         );
         let stores = json(&window.stores.iter().map(|s| s.get()).collect::<Vec<_>>())?;
         let rows = sales_json(window.sales)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !holds_lease(&mut tx, run).await? {
-            tx.rollback().await?;
+        let Some(mut tx) = self.begin_window_write(run).await? else {
             return Ok(Replaced::LeaseLost);
-        }
+        };
         sqlx::query!(
             "DELETE FROM product_sales WHERE term = ?1 AND start_date = ?2
                AND store_id IN (SELECT value FROM json_each(?3))",
@@ -177,11 +198,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Tests stop a run here, its old rows deleted and its new ones not yet written.
-        #[cfg(feature = "fault-injection")]
-        if let Some(halfway) = &self.halfway {
-            halfway().await;
-        }
+        self.halfway().await;
         sqlx::query!(
             "INSERT INTO product_sales_windows (store_id, term, start_date, end_date)
              SELECT value, ?2, ?3, ?4 FROM json_each(?1)",
@@ -246,11 +263,9 @@ impl SettlementStorage for SqliteSettlementStorage {
                 .collect::<Vec<_>>(),
         )?;
         let products = sales_json(window.products)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !holds_lease(&mut tx, run).await? {
-            tx.rollback().await?;
+        let Some(mut tx) = self.begin_window_write(run).await? else {
             return Ok(Replaced::LeaseLost);
-        }
+        };
         sqlx::query!(
             "DELETE FROM settlement_products WHERE term = ?1 AND start_date = ?2
                AND store_id IN (SELECT value FROM json_each(?3))",
@@ -278,11 +293,7 @@ impl SettlementStorage for SqliteSettlementStorage {
         )
         .execute(&mut *tx)
         .await?;
-        // Tests stop a run here, its old rows deleted and its new ones not yet written.
-        #[cfg(feature = "fault-injection")]
-        if let Some(halfway) = &self.halfway {
-            halfway().await;
-        }
+        self.halfway().await;
         // Every covered store settles, at zero when it sold nothing.
         let mut written = sqlx::query!(
             "INSERT INTO settlements
