@@ -2,7 +2,7 @@
 //! dates, the window containing a date — to the windows to run and the stores each
 //! covers, narrowed to a shard or one store; each window is then one [`Aggregator`] run.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::NaiveDate;
 use pos_common::domain::StoreId;
@@ -71,7 +71,9 @@ impl Batch {
         method: Method,
     ) -> Result<Vec<Outcome>, PlanError> {
         let covered = windows::scheduled(job, term, date)?;
-        self.run_all(job, term, covered, scope, method).await
+        let one_store = self.one_store(scope).await?;
+        self.run_all(job, term, covered, scope, one_store, method)
+            .await
     }
 
     /// Every window of `term` that holds a date from `from` to `to` (both included),
@@ -101,7 +103,9 @@ impl Batch {
             }
         }
         covered.sort_by_key(|covered| covered.window);
-        self.run_all(job, term, covered, scope, method).await
+        let one_store = self.one_store(scope).await?;
+        self.run_all(job, term, covered, scope, one_store, method)
+            .await
     }
 
     /// The window of `term` containing `date`: for one store (`scope.store`), its
@@ -115,21 +119,31 @@ impl Batch {
         scope: RunScope,
         method: Method,
     ) -> Result<Vec<Outcome>, PlanError> {
-        let Some(store) = scope.store else {
+        let Some((store, settles_on)) = self.one_store(scope).await? else {
             return self.backfill(job, term, date, date, scope, method).await;
         };
-        let settles_on = self
-            .directory
-            .settlement_day_of(store)
-            .await?
-            .ok_or(PlanError::UnknownStore(store))?;
         let window = windows::containing(job, term, date, settles_on)?;
         let stores = match (job, term) {
             (Job::Settlement, Term::Month) => Stores::SettlingOn(settles_on),
             _ => Stores::All,
         };
-        self.run_all(job, term, vec![Covered { window, stores }], scope, method)
+        let covered = vec![Covered { window, stores }];
+        self.run_all(job, term, covered, scope, Some((store, settles_on)), method)
             .await
+    }
+
+    /// For a run of one store: the store and the day it settles on (whether it exists and
+    /// when it settles is all such a run needs, not the list of every store).
+    async fn one_store(&self, scope: RunScope) -> Result<Option<(StoreId, u32)>, PlanError> {
+        let Some(store) = scope.store else {
+            return Ok(None);
+        };
+        let day = self
+            .directory
+            .settlement_day_of(store)
+            .await?
+            .ok_or(PlanError::UnknownStore(store))?;
+        Ok(Some((store, day)))
     }
 
     async fn run_all(
@@ -138,27 +152,26 @@ impl Batch {
         term: Term,
         covered: Vec<Covered>,
         scope: RunScope,
+        one_store: Option<(StoreId, u32)>,
         method: Method,
     ) -> Result<Vec<Outcome>, PlanError> {
-        // One store: whether it exists and when it settles is all that is needed, not
-        // the list of every store.
-        let one_store = match scope.store {
-            Some(store) => Some((
-                store,
-                self.directory
-                    .settlement_day_of(store)
-                    .await?
-                    .ok_or(PlanError::UnknownStore(store))?,
-            )),
-            None => None,
-        };
         let mut outcomes = Vec::with_capacity(covered.len());
+        // Windows of one group of stores (a DAY run's two days, a backfill's months) ask
+        // the store role once.
+        let mut lists: HashMap<Stores, Vec<StoreId>> = HashMap::new();
         for Covered { window, stores } in covered {
             let listed = match (one_store, stores) {
                 (Some((store, _)), Stores::All) => vec![store],
                 (Some((store, day)), Stores::SettlingOn(on)) if day == on => vec![store],
                 (Some(_), Stores::SettlingOn(_)) => Vec::new(),
-                (None, stores) => self.directory.stores(stores).await?,
+                (None, stores) => match lists.get(&stores) {
+                    Some(listed) => listed.clone(),
+                    None => {
+                        let listed = self.directory.stores(stores).await?;
+                        lists.insert(stores, listed.clone());
+                        listed
+                    }
+                },
             };
             let part = part_of(scope, listed);
             let result = self
