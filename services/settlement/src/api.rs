@@ -14,7 +14,7 @@ use pos_common::{
     auth::Principal,
     clock::SharedClock,
     domain::{Category, Invalid, StoreId},
-    error::Violations,
+    error::{FieldViolation, Violations},
 };
 use pos_proto::v1::{self as pb, settlement_service_server::SettlementService};
 use pos_settlement_storage::{Ranking, RunFilter, RunId, RunScope, SettlementStorage};
@@ -141,12 +141,10 @@ fn not_aggregated(what: &str, term: Term, start: NaiveDate) -> ApiError {
 }
 
 fn invalid_date(why: impl std::fmt::Display) -> ApiError {
-    let mut violations = Violations::new();
-    violations.add("date", why);
-    violations
-        .into_result()
-        .err()
-        .unwrap_or_else(|| ApiError::internal("a violation went missing"))
+    ApiError::invalid_fields(vec![FieldViolation {
+        field: "date".into(),
+        description: why.to_string(),
+    }])
 }
 
 /// What a failed on-demand run means for its caller.

@@ -438,6 +438,26 @@ async fn run_week(books: &Books, verify: bool) -> Result<pos_batch::Report, RunE
     run_window(books, Job::ProductSales, Term::Week, week, verify).await
 }
 
+/// Store 1's products of the week of 2024-11-25 by count: (id, count, amount).
+async fn week_top(books: &Books) -> Vec<(i64, i64, i64)> {
+    books
+        .settlements
+        .top_products(
+            StoreId::from_stored(1),
+            Term::Week,
+            date("2024-11-25"),
+            None,
+            Ranking::Count,
+            5,
+        )
+        .await
+        .expect("read")
+        .expect("aggregated")
+        .iter()
+        .map(|p| (p.product_id, p.sale_count, p.sale_amount))
+        .collect()
+}
+
 async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: Engine) {
     let mut books = Books::open(engine).await;
     a_week_of_bills(&mut books).await;
@@ -456,25 +476,8 @@ async fn a_week_rolls_up_from_its_days_aggregating_missing_days_first(engine: En
         .await
         .expect("rolled up and verified");
     assert_eq!(week.rows_read, 7, "one DAY row per day");
-    let top = books
-        .settlements
-        .top_products(
-            StoreId::from_stored(1),
-            Term::Week,
-            date("2024-11-25"),
-            None,
-            Ranking::Count,
-            5,
-        )
-        .await
-        .expect("read")
-        .expect("aggregated");
     // Product 1 on days 1, 3, 5, 7 (1+3+5+7 units), product 2 on days 2, 4, 6 (2+4+6).
-    let top: Vec<(i64, i64, i64)> = top
-        .iter()
-        .map(|p| (p.product_id, p.sale_count, p.sale_amount))
-        .collect();
-    assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
+    assert_eq!(week_top(&books).await, [(1, 16, 16_000), (2, 12, 12_000)]);
     // The two missing days were aggregated first, each as a run of its own.
     let runs = books
         .settlements
@@ -494,24 +497,7 @@ async fn a_week_without_day_rows_aggregates_every_day_first(engine: Engine) {
     a_week_of_bills(&mut books).await;
     let week = run_week(&books, true).await.expect("aggregated");
     assert_eq!(week.rows_read, 7, "one DAY row per day");
-    let top = books
-        .settlements
-        .top_products(
-            StoreId::from_stored(1),
-            Term::Week,
-            date("2024-11-25"),
-            None,
-            Ranking::Count,
-            5,
-        )
-        .await
-        .expect("read")
-        .expect("aggregated");
-    let top: Vec<(i64, i64, i64)> = top
-        .iter()
-        .map(|p| (p.product_id, p.sale_count, p.sale_amount))
-        .collect();
-    assert_eq!(top, [(1, 16, 16_000), (2, 12, 12_000)]);
+    assert_eq!(week_top(&books).await, [(1, 16, 16_000), (2, 12, 12_000)]);
     let runs = books
         .settlements
         .runs(&RunFilter::latest(20))
