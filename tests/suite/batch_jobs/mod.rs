@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use pos_batch::{Aggregator, RunError, TimeZone, WindowRun};
 use pos_common::{
     aggregation::{Job, Term, Window},
@@ -23,7 +22,7 @@ use pos_trade_storage::{
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::support::{Engine, TestDb};
+use crate::support::{Engine, TestDb, at, date};
 
 crate::on_both_engines!(
     the_reference_example_settles_as_published,
@@ -36,14 +35,6 @@ crate::on_both_engines!(
 
 mod runs;
 mod settlement_months;
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a test instant")
-}
-
-fn date(text: &str) -> NaiveDate {
-    text.parse().expect("a test date")
-}
 
 fn december_first() -> Window {
     Window {

@@ -7,7 +7,6 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use chrono::{DateTime, NaiveDate, Utc};
 use pos_common::{
     clock::{ManualClock, SharedClock},
     domain::{
@@ -23,7 +22,7 @@ use pos_trade_storage::{
 use tokio::process::Command;
 
 use crate::support::{
-    Engine, TestDb,
+    Engine, TestDb, at, date,
     process::{PosProcess, output, pos},
 };
 
@@ -34,14 +33,6 @@ crate::on_both_engines!(
     shards_add_up_to_the_whole_window,
     two_runs_of_one_window_at_once_leave_correct_results,
 );
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a test instant")
-}
-
-fn date(text: &str) -> NaiveDate {
-    text.parse().expect("a test date")
-}
 
 /// The stores' settlement days: store i (from 1) settles on the i-th.
 const DAYS: [i32; 6] = [1, 5, 10, 15, 20, 25];

@@ -2,7 +2,6 @@
 //! system's worked example placed with real orders and payments, then aggregated on
 //! demand and read back; who may read and run what; and how bad requests are refused.
 
-use chrono::{DateTime, Utc};
 use pos_common::{
     clock::ManualClock,
     peer::{ServiceCredential, with_service_token},
@@ -15,7 +14,7 @@ use tonic::{Code, service::interceptor::InterceptedService, transport::Channel};
 
 use crate::{
     support::{
-        Bearer, Engine, assert_error, bearer, dev_signup,
+        Bearer, Engine, assert_error, at, bearer, dev_signup,
         stack::{StackOptions, TestStack},
     },
     trade_api::{order, store_client, trade_client},
@@ -32,10 +31,6 @@ type Settlements = SettlementServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A category's amount and its products' (id, count, amount).
 type CategoryFigures = (i32, i64, Vec<(i64, i64, i64)>);
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a test instant")
-}
 
 /// A stack whose clock stands at noon, Seoul time, on 2024-12-01.
 async fn stack_on_the_first(engine: Engine) -> (TestStack, std::sync::Arc<ManualClock>) {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::TimeDelta;
 use pos_common::{
     domain::{CardCompany, Category, StoreId},
     storage::Database,
@@ -17,7 +17,7 @@ use pos_settlement_storage::{
     RunScope, Settlement, SettlementStorage, SettlementWindow, StoreTotals, Term, Window,
 };
 
-use crate::support::{Engine, TestDb};
+use crate::support::{Engine, TestDb, at, date};
 
 crate::on_both_engines!(
     a_run_replaces_its_window_for_the_stores_it_covers,
@@ -102,10 +102,6 @@ impl Fixture {
         self.database.close().await;
         self.test_db.drop_database().await;
     }
-}
-
-pub(crate) fn date(text: &str) -> NaiveDate {
-    text.parse().expect("a test date")
 }
 
 fn december_first() -> Window {
@@ -420,10 +416,6 @@ async fn settlements_are_replaced_whole_and_their_detail_adds_up(engine: Engine)
         .expect("list");
     assert_eq!(listed, [settlement(1, 0, 0, 0)]);
     f.finish().await;
-}
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a test instant")
 }
 
 /// A DAY product-sales run of 2024-12-01 starting at `started` with a one-minute lease.

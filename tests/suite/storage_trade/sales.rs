@@ -2,7 +2,6 @@
 //! count, by the instant they were paid; product sales, revenue and card fees agree; a
 //! product is named as it was last sold; stores are read whole, by list or by shard.
 
-use chrono::{DateTime, Utc};
 use pos_common::{
     clock::{ManualClock, SharedClock},
     domain::{DeviceId, ProductId, StoreId},
@@ -15,7 +14,7 @@ use pos_trade_storage::{
 };
 
 use super::{CARD_H, Fixture, device, new_payment, store};
-use crate::support::Engine;
+use crate::support::{Engine, at};
 
 crate::on_both_engines!(
     the_reference_example_adds_up_to_its_published_figures,
@@ -23,10 +22,6 @@ crate::on_both_engines!(
     a_product_is_named_as_it_was_last_sold,
     stores_are_read_by_list_or_by_shard,
 );
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().expect("a test instant")
-}
 
 /// 2024-12-01 in Asia/Seoul (UTC+9).
 fn seoul_december_first() -> PaidBetween {

@@ -304,3 +304,13 @@ pub fn key_files(dir: &std::path::Path) -> (TokenIssuer, std::path::PathBuf, std
     .expect("write jwks");
     (issuer, key_file, jwks_file)
 }
+
+/// An instant written as RFC 3339 in a test.
+pub fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().expect("a test instant")
+}
+
+/// A date written as YYYY-MM-DD in a test.
+pub fn date(text: &str) -> chrono::NaiveDate {
+    text.parse().expect("a test date")
+}
