@@ -13,7 +13,7 @@ use tonic_health::pb::{
 
 use crate::support::{
     Engine, TestDb,
-    process::{PosProcess, output, pos},
+    process::{PosProcess, migrate, pos},
 };
 
 /// A TCP proxy on loopback to `target`; dropping the handle (aborting it) cuts every
@@ -65,10 +65,7 @@ async fn becomes(channel: &Channel, wanted: ServingStatus) {
 async fn health_follows_the_database_and_redis() {
     let (test_db, db) = TestDb::create(Engine::Postgres).await;
     let url = test_db.url();
-    let mut migrate = pos();
-    migrate.args(["migrate", "--database-url", &url, "--role", "store"]);
-    let (done, _, stderr) = output(migrate).await;
-    assert!(done.success(), "{stderr}");
+    migrate(&url, "store").await;
     db.close().await;
 
     let redis = crate::support::redis_url();
@@ -123,10 +120,7 @@ async fn execute(url: &str, statement: &str) {
 async fn a_role_on_an_older_schema_is_not_ready_and_says_why() {
     let (test_db, db) = TestDb::create(Engine::Postgres).await;
     let url = test_db.url();
-    let mut migrate = pos();
-    migrate.args(["migrate", "--database-url", &url, "--role", "store"]);
-    let (done, _, stderr) = output(migrate).await;
-    assert!(done.success(), "{stderr}");
+    migrate(&url, "store").await;
     db.close().await;
     // As if this build's latest migration had not run yet (a rollout ahead of its Job).
     execute(

@@ -23,7 +23,7 @@ use tokio::process::Command;
 
 use crate::support::{
     Engine, TestDb, at, date,
-    process::{PosProcess, output, pos},
+    process::{PosProcess, migrate, output, pos},
 };
 
 mod metrics;
@@ -50,13 +50,6 @@ struct Books {
     key_file: std::path::PathBuf,
     _files: tempfile::TempDir,
     keys: usize,
-}
-
-async fn migrate(url: &str, role: &str) {
-    let mut migrate = pos();
-    migrate.args(["migrate", "--database-url", url, "--role", role]);
-    let (status, _, stderr) = output(migrate).await;
-    assert!(status.success(), "{stderr}");
 }
 
 impl Books {

@@ -7,7 +7,7 @@ mod trade_crash;
 
 use crate::support::{
     Engine, TestDb, bearer,
-    process::{PosProcess, output, pos},
+    process::{PosProcess, migrate, pos},
 };
 use pos_common::domain::UserId;
 use pos_proto::v1::{
@@ -32,14 +32,6 @@ async fn role(name: &str, listen: &str, envs: &[(&str, String)]) -> PosProcess {
         command.env(key, value);
     }
     PosProcess::spawn(name, command).await
-}
-
-/// Applies every role's migrations to the database at `url`, as a deployment's job would.
-async fn migrate(url: &str) {
-    let mut migrate = pos();
-    migrate.args(["migrate", "--database-url", url]);
-    let (status, _, stderr) = output(migrate).await;
-    assert!(status.success(), "{stderr}");
 }
 
 /// What every role of one mesh shares: JSON logs, and Redis under a key prefix of its
@@ -72,7 +64,7 @@ async fn connect(addr: &str) -> Channel {
 async fn three_roles_serve_a_signup_through_the_edge(engine: Engine) {
     let (test_db, db) = TestDb::create(engine).await;
     let url = test_db.url();
-    migrate(&url).await;
+    migrate(&url, "all").await;
 
     let files = tempfile::tempdir().expect("dir");
     let (_, key_file, jwks_file) = crate::support::key_files(files.path());

@@ -166,7 +166,7 @@ async fn trade_killed_mid_burst_leaves_stock_and_bills_agreeing(engine: Engine) 
     let started = Instant::now();
     let (test_db, db) = TestDb::create(engine).await;
     let url = test_db.url();
-    migrate(&url).await;
+    migrate(&url, "all").await;
     let store_storage = pos_store::open_storage(&db, clock::system());
 
     let files = tempfile::tempdir().expect("dir");

@@ -50,6 +50,15 @@ pub async fn output(mut command: Command) -> (std::process::ExitStatus, String, 
     )
 }
 
+/// `pos migrate --role <role>` (`all`: every role) on the database at `url`, as a
+/// deployment's migration Job runs it; asserts it succeeded.
+pub async fn migrate(url: &str, role: &str) {
+    let mut migrate = pos();
+    migrate.args(["migrate", "--database-url", url, "--role", role]);
+    let (status, _, stderr) = output(migrate).await;
+    assert!(status.success(), "pos migrate --role {role}: {stderr}");
+}
+
 impl PosProcess {
     /// Spawns `command` and waits until it prints `listening on ADDR`. `name` labels its
     /// output in failure messages.
