@@ -14,7 +14,6 @@ use pos_batch::{
 };
 use pos_common::{
     aggregation::{Job, Term},
-    auth::{SigningKey, TokenIssuer},
     clock,
     domain::StoreId,
     peer::{ServiceCredential, connect_lazy},
@@ -272,16 +271,10 @@ async fn open(
         .as_ref()
         .or(common.signing.signing_key_file.as_ref())
         .context("a key for the batch's service token is needed (POS_SERVICE_KEY_FILE or POS_SIGNING_KEY_FILE)")?;
-    let key = SigningKey::from_file(key)
-        .with_context(|| format!("cannot use the key in {}", key.display()))?;
     let clock = clock::system();
     // The store role lists stores to the settlement role only: the batch is its job.
     let credential = ServiceCredential::new(
-        TokenIssuer::new(
-            Arc::new(key),
-            &common.tokens.jwt_issuer,
-            &common.tokens.jwt_audience,
-        ),
+        crate::serve::issuer(&common.tokens, key)?,
         <pos_settlement::SettlementRole as Role>::NAME,
         clock.clone(),
     );

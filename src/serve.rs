@@ -54,7 +54,8 @@ pub async fn serve(
     Ok(())
 }
 
-fn issuer(tokens: &TokenFlags, path: &Path) -> anyhow::Result<TokenIssuer> {
+/// Signs with the PKCS#8 key in `path`, for the issuer and audience of `tokens`.
+pub(crate) fn issuer(tokens: &TokenFlags, path: &Path) -> anyhow::Result<TokenIssuer> {
     let key = SigningKey::from_file(path)
         .with_context(|| format!("cannot use the key in {}", path.display()))?;
     Ok(TokenIssuer::new(
