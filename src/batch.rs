@@ -4,14 +4,12 @@
 //! which stores a window covers, pushes metrics when `POS_PUSHGATEWAY_URL` is set, and
 //! exits non-zero when any window failed.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::{ArgMatches, Args, Command, FromArgMatches, ValueEnum};
-use pos_batch::{
-    Aggregator, Batch, Method, Outcome, PlanError, StoreRoleDirectory, driver::describe,
-};
+use pos_batch::{Batch, Method, Outcome, PlanError, driver::describe};
 use pos_common::{
     aggregation::{Job, Term},
     clock,
@@ -279,15 +277,13 @@ async fn open(
         clock.clone(),
     );
     let store = connect_lazy(&common.store_addr)?;
-    let aggregator = Aggregator::new(
-        pos_trade::open_sales_source(&source),
+    let batch = pos_settlement::open_batch(
+        &source,
         pos_settlement::open_storage(&settlement),
         common.aggregation.time_zone,
         clock,
-    );
-    let batch = Batch::new(
-        aggregator,
-        Arc::new(StoreRoleDirectory::new(store, &credential)),
+        store,
+        &credential,
     );
     let pushgateway = common
         .aggregation

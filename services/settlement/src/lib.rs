@@ -15,6 +15,8 @@ use pos_batch::{
     Aggregator, Batch, Pushgateway, StoreRoleDirectory, TimeZone, scheduler::run_schedule,
 };
 use pos_common::{
+    clock::SharedClock,
+    peer::{Peer, ServiceCredential},
     role::{
         GrpcServices, KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds, Requirement, Role,
         RoleContext, Served, StartError,
@@ -43,6 +45,24 @@ pub fn open_storage(database: &Database) -> Arc<dyn SettlementStorage> {
             pool.clone(),
         )),
     }
+}
+
+/// The batch over `source`'s paid bills into `storage`, with days in `zone` and the
+/// stores the store role (`store`, called with `credential`) lists: what the role runs on
+/// demand and on schedule, and what `pos batch` runs.
+pub fn open_batch(
+    source: &Database,
+    storage: Arc<dyn SettlementStorage>,
+    zone: TimeZone,
+    clock: SharedClock,
+    store: Peer,
+    credential: &ServiceCredential,
+) -> Batch {
+    let aggregator = Aggregator::new(pos_trade::open_sales_source(source), storage, zone, clock);
+    Batch::new(
+        aggregator,
+        Arc::new(StoreRoleDirectory::new(store, credential)),
+    )
 }
 
 /// Where the batch reads paid bills and in which zone it counts days: shared by the
@@ -131,17 +151,14 @@ impl Role for SettlementRole {
             .source(context.source_database.as_ref(), database)
             .await?;
         let storage = open_storage(database);
-        let aggregator = Aggregator::new(
-            pos_trade::open_sales_source(&source),
+        let batch = open_batch(
+            &source,
             storage.clone(),
             args.aggregation.time_zone,
             context.clock.clone(),
-        );
-        let directory = Arc::new(StoreRoleDirectory::new(
             context.peer("store", Self::NAME)?,
             &credential,
-        ));
-        let batch = Batch::new(aggregator, directory);
+        );
         if context.embedded && !args.no_schedule {
             tracing::info!(zone = %args.aggregation.time_zone, "running the batch schedule in process");
             tokio::spawn(run_schedule(
