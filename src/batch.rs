@@ -142,10 +142,38 @@ pub fn command() -> Command {
                 .about("Aggregates every window holding a date from --from to --to")
                 .long_about(None),
         )
+        .subcommand(Command::new("schedule").about(
+            "Prints the schedule (cron, in the stores' zone) as the Helm chart's \
+             files/schedule.yaml",
+        ))
+}
+
+/// The schedule table as the Helm chart reads it (`helm/pos-mesh/files/schedule.yaml`):
+/// its CronJobs are rendered from this, so they and `pos up`'s scheduler run one table.
+pub fn schedule_yaml() -> String {
+    let mut yaml = String::from(
+        "# Written by `cargo xtask manifests` from `pos batch schedule` (the schedule table\n\
+         # that `pos up` runs in process); do not edit by hand.\n\
+         jobs:\n",
+    );
+    for entry in pos_batch::schedule::SCHEDULE {
+        yaml += &format!(
+            "  - name: {}\n    job: {}\n    term: {}\n    schedule: \"{}\"\n",
+            entry.name(),
+            entry.job.as_str(),
+            entry.term.as_str(),
+            entry.cron()
+        );
+    }
+    yaml
 }
 
 pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let (what, common, dates) = match matches.subcommand() {
+        Some(("schedule", _)) => {
+            print!("{}", schedule_yaml());
+            return Ok(());
+        }
         Some(("run", sub)) => {
             let flags = RunFlags::from_arg_matches(sub)?;
             let date = flags
@@ -157,7 +185,7 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
             let flags = BackfillFlags::from_arg_matches(sub)?;
             ("backfill", flags.common, (flags.from, flags.to))
         }
-        _ => bail!("pos batch needs run or backfill"),
+        _ => bail!("pos batch needs run, backfill or schedule"),
     };
     let job = match common.job {
         JobName::ProductSales => Job::ProductSales,

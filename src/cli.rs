@@ -10,7 +10,7 @@ use crate::{
     serve, up,
 };
 
-/// `pos`: `up`, `serve <role>`, `migrate` and `batch`.
+/// `pos`: `up`, `serve <role>`, `migrate`, `batch` and `health`.
 pub fn command() -> Command {
     let serve = Command::new("serve")
         .about("Runs one role, for Kubernetes")
@@ -56,6 +56,7 @@ pub fn command() -> Command {
         .subcommand(serve)
         .subcommand(migrate)
         .subcommand(crate::batch::command())
+        .subcommand(crate::health::command())
 }
 
 /// Whether logs should be JSON lines.
@@ -79,6 +80,7 @@ pub async fn run(matches: ArgMatches) -> anyhow::Result<()> {
         }
         Some(("migrate", migrate)) => run_migrate(migrate).await,
         Some(("batch", batch)) => crate::batch::run(batch).await,
+        Some(("health", health)) => crate::health::run(health).await,
         _ => anyhow::bail!("unknown command; see pos --help"),
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use pos_common::{
     auth::{AuthLayer, Authenticator},
     framing::RequestFramingLayer,
-    introspection::{add_health_and_reflection, set_all},
+    introspection::{ServedHealth, add_health_and_reflection, set_all},
     peer::{self, Peer},
     readiness::{self, Dependencies},
     role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
@@ -44,7 +44,7 @@ pub async fn serve_checked(
 ) -> anyhow::Result<Running> {
     match served {
         Served::Grpc { services, auth } => serve_grpc(listen, services, auth, dependencies).await,
-        Served::Front(front) => serve_http(listen, front).await,
+        Served::Front(front) => serve_front(listen, front, dependencies).await,
     }
 }
 
@@ -58,9 +58,26 @@ pub struct Running {
 }
 
 struct Health {
-    reporter: HealthReporter,
-    names: Vec<&'static str>,
+    served: ServedHealth,
     watcher: JoinHandle<()>,
+}
+
+impl Health {
+    /// Starts keeping `served` to `dependencies`: NOT_SERVING from the first probe when
+    /// one is down or the schema is behind.
+    async fn kept_to(served: ServedHealth, dependencies: Dependencies) -> Self {
+        let serving = ready(&dependencies).await;
+        if !serving {
+            set_all(&served.reporter, &served.names, ServingStatus::NotServing).await;
+        }
+        let watcher = tokio::spawn(keep_to(
+            dependencies,
+            served.reporter.clone(),
+            served.names.clone(),
+            serving,
+        ));
+        Self { served, watcher }
+    }
 }
 
 impl Running {
@@ -74,7 +91,8 @@ impl Running {
         // Probes and balancers hear it first, and send no new calls while this drains.
         if let Some(health) = self.health.take() {
             health.watcher.abort();
-            set_all(&health.reporter, &health.names, ServingStatus::NotServing).await;
+            let ServedHealth { reporter, names } = &health.served;
+            set_all(reporter, names, ServingStatus::NotServing).await;
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -109,17 +127,14 @@ pub async fn serve_grpc(
     let (mut routes, names) = services.into_parts();
     let reporter =
         add_health_and_reflection(&mut routes, &names, pos_proto::FILE_DESCRIPTOR_SET).await?;
-    // Not ready from the first probe when a dependency is down or the schema is behind.
-    let serving = ready(&dependencies).await;
-    if !serving {
-        set_all(&reporter, &names, ServingStatus::NotServing).await;
-    }
-    let watcher = tokio::spawn(keep_to(
+    let health = Health::kept_to(
+        ServedHealth {
+            reporter,
+            names: names.clone(),
+        },
         dependencies,
-        reporter.clone(),
-        names.clone(),
-        serving,
-    ));
+    )
+    .await;
     let incoming = accepting(listener);
     let (shutdown, signal) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -143,11 +158,7 @@ pub async fn serve_grpc(
         addr,
         shutdown: Some(shutdown),
         task,
-        health: Some(Health {
-            reporter,
-            names,
-            watcher,
-        }),
+        health: Some(health),
     })
 }
 
@@ -194,6 +205,19 @@ async fn keep_to(
 /// Serves an HTTP front door (the edge) on HTTP/1.1 and HTTP/2 under its connection
 /// limits, with the peer address available to it.
 pub async fn serve_http(listen: SocketAddr, front: Front) -> anyhow::Result<Running> {
+    serve_front(listen, front, Dependencies::default()).await
+}
+
+/// [`serve_http`], its health NOT_SERVING while one of `dependencies` does not answer.
+async fn serve_front(
+    listen: SocketAddr,
+    front: Front,
+    dependencies: Dependencies,
+) -> anyhow::Result<Running> {
+    let health = match front.health {
+        Some(served) => Some(Health::kept_to(served, dependencies).await),
+        None => None,
+    };
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
     let (shutdown, signal) = oneshot::channel::<()>();
@@ -206,7 +230,7 @@ pub async fn serve_http(listen: SocketAddr, front: Front) -> anyhow::Result<Runn
         addr,
         shutdown: Some(shutdown),
         task,
-        health: None,
+        health,
     })
 }
 

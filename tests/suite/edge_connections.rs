@@ -47,6 +47,7 @@ async fn serve(limits: ConnectionLimits) -> Running {
         Front {
             router,
             connections: limits,
+            health: None,
         },
     )
     .await

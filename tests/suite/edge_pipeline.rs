@@ -125,7 +125,7 @@ pub(crate) async fn edge(
     let keys = Arc::new(KeyCache::new(jwks.clone(), "pos-mesh", "pos-mesh").await);
     let (store, seen) = recording();
     let stopping = Stopping::new();
-    let router = pos_edge::router(
+    let (router, health) = pos_edge::router(
         &EdgeConfig {
             cors_allowed_origins: vec!["https://tablet.example".into()],
             rate_limit_per_minute,
@@ -154,6 +154,7 @@ pub(crate) async fn edge(
         Front {
             router,
             connections: ConnectionLimits::default(),
+            health: Some(health),
         },
     )
     .await

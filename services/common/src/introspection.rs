@@ -6,6 +6,10 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 pub use tonic_reflection::server::Error as ReflectionError;
 
+/// The health name that answers SERVING for as long as the process answers at all: what
+/// liveness probes ask, so a role waiting for its database is not restarted for it.
+pub const LIVENESS: &str = "liveness";
+
 /// Adds health (SERVING for each name) and reflection advertising exactly `names`, with
 /// schemas from `descriptor_set` (plus health's own); answers the health reporter, which
 /// readiness and shutdown turn to NOT_SERVING.
@@ -15,6 +19,9 @@ pub async fn add_health_and_reflection(
     descriptor_set: &'static [u8],
 ) -> Result<HealthReporter, ReflectionError> {
     let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     for name in names {
         reporter
             .set_service_status(*name, ServingStatus::Serving)
@@ -36,6 +43,14 @@ pub async fn add_health_and_reflection(
         .add_service(v1.build_v1()?)
         .add_service(v1alpha.build_v1alpha()?);
     Ok(reporter)
+}
+
+/// A server's health answers: what readiness and shutdown turn to NOT_SERVING.
+#[derive(Clone)]
+pub struct ServedHealth {
+    pub reporter: HealthReporter,
+    /// The services it answers for, besides the server as a whole (`""`).
+    pub names: Vec<&'static str>,
 }
 
 /// Sets every one of `names`, and the server as a whole (`""`), to `status`.

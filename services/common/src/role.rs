@@ -175,6 +175,9 @@ pub enum Served {
 pub struct Front {
     pub router: axum::Router,
     pub connections: ConnectionLimits,
+    /// The health the front door answers itself, kept to its dependencies and turned
+    /// NOT_SERVING when it starts to stop; `None` when it answers no health.
+    pub health: Option<crate::introspection::ServedHealth>,
 }
 
 /// What keeps clients that connect and then send nothing (or stop answering) from

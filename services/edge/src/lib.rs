@@ -22,7 +22,7 @@ use pos_common::{
     clock::SharedClock,
     ephemeral::SharedEphemeral,
     framing::RequestFramingLayer,
-    introspection::{ReflectionError, add_health_and_reflection},
+    introspection::{ReflectionError, ServedHealth, add_health_and_reflection},
     peer::{self, ATTESTATION_TTL_SECS, Peer, attested_by_edge},
     role::{
         ConnectionLimits, Front, KeySource, MAX_MESSAGE_BYTES, Missing, Needs, PeerNeeds,
@@ -75,13 +75,18 @@ pub struct EdgeDeps {
 /// Builds the edge as an HTTP router; serve it with connect info so anonymous callers
 /// can be rate-limited by address (the binary's `startup::serve_http` does, with the
 /// connection limits of [`EdgeArgs`]).
-pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, ReflectionError> {
+///
+/// Its health answers come back beside it: whoever serves it keeps them to the edge's
+/// dependencies (Redis) and turns them NOT_SERVING when it stops.
+pub async fn router(
+    config: &EdgeConfig,
+    deps: EdgeDeps,
+) -> Result<(Router, ServedHealth), ReflectionError> {
     let mut backends = deps.backends;
     let served: Vec<&'static str> = backends.keys().copied().collect();
-    let infrastructure = peer::in_process(
-        RequestFramingLayer::new(INFRASTRUCTURE_MESSAGE_BYTES)
-            .layer(infrastructure(&served).await?),
-    );
+    let (routes, health) = infrastructure(&served).await?;
+    let infrastructure =
+        peer::in_process(RequestFramingLayer::new(INFRASTRUCTURE_MESSAGE_BYTES).layer(routes));
     for name in policy::INFRASTRUCTURE {
         backends.insert(name, infrastructure.clone());
     }
@@ -106,11 +111,12 @@ pub async fn router(config: &EdgeConfig, deps: EdgeDeps) -> Result<Router, Refle
         ));
     let grpc_and_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), grpc);
 
-    Ok(Router::new()
+    let router = Router::new()
         .route("/.well-known/jwks.json", get(jwks::handler))
         .with_state(jwks::JwksDocument::new(deps.jwks))
         .fallback_service(grpc_and_web)
-        .layer(cors(&config.cors_allowed_origins)))
+        .layer(cors(&config.cors_allowed_origins));
+    Ok((router, health))
 }
 
 /// The edge's own flags.
@@ -230,7 +236,7 @@ impl Role for EdgeRole {
             default_deadline: Duration::from_secs(args.default_deadline_secs),
             max_message_bytes: MAX_MESSAGE_BYTES,
         };
-        let router = router(
+        let (router, health) = router(
             &config,
             EdgeDeps {
                 backends,
@@ -245,6 +251,7 @@ impl Role for EdgeRole {
         Ok(Served::Front(Front {
             router,
             connections,
+            health: Some(health),
         }))
     }
 }
@@ -253,15 +260,23 @@ impl Role for EdgeRole {
 /// services are advertised, from a descriptor set without the internal APIs.
 async fn infrastructure(
     served: &[&'static str],
-) -> Result<tonic::service::Routes, ReflectionError> {
+) -> Result<(tonic::service::Routes, ServedHealth), ReflectionError> {
     let public: Vec<&'static str> = served
         .iter()
         .copied()
         .filter(|n| pos_proto::PUBLIC_SERVICES.contains(n))
         .collect();
     let mut routes = tonic::service::RoutesBuilder::default();
-    add_health_and_reflection(&mut routes, &public, pos_proto::PUBLIC_FILE_DESCRIPTOR_SET).await?;
-    Ok(routes.routes())
+    let reporter =
+        add_health_and_reflection(&mut routes, &public, pos_proto::PUBLIC_FILE_DESCRIPTOR_SET)
+            .await?;
+    Ok((
+        routes.routes(),
+        ServedHealth {
+            reporter,
+            names: public,
+        },
+    ))
 }
 
 fn cors(allowed_origins: &[String]) -> CorsLayer {
