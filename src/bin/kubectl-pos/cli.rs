@@ -8,7 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Operate pos-mesh on Kubernetes: role status and settlement batch runs.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl pos", bin_name = "kubectl pos", version)]
+#[command(
+    name = "kubectl pos",
+    bin_name = "kubectl pos",
+    version,
+    after_help = "Exit codes: 0 done; 1 an error, or a Job followed with --wait failed; \
+                  2 a usage error; 3 refused: a Job of the same CronJob is still running."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub connection: Connection,

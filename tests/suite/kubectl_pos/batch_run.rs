@@ -1,24 +1,24 @@
 //! `kubectl pos batch run`: the Job POSTed is the CronJob's job template as
 //! `kubectl create job --from=cronjob/…` makes it (name, labels, annotations, owner,
 //! spec), with `--date` on the `batch` container only; refused with nothing POSTed while a
-//! Job of the CronJob runs (unless `--force`), for bad input, or when no CronJob or more
-//! than one matches; `--wait` exits 0 on Complete and 1 on Failed.
+//! Job of the CronJob runs (unless `--force`) or for bad input. Also the fixtures and
+//! checks the other `batch run` tests share.
 
 use serde_json::{Value, json};
 
 use super::{
     Kubeconfig,
-    fake_api::{FakeApi, Finish},
+    fake_api::FakeApi,
     fixtures::{batch_labels, cronjob, job, job_template_spec},
     run,
 };
 
-const SETTLEMENT_DAY: &str = "app.kubernetes.io/part-of=pos-mesh,app.kubernetes.io/component=batch,\
+pub(super) const SETTLEMENT_DAY: &str = "app.kubernetes.io/part-of=pos-mesh,app.kubernetes.io/component=batch,\
                               pos-mesh.io/job=settlement,pos-mesh.io/term=day";
 
 /// The batch CronJobs of release `pos` in pos-alpha, one in pos-beta, a finished Job of
 /// the settlement-day CronJob and a running one of settlement-week.
-fn schedules() -> Vec<Value> {
+pub(super) fn schedules() -> Vec<Value> {
     vec![
         cronjob("pos-alpha", "pos", "settlement", "day", &[]),
         cronjob(
@@ -52,7 +52,7 @@ fn schedules() -> Vec<Value> {
 }
 
 /// The Job kubectl would make from `<release>-<job>-<term>` under `name`, with `spec`.
-fn expected_job(name: &str, release: &str, job: &str, term: &str, spec: Value) -> Value {
+pub(super) fn expected_job(name: &str, release: &str, job: &str, term: &str, spec: Value) -> Value {
     let cronjob = format!("{release}-{job}-{term}");
     json!({
         "apiVersion": "batch/v1",
@@ -78,7 +78,7 @@ fn expected_job(name: &str, release: &str, job: &str, term: &str, spec: Value) -
 
 /// The one Job POSTed, checked to be named `<cronjob>-manual-<5 of generateName's
 /// characters>`, and its name.
-fn posted_job(api: &FakeApi, cronjob: &str) -> (Value, String) {
+pub(super) fn posted_job(api: &FakeApi, cronjob: &str) -> (Value, String) {
     let posted = api.posted();
     assert_eq!(posted.len(), 1, "one Job POSTed: {posted:#?}");
     let job = posted[0].clone();
@@ -254,67 +254,6 @@ async fn kubectl_batch_run_refuses_for_a_job_only_the_cronjobs_status_lists() {
 }
 
 #[tokio::test]
-async fn kubectl_batch_run_wait_exits_0_when_the_job_completes() {
-    let api = FakeApi::start(schedules()).await;
-    api.finish_jobs(Finish::Complete { polls: 3 });
-    let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-
-    let args = [
-        "batch",
-        "run",
-        "--job",
-        "settlement",
-        "--term",
-        "day",
-        "--wait",
-    ];
-    let out = run(kubeconfig.command(), &args).await;
-
-    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
-    let (_, name) = posted_job(&api, "pos-settlement-day");
-    assert_eq!(
-        out.stdout,
-        format!("job.batch/{name} created\njob.batch/{name} Complete after 1m05s\n")
-    );
-    let polls = api
-        .requests()
-        .iter()
-        .filter(|request| {
-            request.path == format!("/apis/batch/v1/namespaces/pos-alpha/jobs/{name}")
-        })
-        .count();
-    assert_eq!(polls, 3);
-}
-
-#[tokio::test]
-async fn kubectl_batch_run_wait_exits_1_when_the_job_fails() {
-    let api = FakeApi::start(schedules()).await;
-    api.finish_jobs(Finish::Failed { polls: 2 });
-    let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-
-    let args = [
-        "batch",
-        "run",
-        "--job",
-        "settlement",
-        "--term",
-        "day",
-        "--wait",
-    ];
-    let out = run(kubeconfig.command(), &args).await;
-
-    assert_eq!(out.code(), Some(1), "stderr: {}", out.stderr);
-    let (_, name) = posted_job(&api, "pos-settlement-day");
-    assert_eq!(
-        out.stdout,
-        format!(
-            "job.batch/{name} created\n\
-             job.batch/{name} Failed after 42s: Job has reached the specified backoff limit\n"
-        )
-    );
-}
-
-#[tokio::test]
 async fn kubectl_batch_run_refuses_bad_input_before_any_request() {
     let api = FakeApi::start(schedules()).await;
     let kubeconfig = Kubeconfig::write(&api.url, &api.url);
@@ -363,80 +302,4 @@ async fn kubectl_batch_run_with_date_needs_a_batch_container() {
         out.stderr
     );
     assert!(api.posted().is_empty());
-}
-
-#[tokio::test]
-async fn kubectl_batch_run_without_a_matching_cronjob_names_the_selector() {
-    let api = FakeApi::start(schedules()).await;
-    let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-
-    let out = run(
-        kubeconfig.command(),
-        &["batch", "run", "--job", "product-sales", "--term", "month"],
-    )
-    .await;
-
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains(
-            "no CronJob in namespace `pos-alpha` matches label selector \
-             `app.kubernetes.io/part-of=pos-mesh,app.kubernetes.io/component=batch,\
-             pos-mesh.io/job=product-sales,pos-mesh.io/term=month`"
-        ),
-        "{}",
-        out.stderr
-    );
-    assert!(api.posted().is_empty());
-}
-
-#[tokio::test]
-async fn kubectl_batch_run_with_two_releases_asks_for_instance() {
-    let mut objects = schedules();
-    objects.push(cronjob("pos-alpha", "pos-canary", "settlement", "day", &[]));
-    let api = FakeApi::start(objects).await;
-    let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-    let args = ["batch", "run", "--job", "settlement", "--term", "day"];
-
-    let ambiguous = run(kubeconfig.command(), &args).await;
-
-    assert_eq!(ambiguous.code(), Some(1));
-    assert!(
-        ambiguous.stderr.contains(
-            "2 CronJobs in namespace `pos-alpha` match label selector `{SETTLEMENT_DAY}`: \
-             pos-canary-settlement-day (instance pos-canary), pos-settlement-day (instance pos); \
-             choose one with --instance <release>"
-                .replace("{SETTLEMENT_DAY}", SETTLEMENT_DAY)
-                .as_str()
-        ),
-        "{}",
-        ambiguous.stderr
-    );
-    assert!(api.posted().is_empty());
-
-    let chosen = run(
-        kubeconfig.command(),
-        &[&args[..], &["--instance", "pos-canary"]].concat(),
-    )
-    .await;
-
-    assert_eq!(chosen.code(), Some(0), "stderr: {}", chosen.stderr);
-    let selectors: Vec<String> = api
-        .requests()
-        .iter()
-        .filter(|request| request.path.ends_with("/cronjobs"))
-        .filter_map(|request| request.query.get("labelSelector").cloned())
-        .collect();
-    assert_eq!(
-        selectors,
-        [
-            SETTLEMENT_DAY.to_string(),
-            format!("{SETTLEMENT_DAY},app.kubernetes.io/instance=pos-canary")
-        ]
-    );
-    let (posted, name) = posted_job(&api, "pos-canary-settlement-day");
-    let spec = job_template_spec("settlement", "day");
-    assert_eq!(
-        posted,
-        expected_job(&name, "pos-canary", "settlement", "day", spec)
-    );
 }

@@ -5,7 +5,9 @@
 
 mod batch_list;
 mod batch_run;
+mod batch_wait;
 mod connection;
+mod cronjob_choice;
 mod fake_api;
 mod fixtures;
 mod status;
