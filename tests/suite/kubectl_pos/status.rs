@@ -13,9 +13,12 @@ use super::{
 
 const IMAGE: &str = "registry.example/pos:1.4.0";
 
-/// The mesh in `pos-alpha` (inserted out of order, the edge with a sidecar first) and an
-/// edge in `pos-beta` whose pods restart a lot, which must not count.
+/// The mesh in `pos-alpha` (inserted out of order, the edge with a sidecar first, the
+/// store's only container not named `pos`) and an edge in `pos-beta` whose pods restart a
+/// lot, which must not count.
 fn mesh() -> Vec<Value> {
+    let mut store = deployment("pos-alpha", "store", 2, 2, IMAGE);
+    store["spec"]["template"]["spec"]["containers"][0]["name"] = json!("server");
     let mut edge = deployment("pos-alpha", "edge", 3, 2, IMAGE);
     edge["spec"]["template"]["spec"]["containers"] = json!([
         {"name": "envoy", "image": "registry.example/envoy:1.30"},
@@ -25,7 +28,7 @@ fn mesh() -> Vec<Value> {
         deployment("pos-alpha", "trade", 2, 2, "registry.example/pos:1.3.9"),
         deployment("pos-alpha", "user", 2, 1, IMAGE),
         edge,
-        deployment("pos-alpha", "store", 2, 2, IMAGE),
+        store,
         deployment("pos-alpha", "settlement", 1, 0, IMAGE),
         pod("pos-alpha", "edge", "pos-edge-a", &[1, 2]),
         pod("pos-alpha", "edge", "pos-edge-b", &[3]),
