@@ -16,6 +16,7 @@ mod edge_pipeline;
 mod edge_rate_limits;
 mod grpc_web;
 mod identity;
+mod kubectl_pos;
 mod malformed_requests;
 mod pos_batch;
 mod pos_mesh;
