@@ -60,6 +60,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// CPU time the system's processes (and the benchmark) used meanwhile, by process.
     pub cpu: Vec<(String, Duration)>,
+    /// Each role's peak resident memory over its life, in KiB.
+    pub peak_memory: Vec<(String, u64)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -77,6 +79,7 @@ impl Outcome {
             error_samples: Vec::new(),
             elapsed: Duration::ZERO,
             cpu: Vec::new(),
+            peak_memory: Vec::new(),
         }
     }
 

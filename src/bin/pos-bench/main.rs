@@ -18,6 +18,7 @@ mod drive;
 mod edge;
 mod ledger;
 mod load;
+mod memory;
 mod orders;
 mod report;
 mod settlement;

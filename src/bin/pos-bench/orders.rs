@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 
 use crate::{
     audit::{self, Audit},
-    cpu,
+    cpu, memory,
     drive::{self, Load, Outcome},
     report::{self, Shape},
     setup::{self, Plan, Store},
@@ -144,6 +144,7 @@ async fn measure(system: &mut System, args: &OrdersArgs) -> anyhow::Result<(Outc
     let mut outcome = drive::run(system.edge, &stores, load).await?;
     // Backends that connected during the run count too.
     outcome.cpu = cpu::Snapshot::take(&system.processes().await?).since(&cpu_before);
+    outcome.peak_memory = memory::peaks(&system.pids());
     if let Some(profiler) = profiler {
         finish_perf(profiler).await;
     }

@@ -69,6 +69,12 @@ pub fn print(shape: &Shape, outcome: &Outcome, audit: &Audit) {
         cpu_total.as_secs_f64() / seconds,
         shape.cores
     );
+    let memory: Vec<String> = outcome
+        .peak_memory
+        .iter()
+        .map(|(label, kib)| format!("{label} {:.1} MiB", *kib as f64 / 1024.0))
+        .collect();
+    println!("peak memory (VmHWM): {}", memory.join(", "));
     println!(
         "audit: stock {}, open bills {} ({} won), payments {} ({} won), totals {} -> {}",
         verdict(audit.stock_ok),
@@ -101,6 +107,7 @@ pub fn print(shape: &Shape, outcome: &Outcome, audit: &Audit) {
         "payment_p99_ms": ms(pay, 0.99),
         "refused": outcome.refused,
         "cpu_us_per_order": per_order(cpu_total).round(),
+        "peak_memory_kib": outcome.peak_memory.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "errors": outcome.errors,
         "consistent": audit.consistent(),
     });
