@@ -2,6 +2,7 @@
 //! counting the calls it answers, and a resolver whose answer the test sets.
 
 use std::{
+    collections::HashSet,
     future::Future,
     net::SocketAddr,
     sync::{
@@ -31,6 +32,8 @@ const PATIENCE: Duration = Duration::from_secs(5);
 struct Server {
     address: SocketAddr,
     calls: Arc<AtomicUsize>,
+    /// The `:authority` of every call it answered.
+    authorities: Arc<Mutex<HashSet<String>>>,
     reporter: HealthReporter,
     _stop: oneshot::Sender<()>,
 }
@@ -41,9 +44,14 @@ impl Server {
         let address = listener.local_addr().expect("local address");
         let (reporter, health) = tonic_health::server::health_reporter();
         let calls = Arc::new(AtomicUsize::new(0));
-        let counted = calls.clone();
+        let authorities = Arc::new(Mutex::new(HashSet::new()));
+        let (counted, seen) = (calls.clone(), authorities.clone());
         let count = tower::util::MapRequestLayer::new(move |request: http::Request<Body>| {
             counted.fetch_add(1, Ordering::SeqCst);
+            let authority = request.uri().authority().map(ToString::to_string);
+            seen.lock()
+                .expect("authorities")
+                .insert(authority.unwrap_or_default());
             request
         });
         let (stop, stopped) = oneshot::channel::<()>();
@@ -57,6 +65,7 @@ impl Server {
         Self {
             address,
             calls,
+            authorities,
             reporter,
             _stop: stop,
         }
@@ -180,6 +189,14 @@ async fn calls_spread_over_every_resolved_address() {
         got.iter().all(|&n| n > 0),
         "every server answered some: {got:?}"
     );
+    for server in [&a, &b, &c] {
+        let seen = server.authorities.lock().expect("authorities").clone();
+        assert_eq!(
+            seen,
+            HashSet::from(["store.test:50051".to_string()]),
+            "calls name the host the caller named, not the pod's address"
+        );
+    }
 }
 
 #[tokio::test]
