@@ -61,14 +61,20 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The target of `uri` when its host is a name; `None` for an IP literal or a URI
-    /// without scheme or host, which keep a single connection.
+    /// The target of `uri` when its host is a name; `None` for an IP literal, for
+    /// `localhost`, or for a URI without scheme or host, which keep a single connection.
+    /// (`localhost` is one machine, not a Service, and often resolves to both `::1` and
+    /// `127.0.0.1` while a server listens on one of them: balancing would send calls to
+    /// the other, where one connection falls back from one address to the next.)
     pub(crate) fn named(uri: &Uri) -> Option<Self> {
         let scheme = uri.scheme()?.clone();
         let authority = uri.authority()?.clone();
         let host = authority.host();
         let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() || literal.parse::<std::net::IpAddr>().is_ok() {
+        if host.is_empty()
+            || literal.parse::<std::net::IpAddr>().is_ok()
+            || host.trim_end_matches('.').eq_ignore_ascii_case("localhost")
+        {
             return None;
         }
         let port = authority

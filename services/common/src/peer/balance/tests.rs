@@ -21,6 +21,7 @@ use tonic_health::{
 };
 
 use super::*;
+use crate::peer::resolve::Dns;
 
 /// How often the tests' peers re-resolve.
 const EVERY: Duration = Duration::from_millis(20);
@@ -156,6 +157,8 @@ async fn ip_literals_keep_a_single_connection_and_names_are_balanced() {
         "http://127.0.0.1:8080",
         "http://[::1]:8080",
         "http://10.1.2.3",
+        "http://localhost:8080",
+        "http://LocalHost.:8080",
     ] {
         assert!(
             Target::named(&Uri::from_static(literal)).is_none(),
@@ -338,4 +341,24 @@ async fn the_refresh_task_ends_once_the_peer_is_dropped() {
         .await
         .expect("the task ended")
         .expect("without panicking");
+}
+
+#[tokio::test]
+async fn the_system_resolver_answers_with_every_address_of_a_name() {
+    let addresses = Dns
+        .resolve("localhost", 8080)
+        .await
+        .expect("localhost resolves");
+    assert!(!addresses.is_empty());
+    assert!(
+        addresses
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 8080),
+        "{addresses:?}"
+    );
+    let unknown = Dns.resolve("no-such-host.invalid", 8080).await;
+    assert!(
+        matches!(unknown, Err(ResolveError::Lookup { .. })),
+        "{unknown:?}"
+    );
 }
