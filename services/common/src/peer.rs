@@ -99,7 +99,7 @@ struct NotBoundYet;
 ///
 /// When the host is a name (a headless Service in Kubernetes), calls are balanced over
 /// every address it resolves to, re-resolved every [`balance::REFRESH_INTERVAL`]; an IP
-/// literal (`pos up`, tests) gets a single connection.
+/// literal or `localhost` (`pos up`, tests) gets a single connection.
 pub fn connect_lazy(uri: &str) -> Result<Peer, InvalidAddress> {
     let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string()).map_err(|source| {
         InvalidAddress {
