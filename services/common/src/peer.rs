@@ -1,6 +1,7 @@
 //! How one role reaches another role's gRPC services: over the network (a tonic
 //! `Channel`, in Kubernetes) or in the same process (the role's own routes, in `pos up`).
-//! Both are the same boxed tower service, so callers never care which.
+//! Both are the same boxed tower service, so callers never care which. A peer named by
+//! host name balances over every address the name resolves to ([`balance`]).
 
 use std::{
     sync::{Arc, OnceLock, RwLock},
@@ -16,6 +17,9 @@ use crate::{
     auth::{EDGE_ATTESTATION, SERVICE_TOKEN_TTL_SECS, TokenIssuer},
     clock::SharedClock,
 };
+
+pub mod balance;
+pub mod resolve;
 
 /// How long an edge attestation is valid (it is re-minted at half of it).
 pub const ATTESTATION_TTL_SECS: i64 = 600;
@@ -92,15 +96,31 @@ struct NotBoundYet;
 
 /// Connects lazily to `uri` (`http://host:port`): a role that is down at start-up is
 /// reached once it is up, and calls meanwhile fail UNAVAILABLE.
+///
+/// When the host is a name (a headless Service in Kubernetes), calls are balanced over
+/// every address it resolves to, re-resolved every [`balance::REFRESH_INTERVAL`]; an IP
+/// literal or `localhost` (`pos up`, tests) gets a single connection.
 pub fn connect_lazy(uri: &str) -> Result<Peer, InvalidAddress> {
-    let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
-        .map_err(|source| InvalidAddress {
+    let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string()).map_err(|source| {
+        InvalidAddress {
             address: uri.to_string(),
             source,
-        })?
+        }
+    })?;
+    match balance::Target::named(endpoint.uri()) {
+        Some(target) => {
+            let (peer, _, _) = balance::balanced(target, resolve::Dns, balance::REFRESH_INTERVAL);
+            Ok(peer)
+        }
+        None => Ok(remote(configured(endpoint).connect_lazy())),
+    }
+}
+
+/// Today's settings of every connection to a peer.
+fn configured(endpoint: tonic::transport::Endpoint) -> tonic::transport::Endpoint {
+    endpoint
         .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true);
-    Ok(remote(endpoint.connect_lazy()))
+        .tcp_nodelay(true)
 }
 
 /// A role's service token, as a header value that renews itself: re-minted once half
