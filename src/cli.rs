@@ -10,7 +10,7 @@ use crate::{
     serve, up,
 };
 
-/// `pos`: `up`, `serve <role>`, `migrate`, `batch` and `health`.
+/// `pos`: `up`, `serve <role>`, `migrate`, `batch`, `health` and `jwks`.
 pub fn command() -> Command {
     let serve = Command::new("serve")
         .about("Runs one role, for Kubernetes")
@@ -57,6 +57,7 @@ pub fn command() -> Command {
         .subcommand(migrate)
         .subcommand(crate::batch::command())
         .subcommand(crate::health::command())
+        .subcommand(crate::keys::command())
 }
 
 /// Whether logs should be JSON lines.
@@ -81,6 +82,7 @@ pub async fn run(matches: ArgMatches) -> anyhow::Result<()> {
         Some(("migrate", migrate)) => run_migrate(migrate).await,
         Some(("batch", batch)) => crate::batch::run(batch).await,
         Some(("health", health)) => crate::health::run(health).await,
+        Some(("jwks", jwks)) => crate::keys::run(jwks),
         _ => anyhow::bail!("unknown command; see pos --help"),
     }
 }

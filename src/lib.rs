@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod flags;
 pub mod health;
+pub mod keys;
 pub mod registry;
 pub mod serve;
 pub mod startup;

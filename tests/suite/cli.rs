@@ -176,3 +176,24 @@ fn cargo_run_runs_pos() {
         "the README's run command is the one this test is about"
     );
 }
+
+#[tokio::test]
+async fn pos_jwks_prints_the_public_half_of_key_files() {
+    let files = tempfile::tempdir().expect("dir");
+    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
+    let mut jwks = crate::support::process::pos();
+    jwks.arg("jwks").arg(&key_file);
+    let (status, stdout, stderr) = crate::support::process::output(jwks).await;
+    assert!(status.success(), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jwks_file).expect("jwks")).expect("JSON");
+    assert_eq!(printed, expected);
+    assert!(!stdout.contains("\"d\""), "no private part: {stdout}");
+
+    let mut missing = crate::support::process::pos();
+    missing.args(["jwks", "/nonexistent/key.pem"]);
+    let (status, _, stderr) = crate::support::process::output(missing).await;
+    assert!(!status.success());
+    assert!(stderr.contains("/nonexistent/key.pem"), "{stderr}");
+}

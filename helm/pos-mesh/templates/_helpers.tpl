@@ -7,16 +7,19 @@ image; what differs is in "pos-mesh.roles" below.
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The release's prefix of every object name. */}}
+{{/*
+The release's prefix of every object name, at most 32 characters: a CronJob's name may
+have 52 (its Jobs add 11) and the longest suffix is `-product-sales-month` (20).
+*/}}
 {{- define "pos-mesh.fullname" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- .Values.fullnameOverride | trunc 32 | trimSuffix "-" -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- .Release.Name | trunc 32 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 32 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -67,8 +70,10 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 What each role needs, as YAML: its health service (the readiness probe asks it), the
-roles it calls, and whether it has a database, Redis or the signing key. The roles
-called are those `pos serve <role>` takes a `POS_<ROLE>_ADDR` for.
+roles it calls, whether it has a database and Redis, and whether it signs tokens with
+the signing key (owner tokens: user; tablet credentials: store). The others use a key
+only for their service tokens: the signing key, or with `secret.serviceKeys` a key of
+their own. The roles called are those `pos serve <role>` takes a `POS_<ROLE>_ADDR` for.
 */}}
 {{- define "pos-mesh.roles" -}}
 edge:
@@ -76,31 +81,31 @@ edge:
   peers: [store, user, trade, settlement]
   database: false
   redis: true
-  signingKey: true
+  signs: false
 user:
   health: pos.v1.UserService
   peers: [store]
   database: true
   redis: true
-  signingKey: true
+  signs: true
 store:
   health: pos.v1.StoreService
   peers: [user, trade]
   database: true
   redis: true
-  signingKey: true
+  signs: true
 trade:
   health: pos.v1.TradeService
   peers: [store, user]
   database: true
   redis: true
-  signingKey: true
+  signs: false
 settlement:
   health: pos.v1.SettlementService
   peers: [store, user]
   database: true
-  redis: false
-  signingKey: true
+  redis: true
+  signs: false
 {{- end -}}
 
 {{/* A Secret key as an env var; pass (dict "root" $ "name" "POS_X" "key" "k"). */}}
@@ -124,23 +129,57 @@ settlement:
       key: {{ .name }}
 {{- end -}}
 
-{{- define "pos-mesh.signingKeyPath" -}}/etc/pos/keys/signing-key.pem{{- end -}}
+{{- define "pos-mesh.keyDir" -}}/etc/pos/keys{{- end -}}
 
-{{/* The signing key, mounted read-only from the Secret. */}}
-{{- define "pos-mesh.signingKeyVolume" -}}
-- name: signing-key
+{{/*
+The keys a pod mounts read-only from the Secret; pass (dict "root" $ "signs" bool). The
+signing key goes only where tokens are signed with it, unless service tokens are signed
+with it too (no `secret.serviceKeys`).
+*/}}
+{{- define "pos-mesh.keysVolume" -}}
+- name: keys
   secret:
-    secretName: {{ include "pos-mesh.secretName" . }}
-    defaultMode: 0440
+    secretName: {{ include "pos-mesh.secretName" .root }}
+    # 0440: readable by the pods' group (fsGroup), written as decimal so that YAML 1.1 and
+    # 1.2 parsers agree.
+    defaultMode: 288
     items:
+      {{- if or .signs (not .root.Values.secret.serviceKeys) }}
       - key: signing-key.pem
         path: signing-key.pem
+      {{- end }}
+      {{- if .root.Values.secret.serviceKeys }}
+      - key: service-key.pem
+        path: service-key.pem
+      - key: service-jwks.json
+        path: service-jwks.json
+      {{- end }}
 {{- end -}}
 
-{{- define "pos-mesh.signingKeyMount" -}}
-- name: signing-key
-  mountPath: /etc/pos/keys
+{{- define "pos-mesh.keysMount" -}}
+- name: keys
+  mountPath: {{ include "pos-mesh.keyDir" . }}
   readOnly: true
+{{- end -}}
+
+{{/*
+The env naming those keys; pass (dict "root" $ "signs" bool "verifies" bool). A role that
+verifies tokens gets the service keys' JWKS, so it accepts service tokens only from them.
+*/}}
+{{- define "pos-mesh.keysEnv" -}}
+{{- $dir := include "pos-mesh.keyDir" .root -}}
+{{- if or .signs (not .root.Values.secret.serviceKeys) }}
+- name: POS_SIGNING_KEY_FILE
+  value: {{ $dir }}/signing-key.pem
+{{- end }}
+{{- if .root.Values.secret.serviceKeys }}
+- name: POS_SERVICE_KEY_FILE
+  value: {{ $dir }}/service-key.pem
+{{- if .verifies }}
+- name: POS_SERVICE_JWKS_FILE
+  value: {{ $dir }}/service-jwks.json
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Every pod: a non-root user, the group that may read the mounted key. */}}

@@ -13,8 +13,9 @@ use tonic::transport::Channel;
 
 use crate::{
     audit::{self, Audit},
-    cpu, memory,
+    cpu,
     drive::{self, Load, Outcome},
+    memory,
     report::{self, Shape},
     setup::{self, Plan, Store},
     target::{Resources, System, TargetKind},

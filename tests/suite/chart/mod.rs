@@ -20,7 +20,7 @@ pub fn chart_dir() -> PathBuf {
 }
 
 /// Helm: `POS_HELM`, else where `cargo xtask setup` installs it, else on PATH.
-fn helm() -> PathBuf {
+pub fn helm() -> PathBuf {
     if let Some(path) = std::env::var_os("POS_HELM") {
         return PathBuf::from(path);
     }

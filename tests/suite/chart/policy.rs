@@ -97,11 +97,20 @@ fn every_role_is_probed_on_grpc_health_and_drains_before_it_stops() {
                     name(deployment),
                     container["name"]
                 );
+                let served = container["ports"]
+                    .as_array()
+                    .and_then(|ports| ports.iter().find(|p| p["name"] == "grpc"))
+                    .map(|port| port["containerPort"].clone())
+                    .unwrap_or_else(|| panic!("{at}: a port named grpc"));
                 for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
                     let grpc = &container[probe]["grpc"];
                     assert!(
                         grpc["port"].is_u64(),
                         "{at}: {probe} on a numeric gRPC port"
+                    );
+                    assert_eq!(
+                        grpc["port"], served,
+                        "{at}: {probe} asks the port it serves"
                     );
                     let service = grpc["service"].as_str().unwrap_or_default();
                     assert!(
@@ -443,6 +452,70 @@ fn the_migration_hook_runs_first_with_what_it_needs() {
                      release creates only after its hooks ran"
                 ),
             }
+        }
+    }
+}
+
+#[test]
+fn names_fit_kubernetes_limits_whatever_the_release_is_called() {
+    let long = "restaurant-pos-production-europe-west-1";
+    let output = std::process::Command::new(super::helm())
+        .args(["template", long])
+        .arg(super::chart_dir())
+        .args(["--namespace", super::NAMESPACE, "--kube-version", "1.30.0"])
+        .output()
+        .expect("helm");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let objects = super::parse(&String::from_utf8_lossy(&output.stdout));
+    assert!(objects.len() > 20, "the chart rendered");
+    for object in &objects {
+        // A CronJob's Jobs append 11 characters, and a Job's name is a label value (63).
+        let limit = if object["kind"] == "CronJob" { 52 } else { 63 };
+        assert!(
+            name(object).len() <= limit,
+            "{} {} is longer than {limit}",
+            object["kind"],
+            name(object)
+        );
+    }
+}
+
+#[test]
+fn with_service_keys_the_signing_key_stays_with_the_roles_that_sign() {
+    let production = super::cases()
+        .into_iter()
+        .find(|case| case.name == "production")
+        .expect("the production example");
+    let objects = super::render(&production, "1.30.0", &[]);
+    for (object, pod) in pods(&objects) {
+        let component = object["metadata"]["labels"]["app.kubernetes.io/component"]
+            .as_str()
+            .unwrap_or_default();
+        let mounted: Vec<&str> = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|volume| volume["secret"]["items"].as_array().into_iter().flatten())
+            .filter_map(|item| item["key"].as_str())
+            .collect();
+        let signs = component == "user" || component == "store";
+        assert_eq!(
+            mounted.contains(&"signing-key.pem"),
+            signs,
+            "{} {}: {mounted:?}",
+            object["kind"],
+            name(object)
+        );
+        if object["kind"] == "Deployment" || object["kind"] == "CronJob" {
+            assert!(
+                mounted.contains(&"service-key.pem"),
+                "{}: its service key",
+                name(object)
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 mod batch_list;
 mod batch_run;
 mod batch_wait;
+mod chart;
 mod connection;
 mod cronjob_choice;
 mod fake_api;
