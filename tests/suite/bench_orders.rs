@@ -45,6 +45,18 @@ fn assert_sound(report: &serde_json::Value, target: &str) {
     for key in ["orders_per_s", "p50_ms", "p99_ms", "p999_ms"] {
         assert!(report[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {report}");
     }
+    // Each role's peak memory, what the Helm chart's requests are set from.
+    let roles: &[&str] = if target == "mesh" {
+        &["edge", "store", "trade", "user"]
+    } else {
+        &["up"]
+    };
+    for role in roles {
+        assert!(
+            report["peak_memory_kib"][role].as_u64().unwrap_or(0) > 1024,
+            "{role}: {report}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ async fn the_settlement_benchmark_times_every_figure_on_a_small_month() {
         "bare_group_by_settlement_s",
         "raw_ratio",
         "rollup_ratio",
+        "batch_peak_memory_mib",
     ] {
         assert!(report[key].as_f64().unwrap_or(0.0) > 0.0, "{key}: {report}");
     }

@@ -1,10 +1,16 @@
 //! Batch runs as the schedule starts them: `pos batch run --job J --term T --date D` as a
 //! child process against the benchmark's database (trade, store and settlement tables in
 //! one), asking a `pos serve store` of its own which stores a window covers, timed from
-//! starting the process to its exit — its rows committed by then.
+//! starting the process to its exit — its rows committed by then. Each process's peak
+//! resident memory is sampled while it runs; the largest is kept.
 
 use std::{
     path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -14,8 +20,13 @@ use pos_batch::{Job, Term};
 
 use crate::{
     child::{PosChild, pos_binary, pos_command},
+    memory,
     target::key_files,
 };
+
+/// How often a batch process's peak memory is read while it runs: its peak only grows,
+/// so the last reading before it exits is (nearly) its peak.
+const MEMORY_SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 /// A run as the schedule starts it.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +75,8 @@ pub struct Batches {
     url: String,
     key_file: String,
     store: Option<PosChild>,
+    /// The largest peak memory of any batch process so far, in KiB.
+    peak_kib: Arc<AtomicU64>,
 }
 
 impl Batches {
@@ -84,6 +97,7 @@ impl Batches {
             url: url.to_string(),
             key_file,
             store: Some(store),
+            peak_kib: Arc::default(),
         })
     }
 
@@ -100,12 +114,29 @@ impl Batches {
 
     async fn finish(&self, args: &[String]) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let output = self
+        let child = self
             .command(args)?
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run pos {}", args.join(" ")))?;
+        let sampler = child.id().map(|pid| {
+            let peak = self.peak_kib.clone();
+            tokio::spawn(async move {
+                while let Some(kib) = memory::peak_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                    tokio::time::sleep(MEMORY_SAMPLE_EVERY).await;
+                }
+            })
+        });
+        let output = child
+            .wait_with_output()
             .await
             .with_context(|| format!("cannot run pos {}", args.join(" ")))?;
         let elapsed = started.elapsed();
+        if let Some(sampler) = sampler {
+            sampler.abort();
+        }
         if !output.status.success() {
             bail!(
                 "pos {} failed ({}):\n{}{}",
@@ -116,6 +147,11 @@ impl Batches {
             );
         }
         Ok(elapsed)
+    }
+
+    /// The largest peak resident memory of the batch processes run so far, in MiB.
+    pub fn peak_memory_mib(&self) -> f64 {
+        self.peak_kib.load(Ordering::Relaxed) as f64 / 1024.0
     }
 
     /// Runs `run` and answers how long the process took.

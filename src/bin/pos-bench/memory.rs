@@ -30,7 +30,10 @@ mod tests {
     fn this_process_has_a_peak() {
         let kib = super::peak_kib(std::process::id()).expect("our own status");
         assert!(kib > 0);
+        // Another test thread may grow the peak in between: it never shrinks.
         let peaks = super::peaks(&[("bench".into(), std::process::id())]);
-        assert_eq!(peaks, vec![("bench".to_string(), kib)]);
+        assert_eq!(peaks.len(), 1);
+        assert_eq!(peaks[0].0, "bench");
+        assert!(peaks[0].1 >= kib, "{peaks:?} after {kib}");
     }
 }

@@ -81,6 +81,9 @@ struct Figures {
     bare_group_by_settlement_s: f64,
     raw_ratio: f64,
     rollup_ratio: f64,
+    /// The largest peak resident memory of a `pos batch` process (what a CronJob's pod
+    /// needs).
+    batch_peak_memory_mib: f64,
 }
 
 /// Runs the benchmark and prints its report.
@@ -249,6 +252,7 @@ async fn measure_runs(
         bare_group_by_settlement_s: bare_settlement_s,
         raw_ratio: raw_s / bare_product_sales_s,
         rollup_ratio: rollup_s / bare_product_sales_s,
+        batch_peak_memory_mib: (batches.peak_memory_mib() * 10.0).round() / 10.0,
     })
 }
 
@@ -396,6 +400,10 @@ fn print(figures: &Figures) -> anyhow::Result<()> {
     println!(
         "product sales MONTH from DAY rows / bare GROUP BY: {:.2} (target <= 0.2)",
         figures.rollup_ratio
+    );
+    println!(
+        "peak memory of a pos batch process (VmHWM): {:.1} MiB",
+        figures.batch_peak_memory_mib
     );
     println!("{}", serde_json::to_string(figures)?);
     Ok(())
