@@ -22,6 +22,14 @@ pub struct ServeFlags {
 
 #[derive(Debug, Clone, Args)]
 pub struct ShutdownFlags {
+    /// Seconds a server told to stop keeps serving while its health says NOT_SERVING, so
+    /// balancers that watch it move calls elsewhere before it stops accepting.
+    #[arg(
+        long = "shutdown-drain",
+        env = "POS_SHUTDOWN_DRAIN",
+        default_value_t = 0
+    )]
+    pub drain_secs: u64,
     /// Seconds a stopping server waits for in-flight calls before exiting anyway.
     #[arg(
         long = "shutdown-grace-secs",
@@ -29,6 +37,16 @@ pub struct ShutdownFlags {
         default_value_t = 10
     )]
     pub grace_secs: u64,
+}
+
+impl ShutdownFlags {
+    pub fn drain(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.drain_secs)
+    }
+
+    pub fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.grace_secs)
+    }
 }
 
 /// The role's database.

@@ -47,7 +47,8 @@ pub async fn serve(
         .with_context(|| format!("cannot start the {} role", role.name()))?;
     let mut running = startup::serve_checked(flags.serve.listen, served, dependencies).await?;
     startup::announce(running.addr);
-    startup::wait_for_shutdown(&mut running, &stopping, flags.serve.shutdown.grace_secs).await?;
+    let shutdown = &flags.serve.shutdown;
+    startup::wait_for_shutdown(&mut running, &stopping, shutdown.drain(), shutdown.grace()).await?;
     if let Some(database) = database {
         database.close().await;
     }

@@ -86,14 +86,36 @@ impl Running {
         self.stop_in_place(grace).await
     }
 
-    /// [`Running::stop`] through a mutable reference.
-    pub async fn stop_in_place(&mut self, grace: Duration) -> anyhow::Result<()> {
-        // Probes and balancers hear it first, and send no new calls while this drains.
+    /// Says NOT_SERVING and keeps serving for `drain`, so probes and balancers that watch
+    /// the health move new calls elsewhere first; returns early if the server ends on its
+    /// own.
+    pub async fn drain(&mut self, drain: Duration) -> anyhow::Result<()> {
+        self.say_not_serving().await;
+        if drain.is_zero() {
+            return Ok(());
+        }
+        tracing::info!(
+            seconds = drain.as_secs_f64(),
+            "NOT_SERVING; draining before stopping"
+        );
+        tokio::select! {
+            result = self.wait() => result,
+            _ = tokio::time::sleep(drain) => Ok(()),
+        }
+    }
+
+    async fn say_not_serving(&mut self) {
         if let Some(health) = self.health.take() {
             health.watcher.abort();
             let ServedHealth { reporter, names } = &health.served;
             set_all(reporter, names, ServingStatus::NotServing).await;
         }
+    }
+
+    /// [`Running::stop`] through a mutable reference.
+    pub async fn stop_in_place(&mut self, grace: Duration) -> anyhow::Result<()> {
+        // Probes and balancers hear it first (if a drain has not told them already).
+        self.say_not_serving().await;
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -278,19 +300,22 @@ pub fn announce(addr: SocketAddr) {
     let _ = std::io::stdout().flush();
 }
 
-/// Runs until a fatal error or a stop signal, then tells the process's long-lived calls
-/// and stops within the grace period.
+/// Runs until a fatal error or a stop signal; then says NOT_SERVING and keeps serving for
+/// `drain`, tells the process's long-lived calls to end, stops accepting, and lets calls
+/// in flight finish within `grace`.
 pub async fn wait_for_shutdown(
     running: &mut Running,
     stopping: &Stopping,
-    grace_secs: u64,
+    drain: Duration,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     tokio::select! {
         result = running.wait() => return result,
         _ = shutdown_signal() => {}
     }
+    running.drain(drain).await?;
     stopping.stop();
-    running.stop_in_place(Duration::from_secs(grace_secs)).await
+    running.stop_in_place(grace).await
 }
 
 #[cfg(test)]

@@ -331,7 +331,13 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let mut stack = stack;
     startup::announce(stack.running.addr);
     let stopping = stack.stopping.clone();
-    startup::wait_for_shutdown(&mut stack.running, &stopping, flags.shutdown.grace_secs).await?;
+    startup::wait_for_shutdown(
+        &mut stack.running,
+        &stopping,
+        flags.shutdown.drain(),
+        flags.shutdown.grace(),
+    )
+    .await?;
     stack.close_databases().await;
     deny_list.close().await;
     Ok(())

@@ -2,7 +2,7 @@
 //! health service while Redis does not answer (behind a proxy the test cuts and
 //! restores) and SERVING again once it does, and NOT_SERVING for good once its database
 //! is gone; the edge follows its Redis the same way; and a role that is told to stop
-//! says NOT_SERVING before it drains.
+//! says NOT_SERVING, keeps answering new calls for `POS_SHUTDOWN_DRAIN`, then exits 0.
 
 use std::time::Duration;
 
@@ -219,8 +219,10 @@ async fn a_stopping_role_says_not_serving_before_it_drains() {
         .env("POS_DATABASE_URL", &url)
         .env("POS_JWKS_FILE", &jwks_file)
         .env("POS_SIGNING_KEY_FILE", &key_file)
+        .env("POS_SHUTDOWN_DRAIN", "2")
         .env("POS_SHUTDOWN_GRACE_SECS", "2");
     let store = PosProcess::spawn("store", command).await;
+    let addr = store.addr.clone();
     let channel = Channel::from_shared(format!("http://{}", store.addr))
         .expect("uri")
         .connect()
@@ -237,6 +239,7 @@ async fn a_stopping_role_says_not_serving_before_it_drains() {
         .into_inner();
     let first = watch.next().await.expect("a status").expect("status");
     assert_eq!(first.status(), ServingStatus::Serving);
+    let signalled = std::time::Instant::now();
     let stopping = tokio::spawn(store.stop_with_sigterm());
     let next = tokio::time::timeout(Duration::from_secs(5), watch.next())
         .await
@@ -244,6 +247,26 @@ async fn a_stopping_role_says_not_serving_before_it_drains() {
         .expect("a status before the stream ends")
         .expect("status");
     assert_eq!(next.status(), ServingStatus::NotServing);
+    // Draining: it still takes new connections and answers them.
+    let late = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("a new connection while draining");
+    assert_eq!(
+        status(&late, pos_common::introspection::LIVENESS).await,
+        Some(ServingStatus::Serving),
+        "calls are still answered while draining"
+    );
+    assert_eq!(
+        status(&late, "pos.v1.StoreService").await,
+        Some(ServingStatus::NotServing)
+    );
     stopping.await.expect("stopped with exit 0");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "it served through POS_SHUTDOWN_DRAIN before stopping ({:?})",
+        signalled.elapsed()
+    );
     test_db.drop_database().await;
 }

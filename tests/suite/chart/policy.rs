@@ -130,16 +130,21 @@ fn every_role_is_probed_on_grpc_health_and_drains_before_it_stops() {
                 let sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
                     .as_u64()
                     .unwrap_or_else(|| panic!("{at}: a preStop sleep"));
-                let grace: u64 = env_value(&objects, container, "POS_SHUTDOWN_GRACE_SECS")
-                    .parse()
-                    .expect("a number of seconds");
+                let seconds = |variable: &str| -> u64 {
+                    env_value(&objects, container, variable)
+                        .parse()
+                        .expect("a number of seconds")
+                };
+                let drain = seconds("POS_SHUTDOWN_DRAIN");
+                let grace = seconds("POS_SHUTDOWN_GRACE_SECS");
                 let termination = pod["spec"]["terminationGracePeriodSeconds"]
                     .as_u64()
                     .unwrap_or(30);
                 assert!(
-                    termination > sleep + grace,
+                    termination > sleep + drain + grace,
                     "{at}: {termination} s of termination grace must outlast the preStop \
-                     sleep ({sleep} s) and the role's drain ({grace} s)"
+                     sleep ({sleep} s), the role's drain ({drain} s) and its grace for calls \
+                     in flight ({grace} s)"
                 );
             }
         }
