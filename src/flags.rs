@@ -17,7 +17,18 @@ pub struct ServeFlags {
     #[arg(long, env = "POS_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     #[command(flatten)]
+    pub metrics: MetricsFlags,
+    #[command(flatten)]
     pub shutdown: ShutdownFlags,
+}
+
+/// Where Prometheus scrapes the process.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsFlags {
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. 0.0.0.0:9090; unset,
+    /// no metrics are served.
+    #[arg(long = "metrics-listen", env = "POS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Args)]

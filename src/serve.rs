@@ -45,7 +45,10 @@ pub async fn serve(
         .await
         .map_err(|err| anyhow::anyhow!(err))
         .with_context(|| format!("cannot start the {} role", role.name()))?;
-    let mut running = startup::serve_checked(flags.serve.listen, served, dependencies).await?;
+    let (rpc_metrics, _metrics_server) =
+        startup::metrics(flags.serve.metrics.metrics_listen).await?;
+    let mut running =
+        startup::serve_checked(flags.serve.listen, served, dependencies, rpc_metrics).await?;
     startup::announce(running.addr);
     let shutdown = &flags.serve.shutdown;
     startup::wait_for_shutdown(&mut running, &stopping, shutdown.drain(), shutdown.grace()).await?;

@@ -2,6 +2,9 @@
 //! `pos serve`, `pos up` and the tests all run exactly the same assembly.
 
 mod connections;
+mod metrics;
+
+pub use metrics::{MetricsServer, metrics, serve_metrics};
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -10,6 +13,7 @@ use pos_common::{
     auth::{AuthLayer, Authenticator},
     framing::RequestFramingLayer,
     introspection::{ServedHealth, add_health_and_reflection, set_all},
+    metrics::rpc::{RpcMetrics, RpcMetricsLayer},
     peer::{self, Peer},
     readiness::{self, Dependencies},
     role::{Front, GrpcServices, MAX_HEADER_LIST_BYTES, MAX_MESSAGE_BYTES, Served},
@@ -18,7 +22,7 @@ use pos_common::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 /// Requests without a shorter `grpc-timeout` are cut off after this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,24 +30,42 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A role's gRPC services in this process behind their auth layer and the framing
 /// check, as [`serve_grpc`] serves them: how the edge and other roles call it in `pos up`.
 pub fn in_process(services: GrpcServices, auth: Authenticator) -> Peer {
+    in_process_measured(services, auth, None)
+}
+
+/// [`in_process`], its calls recorded in `metrics` as [`serve_grpc`] records them.
+pub fn in_process_measured(
+    services: GrpcServices,
+    auth: Authenticator,
+    metrics: Option<RpcMetrics>,
+) -> Peer {
     let (routes, _) = services.into_parts();
     let framed = RequestFramingLayer::new(MAX_MESSAGE_BYTES).layer(routes.routes());
-    peer::in_process(AuthLayer::new(auth).layer(framed))
+    let authenticated = AuthLayer::new(auth).layer(framed);
+    let measured = ServiceExt::<http::Request<tonic::body::Body>>::map_response(
+        RpcMetricsLayer::new(metrics).layer(authenticated),
+        |response| response.map(tonic::body::Body::new),
+    );
+    peer::in_process(measured)
 }
 
 /// Serves what a role built on `listen`.
 pub async fn serve(listen: SocketAddr, served: Served) -> anyhow::Result<Running> {
-    serve_checked(listen, served, Dependencies::default()).await
+    serve_checked(listen, served, Dependencies::default(), None).await
 }
 
-/// [`serve`], its health NOT_SERVING while one of `dependencies` does not answer.
+/// [`serve`], its health NOT_SERVING while one of `dependencies` does not answer, a gRPC
+/// role's calls recorded in `metrics` (the edge's are not recorded yet).
 pub async fn serve_checked(
     listen: SocketAddr,
     served: Served,
     dependencies: Dependencies,
+    metrics: Option<RpcMetrics>,
 ) -> anyhow::Result<Running> {
     match served {
-        Served::Grpc { services, auth } => serve_grpc(listen, services, auth, dependencies).await,
+        Served::Grpc { services, auth } => {
+            serve_grpc(listen, services, auth, dependencies, metrics).await
+        }
         Served::Front(front) => serve_front(listen, front, dependencies).await,
     }
 }
@@ -137,12 +159,14 @@ impl Running {
     }
 }
 
-/// Serves one role's services with health, reflection and the auth layer.
+/// Serves one role's services with health, reflection and the auth layer, its calls
+/// recorded in `metrics`.
 pub async fn serve_grpc(
     listen: SocketAddr,
     services: GrpcServices,
     auth: Authenticator,
     dependencies: Dependencies,
+    metrics: Option<RpcMetrics>,
 ) -> anyhow::Result<Running> {
     let listener = bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -163,6 +187,8 @@ pub async fn serve_grpc(
         .timeout(DEFAULT_REQUEST_TIMEOUT)
         // Room for a client's largest header block plus what the edge adds to it.
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES * 2)
+        // Outermost, so calls the auth layer refuses are counted too.
+        .layer(RpcMetricsLayer::new(metrics))
         .layer(AuthLayer::new(auth))
         // After authentication, so anonymous garbage is not even read.
         .layer(RequestFramingLayer::new(MAX_MESSAGE_BYTES))

@@ -14,6 +14,7 @@ use pos_common::{
     clock::SharedClock,
     ephemeral::SharedEphemeral,
     events::{LocalBus, SharedEventBus},
+    metrics::rpc::RpcMetrics,
     peer::{LateBinding, ServiceCredential},
     role::{KeySource, PeerRole, RoleContext, Served},
     stopping::Stopping,
@@ -22,7 +23,7 @@ use pos_common::{
 use pos_deny_list_sqlite::SqliteDenyList;
 
 use crate::{
-    flags::{ShutdownFlags, peer_roles},
+    flags::{MetricsFlags, ShutdownFlags, peer_roles},
     registry::{ROLES, RegisteredRole},
     startup::{self, Running},
 };
@@ -39,6 +40,8 @@ pub struct UpFlags {
     /// Seed a demo owner, store, menu and tablets, and write demo.json with their tokens.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub metrics: MetricsFlags,
     #[command(flatten)]
     pub shutdown: ShutdownFlags,
 }
@@ -196,6 +199,15 @@ async fn context(
 
 /// Starts every role, each after the roles it calls, and serves the edge on `listen`.
 pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<Stack> {
+    start_measured(plumbing, matches, None).await
+}
+
+/// [`start`], each role's calls recorded in `metrics` as a served role's are.
+pub async fn start_measured(
+    plumbing: Plumbing,
+    matches: &ArgMatches,
+    metrics: Option<RpcMetrics>,
+) -> anyhow::Result<Stack> {
     let issuer = TokenIssuer::new(
         plumbing.signing_key.clone(),
         DEFAULT_ISSUER,
@@ -260,7 +272,7 @@ pub async fn start(plumbing: Plumbing, matches: &ArgMatches) -> anyhow::Result<S
             .with_context(|| format!("cannot start the {} role", role.name()))?;
         match served {
             Served::Grpc { services, auth } => {
-                let peer = startup::in_process(services, auth);
+                let peer = startup::in_process_measured(services, auth, metrics.clone());
                 for binding in unbound.remove(role.name()).unwrap_or_default() {
                     binding.bind(peer.clone());
                 }
@@ -305,7 +317,8 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
         .await
         .context("cannot open the deny-list (revocations.db) in the data dir")?,
     );
-    let stack = start(
+    let (rpc_metrics, _metrics_server) = startup::metrics(flags.metrics.metrics_listen).await?;
+    let stack = start_measured(
         Plumbing {
             listen: flags.listen,
             databases: Databases::SqliteIn(flags.data_dir.clone()),
@@ -318,6 +331,7 @@ pub async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
             clock: pos_common::clock::system(),
         },
         matches,
+        rpc_metrics,
     )
     .await?;
     if flags.demo {

@@ -18,6 +18,7 @@ mod grpc_web;
 mod identity;
 mod kubectl_pos;
 mod malformed_requests;
+mod metrics;
 mod pos_batch;
 mod pos_mesh;
 mod pos_serve;
