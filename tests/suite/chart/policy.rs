@@ -203,7 +203,11 @@ fn only_the_edge_is_reachable_from_outside() {
                         !peer["ipBlock"].is_null() || !peer["namespaceSelector"].is_null()
                     })
                 });
-                if outside {
+                // Scrapers may reach a role's metrics port, and nothing else of it.
+                let metrics_only = rule["ports"]
+                    .as_array()
+                    .is_some_and(|ports| ports.len() == 1 && ports[0]["port"] == "metrics");
+                if outside && !metrics_only {
                     assert_eq!(
                         selector["app.kubernetes.io/component"],
                         "edge",
@@ -522,5 +526,59 @@ fn with_service_keys_the_signing_key_stays_with_the_roles_that_sign() {
                 name(object)
             );
         }
+    }
+}
+
+#[test]
+fn every_role_is_scraped_on_its_metrics_port() {
+    let default = super::Case {
+        name: "default".into(),
+        values: None,
+    };
+    let objects = super::render(&default, "1.30.0", &["metrics.serviceMonitor.enabled=true"]);
+    for deployment in kind(&objects, "Deployment") {
+        let pod = &deployment["spec"]["template"];
+        let annotations = &pod["metadata"]["annotations"];
+        assert_eq!(
+            annotations["prometheus.io/scrape"],
+            "true",
+            "{}",
+            name(deployment)
+        );
+        assert_eq!(annotations["prometheus.io/path"], "/metrics");
+        let container = containers(pod)[0];
+        let port = container["ports"]
+            .as_array()
+            .and_then(|ports| ports.iter().find(|p| p["name"] == "metrics"))
+            .unwrap_or_else(|| panic!("{}: a metrics port", name(deployment)));
+        assert_eq!(
+            annotations["prometheus.io/port"],
+            port["containerPort"].to_string(),
+            "{}",
+            name(deployment)
+        );
+        assert_eq!(
+            env_value(&objects, container, "POS_METRICS_LISTEN"),
+            format!("0.0.0.0:{}", port["containerPort"]),
+            "{}",
+            name(deployment)
+        );
+    }
+    let monitors = kind(&objects, "ServiceMonitor");
+    assert_eq!(monitors.len(), 1);
+    let selector = &monitors[0]["spec"]["selector"]["matchLabels"];
+    let scraped: Vec<&Value> = kind(&objects, "Service")
+        .into_iter()
+        .filter(|service| matches(selector, &service["metadata"]["labels"]))
+        .collect();
+    assert_eq!(scraped.len(), kind(&objects, "Deployment").len());
+    for service in scraped {
+        assert!(
+            service["spec"]["ports"]
+                .as_array()
+                .is_some_and(|ports| ports.iter().any(|p| p["name"] == "metrics")),
+            "{} has a metrics port",
+            name(service)
+        );
     }
 }
