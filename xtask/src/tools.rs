@@ -80,19 +80,29 @@ pub fn buf(cache: &Path) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    let npm = find_on_path("npm")
-        .context("neither `buf` nor `npm` found; install npm with: apt-get install -y npm")?;
-    std::fs::create_dir_all(&prefix)?;
+    npm_install(&prefix, BUF_PACKAGE, &cached, "--version")?;
+    Ok(cached)
+}
+
+/// `npm install --prefix <prefix> <package>`, then checks that `bin <check>` runs.
+pub fn npm_install(prefix: &Path, package: &str, bin: &Path, check: &str) -> Result<()> {
+    let npm = find_on_path("npm").with_context(|| {
+        format!("`npm` not found (needed for {package}); install it with: apt-get install -y npm")
+    })?;
+    std::fs::create_dir_all(prefix)?;
     run(Command::new(npm)
         .arg("install")
         .arg("--prefix")
-        .arg(&prefix)
-        .args(["--no-audit", "--no-fund", "--loglevel=error", BUF_PACKAGE]))
-    .context("npm install of buf failed")?;
-    if !succeeds(Command::new(&cached).arg("--version")) {
-        bail!("buf was installed to {} but does not run", cached.display());
+        .arg(prefix)
+        .args(["--no-audit", "--no-fund", "--loglevel=error", package]))
+    .with_context(|| format!("npm install of {package} failed"))?;
+    if !succeeds(Command::new(bin).arg(check)) {
+        bail!(
+            "{package} was installed to {} but does not run",
+            bin.display()
+        );
     }
-    Ok(cached)
+    Ok(())
 }
 
 /// Runs `buf lint` in `proto/`.

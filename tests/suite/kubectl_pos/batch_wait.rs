@@ -2,18 +2,18 @@
 //! `Failed` condition, prints the outcome and the Job's duration, and exits 0 or 1.
 
 use super::{
-    Kubeconfig,
+    Kubeconfig, Output,
     batch_run::{posted_job, schedules},
     fake_api::{FakeApi, Finish},
     run,
 };
 
-#[tokio::test]
-async fn kubectl_batch_run_wait_exits_0_when_the_job_completes() {
+/// `kubectl pos batch run --job settlement --term day --wait` against a fake API whose
+/// Jobs end as `finish` says.
+async fn run_and_wait(finish: Finish) -> (FakeApi, Output) {
     let api = FakeApi::start(schedules()).await;
-    api.finish_jobs(Finish::Complete { polls: 3 });
+    api.finish_jobs(finish);
     let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-
     let args = [
         "batch",
         "run",
@@ -24,6 +24,12 @@ async fn kubectl_batch_run_wait_exits_0_when_the_job_completes() {
         "--wait",
     ];
     let out = run(kubeconfig.command(), &args).await;
+    (api, out)
+}
+
+#[tokio::test]
+async fn kubectl_batch_run_wait_exits_0_when_the_job_completes() {
+    let (api, out) = run_and_wait(Finish::Complete { polls: 3 }).await;
 
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     let (_, name) = posted_job(&api, "pos-settlement-day");
@@ -43,20 +49,7 @@ async fn kubectl_batch_run_wait_exits_0_when_the_job_completes() {
 
 #[tokio::test]
 async fn kubectl_batch_run_wait_exits_1_when_the_job_fails() {
-    let api = FakeApi::start(schedules()).await;
-    api.finish_jobs(Finish::Failed { polls: 2 });
-    let kubeconfig = Kubeconfig::write(&api.url, &api.url);
-
-    let args = [
-        "batch",
-        "run",
-        "--job",
-        "settlement",
-        "--term",
-        "day",
-        "--wait",
-    ];
-    let out = run(kubeconfig.command(), &args).await;
+    let (api, out) = run_and_wait(Finish::Failed { polls: 2 }).await;
 
     assert_eq!(out.code(), Some(1), "stderr: {}", out.stderr);
     let (_, name) = posted_job(&api, "pos-settlement-day");
